@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# Installs what tuneloop needs from Debian 12's apt, skipping what is already installed.
+# Idempotent; needs root (or sudo) only when something is missing.
+set -euo pipefail
+
+PACKAGES=(
+  build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
+  libfmt-dev nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev
+  libsqlite3-dev libcpp-httplib-dev
+  libopenblas-openmp-dev libopenblas0-pthread
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3-torch python3-numpy python3-jinja2
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+    missing+=("$p")
+  fi
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "setup: all ${#PACKAGES[@]} packages present"
+  exit 0
+fi
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "setup: installing ${missing[*]}"
+$SUDO apt-get update -q
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs what is missing, builds, and runs the whole test suite (fast and slow tiers) with ctest.
+#   scripts/test.sh               the full suite (Release build in ./build)
+#   scripts/test.sh --fast        only the fast tier
+#   scripts/test.sh --sanitize    the suite under ASan+UBSan (separate build in ./build-asan)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+
+dir=build
+cmake_args=()
+ctest_args=(--output-on-failure)
+for a in "$@"; do
+  case "$a" in
+    --fast) ctest_args+=(-L fast) ;;
+    --sanitize) dir=build-asan; cmake_args+=(-DTUNELOOP_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo) ;;
+    *) echo "error: unknown option $a (expected --fast or --sanitize)" >&2; exit 2 ;;
+  esac
+done
+
+bash scripts/build.sh "$dir" "${cmake_args[@]}"
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-$(nproc)}"
+cd "$dir"
+ctest "${ctest_args[@]}" -j "$(nproc)"

@@ -1,0 +1,20 @@
+// The subcommands of the `tuneloop` binary, one file each. Each returns a Status; main() prints
+// `error: <message>` and maps the code to the exit code.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace tl::cli {
+
+using Argv = std::vector<std::string>;
+
+Status cmd_info(const Argv& argv);
+Status cmd_logits(const Argv& argv);
+Status cmd_generate(const Argv& argv);
+Status cmd_tokenize(const Argv& argv);
+Status cmd_demo(const Argv& argv);
+
+}  // namespace tl::cli

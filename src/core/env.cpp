@@ -1,0 +1,18 @@
+#include "core/env.h"
+
+#include <cstdlib>
+#include <thread>
+
+namespace tl {
+
+int configured_thread_count() {
+  if (const char* s = std::getenv("TUNELOOP_THREADS")) {
+    char* end = nullptr;
+    long n = std::strtol(s, &end, 10);
+    if (end != s && *end == '\0' && n > 0 && n <= 1024) return static_cast<int>(n);
+  }
+  unsigned hc = std::thread::hardware_concurrency();
+  return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+}  // namespace tl

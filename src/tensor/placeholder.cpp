@@ -1,0 +1,2 @@
+// Placeholder until the module lands.
+namespace tl::tensor_detail { int placeholder = 0; }
