@@ -1,2 +1,0 @@
-// Placeholder until the module lands.
-namespace tl::io_detail { int placeholder = 0; }

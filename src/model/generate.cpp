@@ -1,0 +1,37 @@
+#include "model/generate.h"
+
+#include <algorithm>
+#include <chrono>
+
+namespace tl {
+
+Result<GenerateResult> generate(const Model& model, std::span<const int32_t> prompt, const GenerateOptions& options,
+                                const std::function<bool(int32_t)>& on_token) {
+  if (prompt.empty()) return invalid_argument("generate: the prompt has no tokens");
+  if (options.max_tokens < 0) return invalid_argument("generate: max_tokens must be >= 0");
+  const std::vector<int32_t>& stops = options.stop_ids.empty() ? model.config().eos_token_ids : options.stop_ids;
+  KvCache cache(model.config(), static_cast<int64_t>(prompt.size()) + options.max_tokens);
+  Sampler sampler(options.sampling);
+  GenerateResult out;
+  std::vector<float> logits;
+  using clock = std::chrono::steady_clock;
+  auto t0 = clock::now();
+  TL_TRY(model.forward(prompt, cache, logits, false));
+  auto t1 = clock::now();
+  out.prefill_seconds = std::chrono::duration<double>(t1 - t0).count();
+  for (int32_t i = 0; i < options.max_tokens; ++i) {
+    int32_t next = sampler.sample(logits);
+    out.tokens.push_back(next);
+    if (on_token && !on_token(next)) break;
+    if (std::find(stops.begin(), stops.end(), next) != stops.end()) {
+      out.stopped_on_eos = true;
+      break;
+    }
+    if (i + 1 == options.max_tokens) break;
+    TL_TRY(model.forward(std::span<const int32_t>(&next, 1), cache, logits, false));
+  }
+  out.decode_seconds = std::chrono::duration<double>(clock::now() - t1).count();
+  return out;
+}
+
+}  // namespace tl

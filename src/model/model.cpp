@@ -1,0 +1,227 @@
+#include "model/model.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "core/check.h"
+#include "core/file.h"
+#include "io/safetensors.h"
+#include "tensor/blas.h"
+#include "tensor/kernels.h"
+#include "tensor/rope.h"
+#include "tensor/thread_pool.h"
+
+namespace tl {
+
+namespace {
+
+// Reads tensor `name`, checks its shape, and returns it as f32 (a view for f32 files, a converted copy
+// otherwise).
+Result<Tensor> load_tensor(const safetensors::ShardedFiles& files, const std::string& dir, const std::string& name,
+                           const std::vector<int64_t>& shape) {
+  auto t = files.tensor(name);
+  if (!t.is_ok()) return t.status().with_context(dir);
+  if (t->shape() != shape) {
+    Tensor expected = Tensor::view(DType::kF32, shape, nullptr, nullptr);
+    return invalid_argument("{}: tensor '{}' has shape {}, but config.json implies {}", dir, name, t->shape_string(),
+                            expected.shape_string());
+  }
+  if (t->dtype() == DType::kF32) return std::move(t).value();
+  return t->to_f32();
+}
+
+// Concatenates f32 matrices along rows into one owned tensor.
+Tensor cat_rows(const std::vector<const Tensor*>& parts) {
+  int64_t rows = 0;
+  const int64_t cols = parts[0]->rank() == 2 ? parts[0]->dim(1) : 1;
+  for (const Tensor* p : parts) rows += p->dim(0);
+  Tensor out = parts[0]->rank() == 2 ? Tensor::zeros(DType::kF32, {rows, cols}) : Tensor::zeros(DType::kF32, {rows});
+  float* dst = out.f32();
+  for (const Tensor* p : parts) {
+    std::memcpy(dst, p->f32(), p->nbytes());
+    dst += p->numel();
+  }
+  return out;
+}
+
+// out (T, N) = in (T, K) W^T (N, K) + bias (N). One token: a parallel GEMV; more: one SGEMM.
+void linear(float* out, const float* in, const Tensor& w, const Tensor& bias, int64_t t, int64_t k, int64_t n) {
+  const float* wp = w.f32();
+  const float* bp = bias.empty() ? nullptr : bias.f32();
+  if (t == 1) {
+    const KernelTable& kt = kernels();
+    ThreadPool::global().parallel_for(
+        n, [&](int64_t b, int64_t e) { kt.gemv_rows(out, wp, in, bp, b, e, k); }, 64);
+    return;
+  }
+  sgemm(false, true, static_cast<int>(t), static_cast<int>(n), static_cast<int>(k), 1.0f, in, static_cast<int>(k),
+        wp, static_cast<int>(k), 0.0f, out, static_cast<int>(n));
+  if (bp) {
+    for (int64_t r = 0; r < t; ++r) {
+      float* row = out + r * n;
+      for (int64_t j = 0; j < n; ++j) row[j] += bp[j];
+    }
+  }
+}
+
+}  // namespace
+
+Result<Model> Model::load(const std::string& dir) {
+  if (!is_directory(dir)) return not_found("{}: not a model directory", dir);
+  TL_ASSIGN_OR_RETURN(ModelConfig c, ModelConfig::load(dir));
+  TL_ASSIGN_OR_RETURN(safetensors::ShardedFiles files, safetensors::ShardedFiles::open(dir));
+  const int64_t C = c.hidden_size, V = c.vocab_size, I = c.intermediate_size, D = c.head_dim;
+  auto w = std::make_shared<ModelWeights>();
+  auto get = [&](const std::string& name, const std::vector<int64_t>& shape) {
+    return load_tensor(files, dir, name, shape);
+  };
+  TL_ASSIGN_OR_RETURN(w->embed, get("model.embed_tokens.weight", {V, C}));
+  TL_ASSIGN_OR_RETURN(w->final_norm, get("model.norm.weight", {C}));
+  if (c.tie_word_embeddings) {
+    w->lm_head = w->embed;
+  } else {
+    TL_ASSIGN_OR_RETURN(w->lm_head, get("lm_head.weight", {V, C}));
+  }
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    LayerWeights L;
+    TL_ASSIGN_OR_RETURN(L.attn_norm, get(p + "input_layernorm.weight", {C}));
+    TL_ASSIGN_OR_RETURN(L.mlp_norm, get(p + "post_attention_layernorm.weight", {C}));
+    TL_ASSIGN_OR_RETURN(Tensor wq, get(p + "self_attn.q_proj.weight", {c.q_dim(), C}));
+    TL_ASSIGN_OR_RETURN(Tensor wk, get(p + "self_attn.k_proj.weight", {c.kv_dim(), C}));
+    TL_ASSIGN_OR_RETURN(Tensor wv, get(p + "self_attn.v_proj.weight", {c.kv_dim(), C}));
+    L.wqkv = cat_rows({&wq, &wk, &wv});
+    if (c.qkv_bias) {
+      TL_ASSIGN_OR_RETURN(Tensor bq, get(p + "self_attn.q_proj.bias", {c.q_dim()}));
+      TL_ASSIGN_OR_RETURN(Tensor bk, get(p + "self_attn.k_proj.bias", {c.kv_dim()}));
+      TL_ASSIGN_OR_RETURN(Tensor bv, get(p + "self_attn.v_proj.bias", {c.kv_dim()}));
+      L.bqkv = cat_rows({&bq, &bk, &bv});
+    }
+    TL_ASSIGN_OR_RETURN(L.wo, get(p + "self_attn.o_proj.weight", {C, c.q_dim()}));
+    if (c.o_bias) {
+    TL_ASSIGN_OR_RETURN(L.bo, get(p + "self_attn.o_proj.bias", {C}));
+  }
+    if (c.qk_norm) {
+      TL_ASSIGN_OR_RETURN(L.q_norm, get(p + "self_attn.q_norm.weight", {D}));
+      TL_ASSIGN_OR_RETURN(L.k_norm, get(p + "self_attn.k_norm.weight", {D}));
+    }
+    TL_ASSIGN_OR_RETURN(Tensor wg, get(p + "mlp.gate_proj.weight", {I, C}));
+    TL_ASSIGN_OR_RETURN(Tensor wu, get(p + "mlp.up_proj.weight", {I, C}));
+    L.w_gate_up = cat_rows({&wg, &wu});
+    TL_ASSIGN_OR_RETURN(L.w_down, get(p + "mlp.down_proj.weight", {C, I}));
+    if (c.mlp_bias) {
+      TL_ASSIGN_OR_RETURN(Tensor bg, get(p + "mlp.gate_proj.bias", {I}));
+      TL_ASSIGN_OR_RETURN(Tensor bu, get(p + "mlp.up_proj.bias", {I}));
+      L.b_gate_up = cat_rows({&bg, &bu});
+      TL_ASSIGN_OR_RETURN(L.b_down, get(p + "mlp.down_proj.bias", {C}));
+    }
+    w->layers.push_back(std::move(L));
+  }
+  Model m = from_weights(std::move(c), ModelWeights());
+  m.weights_ = std::move(w);
+  m.source_dtype_ = files.dominant_dtype();
+  m.dir_ = dir;
+  return m;
+}
+
+Model Model::from_weights(ModelConfig config, ModelWeights weights) {
+  Model m;
+  m.inv_freq_ = rope_inv_freq(config);
+  m.config_ = std::move(config);
+  m.weights_ = std::make_shared<ModelWeights>(std::move(weights));
+  m.source_dtype_ = "F32";
+  return m;
+}
+
+Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& logits,
+                      bool all_logits) const {
+  const ModelConfig& c = config_;
+  const int64_t T = static_cast<int64_t>(tokens.size());
+  if (T == 0) return invalid_argument("forward: no tokens");
+  for (int64_t t = 0; t < T; ++t) {
+    if (tokens[t] < 0 || tokens[t] >= c.vocab_size) {
+      return out_of_range("token id {} at position {} is outside the vocabulary [0, {})", tokens[t], t, c.vocab_size);
+    }
+  }
+  const int64_t p0 = cache.length();
+  if (p0 + T > cache.capacity()) {
+    return resource_exhausted("sequence of {} tokens exceeds the KV cache capacity of {}", p0 + T, cache.capacity());
+  }
+  const int64_t C = c.hidden_size, D = c.head_dim, H = c.num_heads, KV = c.num_kv_heads, I = c.intermediate_size;
+  const int64_t NQKV = (H + 2 * KV) * D;
+  const int64_t cap = cache.capacity();
+  const float eps = static_cast<float>(c.rms_norm_eps);
+  const KernelTable& k = kernels();
+  ThreadPool& pool = ThreadPool::global();
+  const ModelWeights& W = *weights_;
+
+  std::vector<float> x(static_cast<size_t>(T * C)), xn(static_cast<size_t>(T * C)), tmp(static_cast<size_t>(T * C));
+  std::vector<float> qkv(static_cast<size_t>(T * NQKV)), att(static_cast<size_t>(T * H * D));
+  std::vector<float> gate_up(static_cast<size_t>(T * 2 * I)), act(static_cast<size_t>(T * I));
+  std::vector<int32_t> pos(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) {
+    std::memcpy(&x[static_cast<size_t>(t * C)], W.embed.f32() + tokens[t] * C, static_cast<size_t>(C) * 4);
+    pos[static_cast<size_t>(t)] = static_cast<int32_t>(p0 + t);
+  }
+  const float scale = 1.0f / std::sqrt(static_cast<float>(D));
+  const int64_t group = H / KV;
+
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const LayerWeights& L = W.layers[static_cast<size_t>(l)];
+    k.rmsnorm(xn.data(), x.data(), L.attn_norm.f32(), T, C, eps);
+    linear(qkv.data(), xn.data(), L.wqkv, L.bqkv, T, C, NQKV);
+    if (c.qk_norm) {
+      for (int64_t t = 0; t < T; ++t) {
+        float* row = &qkv[static_cast<size_t>(t * NQKV)];
+        k.rmsnorm(row, row, L.q_norm.f32(), H, D, eps);
+        k.rmsnorm(row + H * D, row + H * D, L.k_norm.f32(), KV, D, eps);
+      }
+    }
+    rope_forward(qkv.data(), T, NQKV, H, D, pos.data(), inv_freq_.data());
+    rope_forward(qkv.data() + H * D, T, NQKV, KV, D, pos.data(), inv_freq_.data());
+    for (int64_t g = 0; g < KV; ++g) {
+      float* kt = cache.kt(l, g);
+      float* vc = cache.v(l, g);
+      for (int64_t t = 0; t < T; ++t) {
+        const float* kr = &qkv[static_cast<size_t>(t * NQKV + H * D + g * D)];
+        const float* vr = kr + KV * D;
+        for (int64_t d = 0; d < D; ++d) kt[d * cap + p0 + t] = kr[d];
+        std::memcpy(vc + (p0 + t) * D, vr, static_cast<size_t>(D) * 4);
+      }
+    }
+    pool.parallel_for(T * H, [&](int64_t b, int64_t e) {
+      thread_local std::vector<float> scores;
+      if (scores.size() < static_cast<size_t>(p0 + T)) scores.resize(static_cast<size_t>(p0 + T));
+      for (int64_t item = b; item < e; ++item) {
+        const int64_t t = item / H, h = item % H, g = h / group;
+        const int64_t p = p0 + t;
+        const int64_t begin = c.sliding_window > 0 ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0;
+        k.attend_row(&att[static_cast<size_t>(t * H * D + h * D)], &qkv[static_cast<size_t>(t * NQKV + h * D)],
+                     cache.kt(l, g), cap, cache.v(l, g), D, begin, p + 1, D, scale, scores.data());
+      }
+    });
+    linear(tmp.data(), att.data(), L.wo, L.bo, T, H * D, C);
+    k.axpy(x.data(), 1.0f, tmp.data(), T * C);
+    k.rmsnorm(xn.data(), x.data(), L.mlp_norm.f32(), T, C, eps);
+    linear(gate_up.data(), xn.data(), L.w_gate_up, L.b_gate_up, T, C, 2 * I);
+    pool.parallel_for(T, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float* gu = &gate_up[static_cast<size_t>(t * 2 * I)];
+        k.swiglu(&act[static_cast<size_t>(t * I)], gu, gu + I, I);
+      }
+    });
+    linear(tmp.data(), act.data(), L.w_down, L.b_down, T, I, C);
+    k.axpy(x.data(), 1.0f, tmp.data(), T * C);
+  }
+  cache.length_ = p0 + T;
+
+  const int64_t first = all_logits ? 0 : T - 1;
+  const int64_t rows = T - first;
+  k.rmsnorm(xn.data(), x.data() + first * C, W.final_norm.f32(), rows, C, eps);
+  logits.resize(static_cast<size_t>(rows * c.vocab_size));
+  linear(logits.data(), xn.data(), W.lm_head, Tensor(), rows, C, c.vocab_size);
+  return Status::ok();
+}
+
+}  // namespace tl

@@ -1,0 +1,76 @@
+// Model: a Llama-family transformer loaded from a Hugging Face directory, with the inference forward.
+//
+// Weights are held in f32 (bf16/f16 checkpoints are converted once at load; f32 ones are used straight
+// from the memory map where possible). q/k/v and gate/up projections are fused into one matrix each at
+// load, so a layer is four GEMMs. The forward appends to a KvCache: a prompt is one call (prefill), each
+// generated token another (decode), and both give the same logits as a full-sequence pass.
+//
+// Usage:
+//   TL_ASSIGN_OR_RETURN(tl::Model model, tl::Model::load("models/qwen2.5-0.5b"));
+//   tl::KvCache cache(model.config(), 4096);
+//   std::vector<float> logits;                       // (T, vocab) or (1, vocab)
+//   TL_TRY(model.forward(ids, cache, logits, /*all_logits=*/true));
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+#include "model/config.h"
+#include "model/kv_cache.h"
+#include "tensor/tensor.h"
+
+namespace tl {
+
+// One decoder layer's parameters, all f32. Shapes with C = hidden, D = head_dim, H/KV = heads,
+// I = intermediate.
+struct LayerWeights {
+  Tensor attn_norm;  // (C)
+  Tensor wqkv;       // ((H + 2 KV) D, C): q rows, then k rows, then v rows
+  Tensor bqkv;       // ((H + 2 KV) D) or empty
+  Tensor wo;         // (C, H D)
+  Tensor bo;         // (C) or empty
+  Tensor q_norm;     // (D) or empty (qwen3)
+  Tensor k_norm;     // (D) or empty (qwen3)
+  Tensor mlp_norm;   // (C)
+  Tensor w_gate_up;  // (2 I, C): gate rows, then up rows
+  Tensor b_gate_up;  // (2 I) or empty
+  Tensor w_down;     // (C, I)
+  Tensor b_down;     // (C) or empty
+};
+
+struct ModelWeights {
+  Tensor embed;       // (V, C)
+  Tensor final_norm;  // (C)
+  Tensor lm_head;     // (V, C); shares storage with embed when tied
+  std::vector<LayerWeights> layers;
+};
+
+class Model {
+ public:
+  static Result<Model> load(const std::string& dir);
+  // For tests and benchmarks: a model from a config and weights built in memory.
+  static Model from_weights(ModelConfig config, ModelWeights weights);
+
+  const ModelConfig& config() const { return config_; }
+  const ModelWeights& weights() const { return *weights_; }
+  const std::string& source_dtype() const { return source_dtype_; }
+  const std::string& dir() const { return dir_; }
+
+  // Runs `tokens` at positions cache.length() ... and appends them to the cache. Writes (T, vocab)
+  // logits if all_logits, else the last token's (1, vocab). Errors: ids outside the vocabulary,
+  // cache capacity exceeded.
+  Status forward(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& logits, bool all_logits) const;
+
+ private:
+  ModelConfig config_;
+  std::shared_ptr<ModelWeights> weights_;
+  std::vector<float> inv_freq_;
+  std::string source_dtype_;
+  std::string dir_;
+};
+
+}  // namespace tl

@@ -1,0 +1,292 @@
+// Kernel bodies written once over a vector type V, compiled three times: kernels_avx512.cpp (V = 16
+// floats), kernels_avx2.cpp (8 floats, FMA) and kernels_scalar.cpp (1 float). Each includes this file in
+// its own translation unit with its own -m flags; everything here has internal linkage (anonymous
+// namespace) so the three copies never merge at link time (which would be an ODR violation that could run
+// AVX-512 code on a CPU without it).
+//
+// Tails shorter than V::W fall back to the scalar type S inside the same function, using the same exp
+// polynomial, so a row is computed the same way whatever its length.
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+
+#include "tensor/kernels.h"
+
+#if defined(TL_ISA_AVX512) || defined(TL_ISA_AVX2)
+#include <immintrin.h>
+#endif
+
+namespace {
+
+struct VScalar {
+  using R = float;
+  static constexpr int W = 1;
+  static R zero() { return 0.0f; }
+  static R set1(float x) { return x; }
+  static R load(const float* p) { return *p; }
+  static void store(float* p, R v) { *p = v; }
+  static R add(R a, R b) { return a + b; }
+  static R sub(R a, R b) { return a - b; }
+  static R mul(R a, R b) { return a * b; }
+  static R div(R a, R b) { return a / b; }
+  static R fmadd(R a, R b, R c) { return std::fma(a, b, c); }
+  static R max(R a, R b) { return a > b ? a : b; }
+  static float hsum(R a) { return a; }
+  static float hmax(R a) { return a; }
+  // Cephes-style expf: range reduction by ln2 (split constant) and a degree-5 polynomial, ~1 ulp.
+  // Inputs are clamped to [-87.3, 88] in every ISA so results agree across them; below -87.3 gives 0.
+  static R exp(R x) {
+    if (x < -87.3365447504019f) return 0.0f;  // below FLT_MIN: flush to zero, as every ISA does
+    x = std::min(88.0f, x);
+    float fx = std::nearbyint(x * 1.44269504088896341f);
+    x = x - fx * 0.693359375f;
+    x = x + fx * 2.12194440e-4f;
+    float y = 1.9875691500e-4f;
+    y = std::fma(y, x, 1.3981999507e-3f);
+    y = std::fma(y, x, 8.3334519073e-3f);
+    y = std::fma(y, x, 4.1665795894e-2f);
+    y = std::fma(y, x, 1.6666665459e-1f);
+    y = std::fma(y, x, 5.0000001201e-1f);
+    y = std::fma(y, x * x, x + 1.0f);
+    return std::ldexp(y, static_cast<int>(fx));
+  }
+};
+
+#if defined(TL_ISA_AVX512)
+struct VVec {
+  using R = __m512;
+  static constexpr int W = 16;
+  static R zero() { return _mm512_setzero_ps(); }
+  static R set1(float x) { return _mm512_set1_ps(x); }
+  static R load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static R add(R a, R b) { return _mm512_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
+  static R div(R a, R b) { return _mm512_div_ps(a, b); }
+  static R fmadd(R a, R b, R c) { return _mm512_fmadd_ps(a, b, c); }
+  static R max(R a, R b) { return _mm512_max_ps(a, b); }
+  static float hsum(R a) {
+    __m256 h = _mm256_add_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float hmax(R a) {
+    __m256 h = _mm256_max_ps(_mm512_castps512_ps256(a), _mm512_extractf32x8_ps(a, 1));
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static R exp(R x) {
+    const __mmask16 tiny = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.3365447504019f), _CMP_LT_OQ);
+    x = _mm512_min_ps(_mm512_set1_ps(88.0f), _mm512_max_ps(_mm512_set1_ps(-87.3365447504019f), x));
+    R fx = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(1.44269504088896341f)),
+                                _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm512_fnmadd_ps(fx, _mm512_set1_ps(0.693359375f), x);
+    x = _mm512_fmadd_ps(fx, _mm512_set1_ps(2.12194440e-4f), x);
+    R y = _mm512_set1_ps(1.9875691500e-4f);
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.3981999507e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(8.3334519073e-3f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(4.1665795894e-2f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(1.6666665459e-1f));
+    y = _mm512_fmadd_ps(y, x, _mm512_set1_ps(5.0000001201e-1f));
+    y = _mm512_fmadd_ps(y, _mm512_mul_ps(x, x), _mm512_add_ps(x, _mm512_set1_ps(1.0f)));
+    return _mm512_maskz_mov_ps(static_cast<__mmask16>(~tiny), _mm512_scalef_ps(y, fx));
+  }
+};
+#elif defined(TL_ISA_AVX2)
+struct VVec {
+  using R = __m256;
+  static constexpr int W = 8;
+  static R zero() { return _mm256_setzero_ps(); }
+  static R set1(float x) { return _mm256_set1_ps(x); }
+  static R load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static R add(R a, R b) { return _mm256_add_ps(a, b); }
+  static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
+  static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
+  static R div(R a, R b) { return _mm256_div_ps(a, b); }
+  static R fmadd(R a, R b, R c) { return _mm256_fmadd_ps(a, b, c); }
+  static R max(R a, R b) { return _mm256_max_ps(a, b); }
+  static float hsum(R a) {
+    __m128 s = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_add_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static float hmax(R a) {
+    __m128 s = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    s = _mm_max_ps(s, _mm_movehl_ps(s, s));
+    s = _mm_max_ss(s, _mm_movehdup_ps(s));
+    return _mm_cvtss_f32(s);
+  }
+  static R exp(R x) {
+    const R keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.3365447504019f), _CMP_GE_OQ);
+    x = _mm256_min_ps(_mm256_set1_ps(88.0f), _mm256_max_ps(_mm256_set1_ps(-87.3365447504019f), x));
+    R fx = _mm256_round_ps(_mm256_mul_ps(x, _mm256_set1_ps(1.44269504088896341f)),
+                           _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    x = _mm256_fnmadd_ps(fx, _mm256_set1_ps(0.693359375f), x);
+    x = _mm256_fmadd_ps(fx, _mm256_set1_ps(2.12194440e-4f), x);
+    R y = _mm256_set1_ps(1.9875691500e-4f);
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.3981999507e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(8.3334519073e-3f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(4.1665795894e-2f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(1.6666665459e-1f));
+    y = _mm256_fmadd_ps(y, x, _mm256_set1_ps(5.0000001201e-1f));
+    y = _mm256_fmadd_ps(y, _mm256_mul_ps(x, x), _mm256_add_ps(x, _mm256_set1_ps(1.0f)));
+    // 2^fx: build the exponent bits directly; the clamp to [-87.3, 88] keeps fx in [-126, 127].
+    __m256i e = _mm256_slli_epi32(_mm256_add_epi32(_mm256_cvtps_epi32(fx), _mm256_set1_epi32(127)), 23);
+    R scale = _mm256_castsi256_ps(e);
+    return _mm256_and_ps(keep, _mm256_mul_ps(y, scale));
+  }
+};
+#else
+using VVec = VScalar;
+#endif
+
+using V = VVec;
+using S = VScalar;
+
+float k_dot(const float* a, const float* b, int64_t n) {
+  int64_t i = 0;
+  V::R acc0 = V::zero(), acc1 = V::zero(), acc2 = V::zero(), acc3 = V::zero();
+  if constexpr (V::W > 1) {
+    for (; i + 4 * V::W <= n; i += 4 * V::W) {
+      acc0 = V::fmadd(V::load(a + i), V::load(b + i), acc0);
+      acc1 = V::fmadd(V::load(a + i + V::W), V::load(b + i + V::W), acc1);
+      acc2 = V::fmadd(V::load(a + i + 2 * V::W), V::load(b + i + 2 * V::W), acc2);
+      acc3 = V::fmadd(V::load(a + i + 3 * V::W), V::load(b + i + 3 * V::W), acc3);
+    }
+    for (; i + V::W <= n; i += V::W) acc0 = V::fmadd(V::load(a + i), V::load(b + i), acc0);
+  }
+  float s = V::hsum(V::add(V::add(acc0, acc1), V::add(acc2, acc3)));
+  for (; i < n; ++i) s = std::fma(a[i], b[i], s);
+  return s;
+}
+
+// y += a * x
+void k_axpy(float* y, float a, const float* x, int64_t n) {
+  int64_t i = 0;
+  V::R av = V::set1(a);
+  for (; i + V::W <= n; i += V::W) V::store(y + i, V::fmadd(av, V::load(x + i), V::load(y + i)));
+  for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
+}
+
+// HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w, in f32.
+void k_rmsnorm(float* out, const float* in, const float* w, int64_t rows, int64_t dim, float eps) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* x = in + r * dim;
+    float* y = out + r * dim;
+    float ss = k_dot(x, x, dim);
+    float inv = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+    int64_t i = 0;
+    V::R iv = V::set1(inv);
+    for (; i + V::W <= dim; i += V::W) V::store(y + i, V::mul(V::load(w + i), V::mul(V::load(x + i), iv)));
+    for (; i < dim; ++i) y[i] = w[i] * (x[i] * inv);
+  }
+}
+
+// out = silu(gate) * up, silu(g) = g / (1 + exp(-g))
+void k_swiglu(float* out, const float* gate, const float* up, int64_t n) {
+  int64_t i = 0;
+  V::R one = V::set1(1.0f), zero = V::zero();
+  for (; i + V::W <= n; i += V::W) {
+    V::R g = V::load(gate + i);
+    V::R s = V::div(g, V::add(one, V::exp(V::sub(zero, g))));
+    V::store(out + i, V::mul(s, V::load(up + i)));
+  }
+  for (; i < n; ++i) {
+    float g = gate[i];
+    out[i] = g / (1.0f + S::exp(-g)) * up[i];
+  }
+}
+
+// In-place softmax over x[0..n); returns nothing. Uses max subtraction like torch.
+void k_softmax(float* x, int64_t n) {
+  if (n <= 0) return;
+  int64_t i = 0;
+  V::R mv = V::set1(-INFINITY);
+  for (; i + V::W <= n; i += V::W) mv = V::max(mv, V::load(x + i));
+  float m = V::hmax(mv);
+  for (; i < n; ++i) m = std::max(m, x[i]);
+  V::R mb = V::set1(m), sv = V::zero();
+  for (i = 0; i + V::W <= n; i += V::W) {
+    V::R e = V::exp(V::sub(V::load(x + i), mb));
+    V::store(x + i, e);
+    sv = V::add(sv, e);
+  }
+  float s = V::hsum(sv);
+  for (; i < n; ++i) {
+    x[i] = S::exp(x[i] - m);
+    s += x[i];
+  }
+  float inv = 1.0f / s;
+  V::R iv = V::set1(inv);
+  for (i = 0; i + V::W <= n; i += V::W) V::store(x + i, V::mul(V::load(x + i), iv));
+  for (; i < n; ++i) x[i] *= inv;
+}
+
+// y[r] = dot(W[r, :], x) (+ bias[r]) for r in [r0, r1). Four rows at a time share the loads of x.
+void k_gemv_rows(float* y, const float* w, const float* x, const float* bias, int64_t r0, int64_t r1, int64_t cols) {
+  int64_t r = r0;
+  for (; r + 4 <= r1; r += 4) {
+    const float* w0 = w + r * cols;
+    const float* w1 = w0 + cols;
+    const float* w2 = w1 + cols;
+    const float* w3 = w2 + cols;
+    V::R a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
+    int64_t i = 0;
+    for (; i + V::W <= cols; i += V::W) {
+      V::R xv = V::load(x + i);
+      a0 = V::fmadd(V::load(w0 + i), xv, a0);
+      a1 = V::fmadd(V::load(w1 + i), xv, a1);
+      a2 = V::fmadd(V::load(w2 + i), xv, a2);
+      a3 = V::fmadd(V::load(w3 + i), xv, a3);
+    }
+    float s0 = V::hsum(a0), s1 = V::hsum(a1), s2 = V::hsum(a2), s3 = V::hsum(a3);
+    for (; i < cols; ++i) {
+      s0 = std::fma(w0[i], x[i], s0);
+      s1 = std::fma(w1[i], x[i], s1);
+      s2 = std::fma(w2[i], x[i], s2);
+      s3 = std::fma(w3[i], x[i], s3);
+    }
+    if (bias) {
+      s0 += bias[r];
+      s1 += bias[r + 1];
+      s2 += bias[r + 2];
+      s3 += bias[r + 3];
+    }
+    y[r] = s0;
+    y[r + 1] = s1;
+    y[r + 2] = s2;
+    y[r + 3] = s3;
+  }
+  for (; r < r1; ++r) y[r] = k_dot(w + r * cols, x, cols) + (bias ? bias[r] : 0.0f);
+}
+
+// One query row of causal attention against keys [0, n_keys):
+//   scores[j] = scale * q . K[j]     with K stored transposed: kt[d * ldk + j]
+//   p = softmax(scores); out = sum_j p[j] * V[j]   with V rows at v + j * ldv
+// `scores` is scratch of at least n_keys floats. Keys outside [key_begin, n_keys) are masked.
+void k_attend_row(float* out, const float* q, const float* kt, int64_t ldk, const float* v, int64_t ldv,
+                  int64_t key_begin, int64_t n_keys, int64_t head_dim, float scale, float* scores) {
+  const int64_t n = n_keys - key_begin;
+  float* s = scores;
+  std::fill(s, s + n, 0.0f);
+  for (int64_t d = 0; d < head_dim; ++d) k_axpy(s, q[d] * scale, kt + d * ldk + key_begin, n);
+  k_softmax(s, n);
+  std::fill(out, out + head_dim, 0.0f);
+  for (int64_t j = 0; j < n; ++j) k_axpy(out, s[j], v + (key_begin + j) * ldv, head_dim);
+}
+
+const tl::KernelTable kTable = {
+    k_dot, k_axpy, k_rmsnorm, k_swiglu, k_softmax, k_gemv_rows, k_attend_row,
+};
+
+}  // namespace

@@ -1,0 +1,47 @@
+// CPU kernels of the engine: plain functions over explicit buffers (outputs first, then inputs, then
+// sizes), vectorised for AVX-512 and AVX2+FMA with a scalar fallback, chosen once at run time from the
+// CPU's features (override with TUNELOOP_ISA=avx512|avx2|scalar, for tests and comparisons).
+//
+// Shapes are in comments as (rows, cols); all buffers are row-major f32.
+//
+// Usage:
+//   const tl::KernelTable& k = tl::kernels();
+//   k.rmsnorm(out, x, w, T, C, eps);
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tl {
+
+enum class Isa { kScalar, kAvx2, kAvx512 };
+
+struct KernelTable {
+  // sum_i a[i] * b[i]
+  float (*dot)(const float* a, const float* b, int64_t n);
+  // y[i] += alpha * x[i]
+  void (*axpy)(float* y, float alpha, const float* x, int64_t n);
+  // out (rows, dim) = in * rsqrt(mean(in^2) + eps) * w (dim)      [HF LlamaRMSNorm, f32]
+  void (*rmsnorm)(float* out, const float* in, const float* w, int64_t rows, int64_t dim, float eps);
+  // out (n) = silu(gate) * up
+  void (*swiglu)(float* out, const float* gate, const float* up, int64_t n);
+  // x (n) = softmax(x), max-subtracted
+  void (*softmax)(float* x, int64_t n);
+  // y[r] = W[r, :] . x + bias[r] for r in [r0, r1); W (rows, cols); bias may be null
+  void (*gemv_rows)(float* y, const float* w, const float* x, const float* bias, int64_t r0, int64_t r1,
+                    int64_t cols);
+  // One query row of attention over keys [key_begin, n_keys): out (head_dim) = softmax(scale q.K^T) V.
+  // K is stored transposed, kt[d * ldk + j]; V rows at v + j * ldv; scores: scratch of n_keys floats.
+  void (*attend_row)(float* out, const float* q, const float* kt, int64_t ldk, const float* v, int64_t ldv,
+                     int64_t key_begin, int64_t n_keys, int64_t head_dim, float scale, float* scores);
+};
+
+// The table for the best ISA this CPU supports (or TUNELOOP_ISA).
+const KernelTable& kernels();
+// A specific table; falls back to scalar if the CPU lacks the ISA.
+const KernelTable& kernels_for(Isa isa);
+bool cpu_supports(Isa isa);
+Isa active_isa();
+const char* isa_name(Isa isa);
+
+}  // namespace tl

@@ -1,0 +1,177 @@
+// Every ISA's kernels against naive double-precision references, and the BLAS path against a triple loop.
+#include "tensor/kernels.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+#include <vector>
+
+#include "tensor/blas.h"
+#include "tensor/rope.h"
+#include "tensor/thread_pool.h"
+
+namespace tl {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, scale);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+class Kernels : public ::testing::TestWithParam<Isa> {
+ protected:
+  void SetUp() override {
+    if (!cpu_supports(GetParam())) GTEST_SKIP() << isa_name(GetParam()) << " not supported by this CPU";
+  }
+  const KernelTable& k() { return kernels_for(GetParam()); }
+};
+
+// Lengths that exercise full vectors, unrolled blocks and every tail.
+const int64_t kLengths[] = {1, 7, 16, 17, 64, 100, 1031};
+
+TEST_P(Kernels, DotAndAxpy) {
+  for (int64_t n : kLengths) {
+    auto a = randn(static_cast<size_t>(n), 1), b = randn(static_cast<size_t>(n), 2);
+    double ref = 0;
+    for (int64_t i = 0; i < n; ++i) ref += static_cast<double>(a[static_cast<size_t>(i)]) * b[static_cast<size_t>(i)];
+    EXPECT_NEAR(k().dot(a.data(), b.data(), n), ref, 1e-5 * std::sqrt(static_cast<double>(n)) + 1e-6) << n;
+    auto y = b;
+    k().axpy(y.data(), 0.5f, a.data(), n);
+    for (int64_t i = 0; i < n; ++i) EXPECT_NEAR(y[static_cast<size_t>(i)], b[static_cast<size_t>(i)] + 0.5 * a[static_cast<size_t>(i)], 1e-6);
+  }
+}
+
+TEST_P(Kernels, RmsNorm) {
+  for (int64_t n : kLengths) {
+    auto x = randn(static_cast<size_t>(3 * n), 3), w = randn(static_cast<size_t>(n), 4);
+    std::vector<float> out(x.size());
+    k().rmsnorm(out.data(), x.data(), w.data(), 3, n, 1e-6f);
+    for (int64_t r = 0; r < 3; ++r) {
+      double ss = 0;
+      for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[static_cast<size_t>(r * n + i)]) * x[static_cast<size_t>(r * n + i)];
+      double inv = 1.0 / std::sqrt(ss / static_cast<double>(n) + 1e-6);
+      for (int64_t i = 0; i < n; ++i) {
+        double ref = w[static_cast<size_t>(i)] * x[static_cast<size_t>(r * n + i)] * inv;
+        EXPECT_NEAR(out[static_cast<size_t>(r * n + i)], ref, 1e-5 * (1 + std::fabs(ref)));
+      }
+    }
+  }
+}
+
+TEST_P(Kernels, SwiGluAndSoftmax) {
+  for (int64_t n : kLengths) {
+    auto g = randn(static_cast<size_t>(n), 5, 4.0f), u = randn(static_cast<size_t>(n), 6);
+    std::vector<float> out(static_cast<size_t>(n));
+    k().swiglu(out.data(), g.data(), u.data(), n);
+    for (int64_t i = 0; i < n; ++i) {
+      double gd = g[static_cast<size_t>(i)];
+      double ref = gd / (1 + std::exp(-gd)) * u[static_cast<size_t>(i)];
+      EXPECT_NEAR(out[static_cast<size_t>(i)], ref, 2e-6 * (1 + std::fabs(ref)));
+    }
+    auto s = randn(static_cast<size_t>(n), 7, 10.0f);
+    auto ref_in = s;
+    k().softmax(s.data(), n);
+    double mx = -1e30, sum = 0;
+    for (float v : ref_in) mx = std::max(mx, static_cast<double>(v));
+    for (float v : ref_in) sum += std::exp(v - mx);
+    for (int64_t i = 0; i < n; ++i) {
+      double ref = std::exp(ref_in[static_cast<size_t>(i)] - mx) / sum;
+      EXPECT_NEAR(s[static_cast<size_t>(i)], ref, 1e-6 + 1e-5 * ref);
+    }
+  }
+  std::vector<float> extreme = {-1000.0f, 0.0f, 1000.0f};
+  k().softmax(extreme.data(), 3);
+  EXPECT_EQ(extreme[2], 1.0f);
+  EXPECT_EQ(extreme[0], 0.0f);
+}
+
+TEST_P(Kernels, GemvRows) {
+  const int64_t rows = 37, cols = 83;
+  auto w = randn(static_cast<size_t>(rows * cols), 8), x = randn(static_cast<size_t>(cols), 9),
+       b = randn(static_cast<size_t>(rows), 10);
+  std::vector<float> y(static_cast<size_t>(rows), -7.0f);
+  k().gemv_rows(y.data(), w.data(), x.data(), b.data(), 3, rows, cols);
+  EXPECT_EQ(y[0], -7.0f);  // rows outside [r0, r1) untouched
+  for (int64_t r = 3; r < rows; ++r) {
+    double ref = b[static_cast<size_t>(r)];
+    for (int64_t c = 0; c < cols; ++c) ref += static_cast<double>(w[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(c)];
+    EXPECT_NEAR(y[static_cast<size_t>(r)], ref, 1e-4);
+  }
+}
+
+TEST_P(Kernels, AttendRowMatchesNaiveAttention) {
+  const int64_t D = 24, L = 45, ldk = 64, begin = 5;
+  auto q = randn(D, 11), kt = randn(static_cast<size_t>(D * ldk), 12), v = randn(static_cast<size_t>(L * D), 13);
+  std::vector<float> out(D), scores(L);
+  const float scale = 0.2f;
+  k().attend_row(out.data(), q.data(), kt.data(), ldk, v.data(), D, begin, L, D, scale, scores.data());
+  std::vector<double> p(L, 0.0);
+  double mx = -1e30, sum = 0;
+  for (int64_t j = begin; j < L; ++j) {
+    double s = 0;
+    for (int64_t d = 0; d < D; ++d) s += static_cast<double>(q[static_cast<size_t>(d)]) * kt[static_cast<size_t>(d * ldk + j)];
+    p[static_cast<size_t>(j)] = s * scale;
+    mx = std::max(mx, p[static_cast<size_t>(j)]);
+  }
+  for (int64_t j = begin; j < L; ++j) sum += (p[static_cast<size_t>(j)] = std::exp(p[static_cast<size_t>(j)] - mx));
+  for (int64_t d = 0; d < D; ++d) {
+    double ref = 0;
+    for (int64_t j = begin; j < L; ++j) ref += p[static_cast<size_t>(j)] / sum * v[static_cast<size_t>(j * D + d)];
+    EXPECT_NEAR(out[static_cast<size_t>(d)], ref, 1e-5);
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(AllIsas, Kernels, ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512),
+                         [](const auto& p) { return std::string(isa_name(p.param)); });
+
+TEST(Blas, SgemmMatchesNaiveForAllTransposes) {
+  const int m = 33, n = 47, kk = 29;
+  for (bool ta : {false, true}) {
+    for (bool tb : {false, true}) {
+      auto a = randn(static_cast<size_t>(m * kk), 20), b = randn(static_cast<size_t>(kk * n), 21);
+      std::vector<float> c1(static_cast<size_t>(m * n), 1.0f), c2 = c1;
+      int lda = ta ? m : kk, ldb = tb ? kk : n;
+      sgemm(ta, tb, m, n, kk, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, c1.data(), n);
+      sgemm_naive(ta, tb, m, n, kk, 0.5f, a.data(), lda, b.data(), ldb, 2.0f, c2.data(), n);
+      for (size_t i = 0; i < c1.size(); ++i) EXPECT_NEAR(c1[i], c2[i], 1e-4) << ta << tb;
+    }
+  }
+}
+
+TEST(Blas, LoadsOpenBlasOnItsFastKernels) {
+  const BlasInfo& info = blas_info();
+  ASSERT_NE(info.library, "builtin") << "OpenBLAS not found; install libopenblas-openmp-dev";
+  if (cpu_supports(Isa::kAvx512)) {
+    EXPECT_EQ(info.core, "SkylakeX");
+  }
+}
+
+TEST(Rope, RotateHalfConvention) {
+  // One head of D=4 at position 1 with inv_freq {1, 0.5}: pairs (x0, x2) and (x1, x3) rotate.
+  std::vector<float> x = {1, 2, 3, 4};
+  float inv[2] = {1.0f, 0.5f};
+  int32_t pos = 1;
+  rope_forward(x.data(), 1, 4, 1, 4, &pos, inv);
+  EXPECT_NEAR(x[0], 1 * std::cos(1.0) - 3 * std::sin(1.0), 1e-6);
+  EXPECT_NEAR(x[2], 3 * std::cos(1.0) + 1 * std::sin(1.0), 1e-6);
+  EXPECT_NEAR(x[1], 2 * std::cos(0.5) - 4 * std::sin(0.5), 1e-6);
+  EXPECT_NEAR(x[3], 4 * std::cos(0.5) + 2 * std::sin(0.5), 1e-6);
+}
+
+TEST(ThreadPool, CoversRangeExactlyOnce) {
+  ThreadPool pool(3);
+  std::vector<int> hits(1000, 0);
+  for (int rep = 0; rep < 50; ++rep) {
+    pool.parallel_for(1000, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) hits[static_cast<size_t>(i)]++;
+    });
+  }
+  for (int h : hits) EXPECT_EQ(h, 50);
+}
+
+}  // namespace
+}  // namespace tl
