@@ -45,7 +45,7 @@ Status cmd_demo(const Argv& argv) {
   if (file_exists(dir + "/config.json") && file_exists(dir + "/model.safetensors")) {
     std::printf("reusing %s\n", dir.c_str());
   } else {
-    TL_TRY(write_random_model(dir, demo_config(), 42, 1.0f));
+    TL_TRY(write_random_model(dir, demo_config(), 42));
     std::printf("wrote a random-weight Qwen2-shaped model to %s (config.json + model.safetensors)\n", dir.c_str());
   }
   std::printf("[2/3] info:\n");
