@@ -150,7 +150,7 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
   }
   const int64_t C = c.hidden_size, D = c.head_dim, H = c.num_heads, KV = c.num_kv_heads, I = c.intermediate_size;
   const int64_t NQKV = (H + 2 * KV) * D;
-  const int64_t cap = cache.capacity();
+  const int64_t kstride = cache.stride();
   const float eps = static_cast<float>(c.rms_norm_eps);
   const KernelTable& k = kernels();
   ThreadPool& pool = ThreadPool::global();
@@ -164,6 +164,7 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
     std::memcpy(&x[static_cast<size_t>(t * C)], W.embed.f32() + tokens[t] * C, static_cast<size_t>(C) * 4);
     pos[static_cast<size_t>(t)] = static_cast<int32_t>(p0 + t);
   }
+  const RopeTable rope = rope_table(pos.data(), T, inv_freq_.data(), D);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t group = H / KV;
 
@@ -178,27 +179,29 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
         k.rmsnorm(row + H * D, row + H * D, L.k_norm.f32(), KV, D, eps);
       }
     }
-    rope_forward(qkv.data(), T, NQKV, H, D, pos.data(), inv_freq_.data());
-    rope_forward(qkv.data() + H * D, T, NQKV, KV, D, pos.data(), inv_freq_.data());
+    rope_apply(qkv.data(), T, NQKV, H, D, rope);
+    rope_apply(qkv.data() + H * D, T, NQKV, KV, D, rope);
     for (int64_t g = 0; g < KV; ++g) {
       float* kt = cache.kt(l, g);
       float* vc = cache.v(l, g);
       for (int64_t t = 0; t < T; ++t) {
         const float* kr = &qkv[static_cast<size_t>(t * NQKV + H * D + g * D)];
         const float* vr = kr + KV * D;
-        for (int64_t d = 0; d < D; ++d) kt[d * cap + p0 + t] = kr[d];
+        for (int64_t d = 0; d < D; ++d) kt[d * kstride + p0 + t] = kr[d];
         std::memcpy(vc + (p0 + t) * D, vr, static_cast<size_t>(D) * 4);
       }
     }
-    pool.parallel_for(T * H, [&](int64_t b, int64_t e) {
+    pool.parallel_for(T * KV, [&](int64_t b, int64_t e) {
       thread_local std::vector<float> scores;
-      if (scores.size() < static_cast<size_t>(p0 + T)) scores.resize(static_cast<size_t>(p0 + T));
+      const size_t need = static_cast<size_t>(group * (p0 + T + 16));
+      if (scores.size() < need) scores.resize(need);
       for (int64_t item = b; item < e; ++item) {
-        const int64_t t = item / H, h = item % H, g = h / group;
+        const int64_t t = item / KV, g = item % KV;
         const int64_t p = p0 + t;
         const int64_t begin = c.sliding_window > 0 ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0;
-        k.attend_row(&att[static_cast<size_t>(t * H * D + h * D)], &qkv[static_cast<size_t>(t * NQKV + h * D)],
-                     cache.kt(l, g), cap, cache.v(l, g), D, begin, p + 1, D, scale, scores.data());
+        k.attend_group(&att[static_cast<size_t>(t * H * D + g * group * D)], D,
+                       &qkv[static_cast<size_t>(t * NQKV + g * group * D)], D, group, cache.kt(l, g), kstride,
+                       cache.v(l, g), D, begin, p + 1, D, scale, scores.data());
       }
     });
     linear(tmp.data(), att.data(), L.wo, L.bo, T, H * D, C);

@@ -34,6 +34,12 @@ struct KernelTable {
   // K is stored transposed, kt[d * ldk + j]; V rows at v + j * ldv; scores: scratch of n_keys floats.
   void (*attend_row)(float* out, const float* q, const float* kt, int64_t ldk, const float* v, int64_t ldv,
                      int64_t key_begin, int64_t n_keys, int64_t head_dim, float scale, float* scores);
+  // attend_row for `n_heads` query heads sharing one KV head (grouped-query attention): query h at
+  // q + h * q_stride, output at out + h * out_stride. K must stay readable (finite) for 15 columns past
+  // n_keys (KvCache pads for this). scores: scratch of n_heads * (n_keys + 16) floats.
+  void (*attend_group)(float* out, int64_t out_stride, const float* q, int64_t q_stride, int64_t n_heads,
+                       const float* kt, int64_t ldk, const float* v, int64_t ldv, int64_t key_begin, int64_t n_keys,
+                       int64_t head_dim, float scale, float* scores);
 };
 
 // The table for the best ISA this CPU supports (or TUNELOOP_ISA).

@@ -175,3 +175,33 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
 
 }  // namespace
 }  // namespace tl
+
+namespace tl {
+namespace {
+
+TEST(AttendGroup, MatchesRowAtATimeForEveryIsaAndGroupSize) {
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (!cpu_supports(isa)) continue;
+    const KernelTable& k = kernels_for(isa);
+    for (int64_t D : {8, 16, 64}) {
+      for (int64_t heads : {1, 2, 3, 4, 7}) {
+        const int64_t L = 37, ldk = L + 16, begin = 3;
+        auto q = randn(static_cast<size_t>(heads * D), 30), kt = randn(static_cast<size_t>(D * ldk), 31),
+             v = randn(static_cast<size_t>(L * D), 32);
+        std::vector<float> out(static_cast<size_t>(heads * D)), ref(static_cast<size_t>(D)),
+            scores(static_cast<size_t>(heads * (L + 16)));
+        k.attend_group(out.data(), D, q.data(), D, heads, kt.data(), ldk, v.data(), D, begin, L, D, 0.125f,
+                       scores.data());
+        for (int64_t h = 0; h < heads; ++h) {
+          k.attend_row(ref.data(), q.data() + h * D, kt.data(), ldk, v.data(), D, begin, L, D, 0.125f, scores.data());
+          for (int64_t d = 0; d < D; ++d)
+            EXPECT_NEAR(out[static_cast<size_t>(h * D + d)], ref[static_cast<size_t>(d)], 1e-5)
+                << isa_name(isa) << " D=" << D << " heads=" << heads;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+}  // namespace tl

@@ -285,8 +285,63 @@ void k_attend_row(float* out, const float* q, const float* kt, int64_t ldk, cons
   for (int64_t j = 0; j < n; ++j) k_axpy(out, s[j], v + (key_begin + j) * ldv, head_dim);
 }
 
+// G query heads that share one KV head, against keys [key_begin, n_keys). Scores for W keys at a time
+// are accumulated in registers over d (one load of K feeds G FMAs); the weighted sum keeps the output in
+// registers over keys (one load of V feeds G FMAs). Reads K up to W-1 columns past n_keys: the cache
+// pads its capacity for that and those scores are never used.
+template <int G>
+void attend_heads(float* out, int64_t out_stride, const float* q, int64_t q_stride, const float* kt, int64_t ldk,
+                  const float* v, int64_t ldv, int64_t key_begin, int64_t n_keys, int64_t head_dim, float scale,
+                  float* scores) {
+  const int64_t n = n_keys - key_begin;
+  const int64_t n_pad = (n + V::W - 1) / V::W * V::W;
+  const float* k0 = kt + key_begin;
+  for (int64_t j = 0; j < n_pad; j += V::W) {
+    V::R acc[G];
+    for (int g = 0; g < G; ++g) acc[g] = V::zero();
+    for (int64_t d = 0; d < head_dim; ++d) {
+      V::R kv = V::load(k0 + d * ldk + j);
+      for (int g = 0; g < G; ++g) acc[g] = V::fmadd(V::set1(q[g * q_stride + d] * scale), kv, acc[g]);
+    }
+    for (int g = 0; g < G; ++g) V::store(scores + g * n_pad + j, acc[g]);
+  }
+  for (int g = 0; g < G; ++g) k_softmax(scores + g * n_pad, n);
+  const float* v0 = v + key_begin * ldv;
+  for (int64_t d = 0; d < head_dim; d += V::W) {
+    V::R acc[G];
+    for (int g = 0; g < G; ++g) acc[g] = V::zero();
+    for (int64_t j = 0; j < n; ++j) {
+      V::R vv = V::load(v0 + j * ldv + d);
+      for (int g = 0; g < G; ++g) acc[g] = V::fmadd(V::set1(scores[g * n_pad + j]), vv, acc[g]);
+    }
+    for (int g = 0; g < G; ++g) V::store(out + g * out_stride + d, acc[g]);
+  }
+}
+
+void k_attend_group(float* out, int64_t out_stride, const float* q, int64_t q_stride, int64_t n_heads, const float* kt,
+                    int64_t ldk, const float* v, int64_t ldv, int64_t key_begin, int64_t n_keys, int64_t head_dim,
+                    float scale, float* scores) {
+  if (head_dim % V::W != 0) {
+    // Head sizes that are not a whole number of vectors take the row-at-a-time path.
+    for (int64_t h = 0; h < n_heads; ++h) {
+      k_attend_row(out + h * out_stride, q + h * q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
+    }
+    return;
+  }
+  int64_t h = 0;
+  for (; h + 4 <= n_heads; h += 4)
+    attend_heads<4>(out + h * out_stride, out_stride, q + h * q_stride, q_stride, kt, ldk, v, ldv, key_begin, n_keys,
+                    head_dim, scale, scores);
+  const int64_t rest = n_heads - h;
+  float* o = out + h * out_stride;
+  const float* qq = q + h * q_stride;
+  if (rest == 3) attend_heads<3>(o, out_stride, qq, q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
+  if (rest == 2) attend_heads<2>(o, out_stride, qq, q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
+  if (rest == 1) attend_heads<1>(o, out_stride, qq, q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
+}
+
 const tl::KernelTable kTable = {
-    k_dot, k_axpy, k_rmsnorm, k_swiglu, k_softmax, k_gemv_rows, k_attend_row,
+    k_dot, k_axpy, k_rmsnorm, k_swiglu, k_softmax, k_gemv_rows, k_attend_row, k_attend_group,
 };
 
 }  // namespace
