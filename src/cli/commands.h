@@ -16,5 +16,6 @@ Status cmd_logits(const Argv& argv);
 Status cmd_generate(const Argv& argv);
 Status cmd_tokenize(const Argv& argv);
 Status cmd_demo(const Argv& argv);
+Status cmd_harvest(const Argv& argv);
 
 }  // namespace tl::cli

@@ -24,6 +24,7 @@ const CommandEntry kCommands[] = {
      "[--top-k K] [--top-p P] [--seed S]",
      tl::cli::cmd_generate},
     {"demo", "demo [--dir DIR]", tl::cli::cmd_demo},
+    {"harvest", "harvest REPO --out DIR [--config FILE] [--format openai|sharegpt] [--quiet]", tl::cli::cmd_harvest},
 };
 
 void print_usage(FILE* out) {

@@ -11,12 +11,12 @@
 
 namespace {
 
-struct Run {
+struct Outcome {
   int code;
   std::string out;  // stdout and stderr together
 };
 
-Run run(const std::string& args) {
+Outcome run(const std::string& args) {
   std::string cmd = std::string(TL_BINARY_DIR) + "/tuneloop " + args + " 2>&1";
   FILE* p = popen(cmd.c_str(), "r");
   std::string out;
@@ -29,7 +29,7 @@ Run run(const std::string& args) {
 std::string model(const std::string& name) { return std::string(TL_FIXTURES_DIR) + "/models/" + name; }
 
 TEST(Cli, InfoJson) {
-  Run r = run("info " + model("qwen3_f32") + " --json");
+  Outcome r = run("info " + model("qwen3_f32") + " --json");
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("\"model_type\": \"qwen3\""), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("\"qk_norm\": true"), std::string::npos);
@@ -38,28 +38,28 @@ TEST(Cli, InfoJson) {
 TEST(Cli, LogitsWritesSafetensorsAtomically) {
   const std::string out = (std::filesystem::temp_directory_path() / "tl_cli_logits.safetensors").string();
   std::filesystem::remove(out);
-  Run r = run("logits " + model("llama_f32") + " --ids 1,2,3 --out " + out);
+  Outcome r = run("logits " + model("llama_f32") + " --ids 1,2,3 --out " + out);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_TRUE(tl::file_exists(out));
   std::filesystem::remove(out);
-  Run bad = run("logits " + model("llama_f32") + " --ids 1,2,500 --out " + out);
+  Outcome bad = run("logits " + model("llama_f32") + " --ids 1,2,500 --out " + out);
   EXPECT_EQ(bad.code, 2);
   EXPECT_EQ(bad.out, "error: --ids: token id 500 at position 2 is outside the vocabulary [0, 97)\n");
   EXPECT_FALSE(tl::file_exists(out));
 }
 
 TEST(Cli, GenerateGreedyIsDeterministicAndSeeded) {
-  Run a = run("generate " + model("qwen2_tied_f32") + " --ids 5,6,7 --max-tokens 6");
-  Run b = run("generate " + model("qwen2_tied_f32") + " --ids 5,6,7 --max-tokens 6");
+  Outcome a = run("generate " + model("qwen2_tied_f32") + " --ids 5,6,7 --max-tokens 6");
+  Outcome b = run("generate " + model("qwen2_tied_f32") + " --ids 5,6,7 --max-tokens 6");
   ASSERT_EQ(a.code, 0) << a.out;
   EXPECT_EQ(a.out.substr(0, a.out.find(']')), b.out.substr(0, b.out.find(']')));
-  Run s1 = run("generate " + model("llama_f32") + " --ids 5,6,7 --max-tokens 8 --temperature 1.5 --seed 11");
-  Run s2 = run("generate " + model("llama_f32") + " --ids 5,6,7 --max-tokens 8 --temperature 1.5 --seed 11");
+  Outcome s1 = run("generate " + model("llama_f32") + " --ids 5,6,7 --max-tokens 8 --temperature 1.5 --seed 11");
+  Outcome s2 = run("generate " + model("llama_f32") + " --ids 5,6,7 --max-tokens 8 --temperature 1.5 --seed 11");
   EXPECT_EQ(s1.out.substr(0, s1.out.find(']')), s2.out.substr(0, s2.out.find(']')));
 }
 
 TEST(Cli, BadInputGivesOneErrorLine) {
-  Run r = run("generate /nonexistent --ids 1");
+  Outcome r = run("generate /nonexistent --ids 1");
   EXPECT_EQ(r.code, 3);
   EXPECT_EQ(r.out, "error: /nonexistent: not a model directory\n");
   r = run("generate " + model("llama_f32") + " --ids 1,,2");
@@ -83,7 +83,7 @@ TEST(Cli, TruncatedWeightsNameTheFile) {
   auto bytes = tl::read_file(model("llama_f32") + "/model.safetensors");
   ASSERT_TRUE(bytes.is_ok());
   ASSERT_TRUE(tl::write_file_atomic((dir / "model.safetensors").string(), bytes->substr(0, bytes->size() / 2)).is_ok());
-  Run r = run("generate " + dir.string() + " --ids 1");
+  Outcome r = run("generate " + dir.string() + " --ids 1");
   EXPECT_EQ(r.code, 4);
   EXPECT_NE(r.out.find("error: " + (dir / "model.safetensors").string() + ": tensor '"), std::string::npos) << r.out;
   EXPECT_NE(r.out.find("outside the data region"), std::string::npos) << r.out;
@@ -93,7 +93,7 @@ TEST(Cli, TruncatedWeightsNameTheFile) {
 TEST(Cli, DemoRunsEndToEnd) {
   const std::string dir = (std::filesystem::temp_directory_path() / "tl_cli_demo").string();
   std::filesystem::remove_all(dir);
-  Run r = run("demo --dir " + dir);
+  Outcome r = run("demo --dir " + dir);
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("[3/3] generate"), std::string::npos) << r.out;
   std::filesystem::remove_all(dir);

@@ -1,0 +1,65 @@
+// harvest(): the whole `tuneloop harvest REPO --out DIR` pipeline as a library call.
+//
+//   walk + screen + redact + parse (CodeGraph::build) → DIR/graph.sqlite
+//   → quality gate per function → dedup (exact + MinHash) over the surviving functions' code
+//   → example builders → DIR/examples.jsonl (+ train.jsonl / validation.jsonl, split by file)
+//   → DIR/report.json (counts by kind, language, gate reason, redaction kind, dedup removals,
+//     skipped files with reasons, timings)
+// Every output is written atomically; a bad input file is a line in the report, never an abort.
+//
+// Usage:
+//   TL_ASSIGN_OR_RETURN(tl::harvest::HarvestOptions opt, tl::harvest::load_harvest_config("harvest.json"));
+//   TL_ASSIGN_OR_RETURN(tl::harvest::HarvestSummary s, tl::harvest::harvest("repo", "out", opt, nullptr));
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+
+#include "core/status.h"
+#include "harvest/code_graph.h"
+#include "harvest/dedup.h"
+#include "harvest/examples.h"
+#include "harvest/redact.h"
+
+namespace tl::harvest {
+
+struct HarvestOptions {
+  GraphOptions graph;
+  RedactOptions redact;
+  ExampleOptions examples;
+  DedupOptions dedup;
+  std::string format = "openai";  // openai | sharegpt
+};
+
+// Reads a JSON config file (keys in docs/harvest.md). Unknown keys and wrong types are errors naming
+// the file and the key.
+Result<HarvestOptions> load_harvest_config(const std::string& path);
+Result<HarvestOptions> parse_harvest_config(const std::string& json_text, const std::string& origin);
+
+struct HarvestSummary {
+  int64_t files_parsed = 0;
+  int64_t files_skipped = 0;
+  int64_t loc = 0;
+  int64_t functions = 0;
+  int64_t functions_passed_gate = 0;
+  int64_t examples = 0;
+  int64_t examples_train = 0;
+  int64_t examples_validation = 0;
+  int64_t dedup_removed = 0;
+  int64_t redactions = 0;
+  double parse_graph_ms = 0;
+  double total_ms = 0;
+  std::map<std::string, int64_t> examples_by_kind;
+  std::string report_json;  // what was written to report.json
+};
+
+// `progress(stage, done, total)` may be null.
+using ProgressFn = std::function<void(const char* stage, int64_t done, int64_t total)>;
+Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_dir, const HarvestOptions& options,
+                               const ProgressFn& progress);
+
+// HEAD commit of a git checkout at `repo` (reads .git directly; empty if not a git repo).
+std::string git_head_commit(const std::string& repo);
+
+}  // namespace tl::harvest
