@@ -40,6 +40,7 @@ Status cmd_generate(const Argv& argv) {
     return true;
   });
   std::printf("]\n");
+  std::fflush(stdout);  // the timing line on stderr must come after the ids, also through pipes
   if (!r.is_ok()) return r.status().with_context("--ids");
   const double decode_n = r->tokens.size() > 1 ? static_cast<double>(r->tokens.size() - 1) : 0.0;
   std::fprintf(stderr, "prefill %zu tokens in %.3fs; decoded %zu tokens at %.1f tokens/s%s\n", prompt.size(),
