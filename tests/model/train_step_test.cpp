@@ -1,0 +1,178 @@
+// The manual backward against PyTorch autograd (tests/reference/train_reference.py): loss and every
+// LoRA gradient, every base-weight gradient for full fine-tuning, with the two reference examples packed
+// into one sequence (the reference runs them one by one, so this is also packed == unpacked).
+#include "model/train_step.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <utility>
+#include <nlohmann/json.hpp>
+
+#include "core/file.h"
+#include "io/safetensors.h"
+#include "model/peft.h"
+
+namespace tl {
+namespace {
+
+const std::vector<std::string> kCases = {"llama_f32", "qwen2_tied_f32", "qwen3_f32", "mistral_window_f32", "llama_bias_f32"};
+
+std::string dir_of(const std::string& name) { return std::string(TL_FIXTURES_DIR) + "/models/" + name; }
+
+struct Case {
+  Model model;
+  TrainSequence seq;
+  nlohmann::json meta;
+};
+
+Case load_case(const std::string& name) {
+  auto model = Model::load(dir_of(name));
+  EXPECT_TRUE(model.is_ok()) << model.status().message();
+  auto text = read_file(dir_of(name) + "/train_case.json");
+  EXPECT_TRUE(text.is_ok());
+  auto meta = nlohmann::json::parse(*text);
+  TrainSequence seq;
+  for (const auto& ex : meta["examples"])
+    seq.append(ex["tokens"].get<std::vector<int32_t>>(), ex["targets"].get<std::vector<int32_t>>());
+  return Case{std::move(model).value(), std::move(seq), meta};
+}
+
+// Max |a - b| relative to max |b| over the tensor (gradient tensors mix scales; the bound is per tensor).
+double rel_error(const Tensor& a, const float* b, int64_t n) {
+  double diff = 0, scale = 0;
+  for (int64_t i = 0; i < n; ++i) {
+    diff = std::max(diff, static_cast<double>(std::fabs(a.f32()[i] - b[i])));
+    scale = std::max(scale, static_cast<double>(std::fabs(b[i])));
+  }
+  return scale > 0 ? diff / scale : diff;
+}
+
+// The LoRA init from the reference, loaded through our PEFT reader (so this also tests the key names).
+Result<peft::Adapter> reference_lora(const Case& c, const std::string& name) {
+  LoraConfig cfg;
+  cfg.r = c.meta["lora"]["r"].get<int64_t>();
+  cfg.alpha = c.meta["lora"]["alpha"].get<double>();
+  for (int t = 0; t < kLoraTargetCount; ++t) cfg.targets.push_back(static_cast<LoraTarget>(t));
+  auto file = safetensors::File::open(dir_of(name) + "/train_lora_init.safetensors");
+  if (!file.is_ok()) return file.status();
+  peft::Adapter a{LoraWeights(), cfg};
+  a.weights.layers.resize(static_cast<size_t>(c.model.config().num_layers));
+  for (int64_t l = 0; l < c.model.config().num_layers; ++l)
+    for (LoraTarget t : cfg.targets) {
+      LoraModule& m = a.weights.layers[static_cast<size_t>(l)][static_cast<size_t>(t)];
+      TL_ASSIGN_OR_RETURN(Tensor ta, file->tensor(peft::tensor_name(l, t, true)));
+      TL_ASSIGN_OR_RETURN(Tensor tb, file->tensor(peft::tensor_name(l, t, false)));
+      m.a = ta.to_f32();
+      m.b = tb.to_f32();
+    }
+  return a;
+}
+
+class TrainStep : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(TrainStep, LoraGradientsMatchAutograd) {
+  Case c = load_case(GetParam());
+  auto adapter = reference_lora(c, GetParam());
+  ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
+  LoraWeights grads = adapter->weights.zeros_like();
+  const int64_t n = c.meta["tokens"].get<int64_t>();
+  for (bool checkpointing : {false, true}) {
+    grads = adapter->weights.zeros_like();
+    TrainOptions opt;
+    opt.gradient_checkpointing = checkpointing;
+    auto st = forward_backward(c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, c.seq,
+                               1.0f / static_cast<float>(n), opt);
+    ASSERT_TRUE(st.is_ok()) << st.status().message();
+    EXPECT_EQ(st->tokens, n);
+    EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["loss"].get<double>(), 1e-5);
+    auto expected = safetensors::File::open(dir_of(GetParam()) + "/expected_lora_grads.safetensors");
+    ASSERT_TRUE(expected.is_ok());
+    double worst = 0;
+    grads.for_each([&](int64_t l, LoraTarget t, LoraModule& m) {
+      for (bool is_a : {true, false}) {
+        auto e = expected->tensor(peft::tensor_name(l, t, is_a));
+        ASSERT_TRUE(e.is_ok());
+        const Tensor& got = is_a ? m.a : m.b;
+        ASSERT_EQ(got.shape(), e->shape());
+        double err = rel_error(got, std::as_const(*e).f32(), got.numel());
+        worst = std::max(worst, err);
+        EXPECT_LE(err, 1e-4) << peft::tensor_name(l, t, is_a) << (checkpointing ? " (checkpointing)" : "");
+      }
+    });
+    RecordProperty(checkpointing ? "worst_rel_error_checkpointing" : "worst_rel_error", std::to_string(worst));
+  }
+}
+
+TEST_P(TrainStep, FullGradientsMatchAutograd) {
+  Case c = load_case(GetParam());
+  const ModelConfig& cfg = c.model.config();
+  ModelWeights grads = model_zeros_like(c.model.weights(), cfg.tie_word_embeddings);
+  const int64_t n = c.meta["tokens"].get<int64_t>();
+  auto st = forward_backward(c.model, {}, nullptr, &grads, c.seq, 1.0f / static_cast<float>(n), TrainOptions());
+  ASSERT_TRUE(st.is_ok()) << st.status().message();
+  EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["full_loss"].get<double>(), 1e-5);
+  auto expected = safetensors::File::open(dir_of(GetParam()) + "/expected_full_grads.safetensors");
+  ASSERT_TRUE(expected.is_ok());
+  auto check = [&](const std::string& name, const Tensor& got, int64_t row_offset) {
+    auto e = expected->tensor(name);
+    ASSERT_TRUE(e.is_ok()) << name;
+    const int64_t cols = e->rank() == 2 ? e->dim(1) : 1;
+    Tensor slice = Tensor::zeros(DType::kF32, e->shape());
+    std::copy(got.f32() + row_offset * cols, got.f32() + row_offset * cols + e->numel(), slice.f32());
+    EXPECT_LE(rel_error(slice, std::as_const(*e).f32(), e->numel()), 1e-4) << name;
+  };
+  check("model.embed_tokens.weight", grads.embed, 0);
+  check("model.norm.weight", grads.final_norm, 0);
+  if (!cfg.tie_word_embeddings) check("lm_head.weight", grads.lm_head, 0);
+  const int64_t HD = cfg.q_dim(), KVD = cfg.kv_dim(), I = cfg.intermediate_size;
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const LayerWeights& G = grads.layers[static_cast<size_t>(l)];
+    check(p + "input_layernorm.weight", G.attn_norm, 0);
+    check(p + "post_attention_layernorm.weight", G.mlp_norm, 0);
+    check(p + "self_attn.q_proj.weight", G.wqkv, 0);
+    check(p + "self_attn.k_proj.weight", G.wqkv, HD);
+    check(p + "self_attn.v_proj.weight", G.wqkv, HD + KVD);
+    check(p + "self_attn.o_proj.weight", G.wo, 0);
+    check(p + "mlp.gate_proj.weight", G.w_gate_up, 0);
+    check(p + "mlp.up_proj.weight", G.w_gate_up, I);
+    check(p + "mlp.down_proj.weight", G.w_down, 0);
+    if (cfg.qkv_bias) {
+      check(p + "self_attn.q_proj.bias", G.bqkv, 0);
+      check(p + "self_attn.k_proj.bias", G.bqkv, HD);
+      check(p + "self_attn.v_proj.bias", G.bqkv, HD + KVD);
+    }
+    if (cfg.o_bias) check(p + "self_attn.o_proj.bias", G.bo, 0);
+    if (cfg.mlp_bias) {
+      check(p + "mlp.gate_proj.bias", G.b_gate_up, 0);
+      check(p + "mlp.up_proj.bias", G.b_gate_up, I);
+      check(p + "mlp.down_proj.bias", G.b_down, 0);
+    }
+    if (cfg.qk_norm) {
+      check(p + "self_attn.q_norm.weight", G.q_norm, 0);
+      check(p + "self_attn.k_norm.weight", G.k_norm, 0);
+    }
+  }
+}
+
+TEST_P(TrainStep, PeftRoundTrip) {
+  Case c = load_case(GetParam());
+  auto adapter = reference_lora(c, GetParam());
+  ASSERT_TRUE(adapter.is_ok());
+  const std::string out = ::testing::TempDir() + "/peft_" + GetParam();
+  ASSERT_TRUE(peft::save(out, adapter->weights, adapter->config, dir_of(GetParam())).is_ok());
+  auto back = peft::load(out, c.model.config());
+  ASSERT_TRUE(back.is_ok()) << back.status().message();
+  EXPECT_EQ(back->config.r, adapter->config.r);
+  EXPECT_EQ(back->config.targets.size(), 7u);
+  auto l1 = sequence_loss(c.model, {&adapter->weights, &adapter->config}, c.seq);
+  auto l2 = sequence_loss(c.model, {&back->weights, &back->config}, c.seq);
+  ASSERT_TRUE(l1.is_ok() && l2.is_ok());
+  EXPECT_EQ(l1->loss_sum, l2->loss_sum);
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, TrainStep, ::testing::ValuesIn(kCases), [](const auto& p) { return p.param; });
+
+}  // namespace
+}  // namespace tl
