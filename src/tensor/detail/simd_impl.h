@@ -296,12 +296,16 @@ void attend_heads(float* out, int64_t out_stride, const float* q, int64_t q_stri
   const int64_t n = n_keys - key_begin;
   const int64_t n_pad = (n + V::W - 1) / V::W * V::W;
   const float* k0 = kt + key_begin;
+  // Scaled queries, laid out (head_dim, G) so one d step broadcasts G adjacent floats.
+  float qs[G * 256];
+  for (int64_t d = 0; d < head_dim; ++d)
+    for (int g = 0; g < G; ++g) qs[d * G + g] = q[g * q_stride + d] * scale;
   for (int64_t j = 0; j < n_pad; j += V::W) {
     V::R acc[G];
     for (int g = 0; g < G; ++g) acc[g] = V::zero();
     for (int64_t d = 0; d < head_dim; ++d) {
       V::R kv = V::load(k0 + d * ldk + j);
-      for (int g = 0; g < G; ++g) acc[g] = V::fmadd(V::set1(q[g * q_stride + d] * scale), kv, acc[g]);
+      for (int g = 0; g < G; ++g) acc[g] = V::fmadd(V::set1(qs[d * G + g]), kv, acc[g]);
     }
     for (int g = 0; g < G; ++g) V::store(scores + g * n_pad + j, acc[g]);
   }
@@ -321,8 +325,8 @@ void attend_heads(float* out, int64_t out_stride, const float* q, int64_t q_stri
 void k_attend_group(float* out, int64_t out_stride, const float* q, int64_t q_stride, int64_t n_heads, const float* kt,
                     int64_t ldk, const float* v, int64_t ldv, int64_t key_begin, int64_t n_keys, int64_t head_dim,
                     float scale, float* scores) {
-  if (head_dim % V::W != 0) {
-    // Head sizes that are not a whole number of vectors take the row-at-a-time path.
+  if (head_dim % V::W != 0 || head_dim > 256) {
+    // Head sizes that are not a whole number of vectors (or beyond the stack buffer) go row at a time.
     for (int64_t h = 0; h < n_heads; ++h) {
       k_attend_row(out + h * out_stride, q + h * q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
     }
