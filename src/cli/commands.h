@@ -6,6 +6,9 @@
 #include <vector>
 
 #include "core/status.h"
+#include "model/model.h"
+
+#include <optional>
 
 namespace tl::cli {
 
@@ -16,6 +19,12 @@ Status cmd_logits(const Argv& argv);
 Status cmd_generate(const Argv& argv);
 Status cmd_tokenize(const Argv& argv);
 Status cmd_demo(const Argv& argv);
+Status cmd_train(const Argv& argv);
+Status cmd_loss(const Argv& argv);
+Status cmd_merge(const Argv& argv);
 Status cmd_harvest(const Argv& argv);
+
+// The model in `dir`, with a PEFT adapter folded in when given.
+Result<Model> load_model_with_adapter(const std::string& dir, const std::optional<std::string>& adapter);
 
 }  // namespace tl::cli

@@ -15,7 +15,7 @@
 namespace tl::cli {
 
 Status cmd_generate(const Argv& argv) {
-  TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {"--ids", "--prompt", "--chat", "--max-tokens", "--temperature",
+  TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {"--ids", "--prompt", "--chat", "--adapter", "--max-tokens", "--temperature",
                                                     "--top-k", "--top-p", "--seed"},
                                              {}));
   if (args.positionals().size() != 1) return invalid_argument("generate: expected one MODEL_DIR");
@@ -47,7 +47,7 @@ Status cmd_generate(const Argv& argv) {
       TL_ASSIGN_OR_RETURN(prompt, tok->encode(rendered, false));
     }
   }
-  TL_ASSIGN_OR_RETURN(Model model, Model::load(dir));
+  TL_ASSIGN_OR_RETURN(Model model, load_model_with_adapter(dir, args.get("--adapter")));
   if (tok) {
     // Stop at the model's EOS ids and at the tokenizer's (chat models end turns with their own token).
     opt.stop_ids = model.config().eos_token_ids;

@@ -18,13 +18,17 @@ const CommandEntry kCommands[] = {
     {"info", "info MODEL_DIR [--json]", tl::cli::cmd_info},
     {"tokenize", "tokenize MODEL_DIR (--text T | --chat FILE.json [--add-generation-prompt]) [--render]",
      tl::cli::cmd_tokenize},
-    {"logits", "logits MODEL_DIR --ids 1,2,3 --out FILE.safetensors", tl::cli::cmd_logits},
+    {"logits", "logits MODEL_DIR --ids 1,2,3 [--adapter DIR] --out FILE.safetensors", tl::cli::cmd_logits},
     {"generate",
-     "generate MODEL_DIR (--ids 1,2,3 | --prompt T | --chat FILE.json) [--max-tokens N] [--temperature X] "
+     "generate MODEL_DIR [--adapter DIR] (--ids 1,2,3 | --prompt T | --chat FILE.json) [--max-tokens N] [--temperature X] "
      "[--top-k K] [--top-p P] [--seed S]",
      tl::cli::cmd_generate},
+    {"train", "train SPEC.yaml [--resume]", tl::cli::cmd_train},
+    {"loss", "loss MODEL_DIR [--adapter DIR] --data FILE.jsonl [--format F] [--max-seq-len N] [--json]",
+     tl::cli::cmd_loss},
+    {"merge", "merge MODEL_DIR --adapter DIR --out DIR", tl::cli::cmd_merge},
     {"demo", "demo [--dir DIR]", tl::cli::cmd_demo},
-    {"harvest", "harvest REPO --out DIR [--config FILE] [--format openai|sharegpt] [--quiet]", tl::cli::cmd_harvest},
+    {"harvest", "harvest REPO --out DIR [--config FILE] [--records FILE.jsonl ...] [--format openai|sharegpt] [--quiet]", tl::cli::cmd_harvest},
 };
 
 void print_usage(FILE* out) {

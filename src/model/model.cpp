@@ -125,6 +125,23 @@ Result<Model> Model::load(const std::string& dir) {
   return m;
 }
 
+ModelWeights& Model::mutable_weights() {
+  auto own = [](Tensor& t) {
+    if (!t.empty() && t.is_view()) t = t.to_f32();
+  };
+  ModelWeights& w = *weights_;
+  own(w.embed);
+  own(w.final_norm);
+  if (config_.tie_word_embeddings) w.lm_head = w.embed;
+  else own(w.lm_head);
+  for (LayerWeights& L : w.layers) {
+    for (Tensor* t : {&L.attn_norm, &L.wqkv, &L.bqkv, &L.wo, &L.bo, &L.q_norm, &L.k_norm, &L.mlp_norm, &L.w_gate_up,
+                      &L.b_gate_up, &L.w_down, &L.b_down})
+      own(*t);
+  }
+  return w;
+}
+
 Model Model::from_weights(ModelConfig config, ModelWeights weights) {
   Model m;
   m.inv_freq_ = rope_inv_freq(config);

@@ -57,6 +57,8 @@ class Model {
 
   const ModelConfig& config() const { return config_; }
   const ModelWeights& weights() const { return *weights_; }
+  // Writable weights for full fine-tuning: weights still viewing the file mapping are copied first.
+  ModelWeights& mutable_weights();
   const std::string& source_dtype() const { return source_dtype_; }
   const std::string& dir() const { return dir_; }
 

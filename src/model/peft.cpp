@@ -1,5 +1,6 @@
 #include "model/peft.h"
 
+#include <algorithm>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 

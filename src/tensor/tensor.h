@@ -25,6 +25,7 @@ class Tensor {
   static Tensor view(DType dtype, std::vector<int64_t> shape, const void* data, std::shared_ptr<const void> keepalive);
 
   bool empty() const { return data_ == nullptr; }
+  bool is_view() const { return !owned_; }
   DType dtype() const { return dtype_; }
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t dim(size_t i) const { return shape_.at(i); }

@@ -1,0 +1,87 @@
+// `tuneloop train SPEC.yaml [--resume]`, `tuneloop loss MODEL_DIR [--adapter DIR] --data FILE.jsonl
+// [--format F] [--max-seq-len N] [--json]`, `tuneloop merge MODEL_DIR --adapter DIR --out DIR`.
+#include <cstdio>
+#include <nlohmann/json.hpp>
+
+#include "cli/args.h"
+#include "cli/commands.h"
+#include "model/merge.h"
+#include "model/peft.h"
+#include "model/save.h"
+#include "tokenizer/tokenizer.h"
+#include "train/dataset.h"
+#include "train/trainer.h"
+
+namespace tl::cli {
+
+Status cmd_train(const Argv& argv) {
+  TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {}, {"--resume"}));
+  if (args.positionals().size() != 1) return invalid_argument("train: expected one SPEC.yaml");
+  TL_ASSIGN_OR_RETURN(TrainSpec spec, TrainSpec::load(args.positionals()[0]));
+  TL_ASSIGN_OR_RETURN(TrainResult r, run_training(spec, args.has("--resume")));
+  std::printf("trained %lld steps: loss %.4f -> %.4f%s; wrote %s\n", static_cast<long long>(r.steps), r.first_loss,
+              r.last_loss,
+              r.validation_loss >= 0 ? fmt::format(", validation loss {:.4f}", r.validation_loss).c_str() : "",
+              r.output_dir.c_str());
+  return Status::ok();
+}
+
+Result<Model> load_model_with_adapter(const std::string& dir, const std::optional<std::string>& adapter) {
+  TL_ASSIGN_OR_RETURN(Model model, Model::load(dir));
+  if (adapter) {
+    TL_ASSIGN_OR_RETURN(peft::Adapter a, peft::load(*adapter, model.config()));
+    TL_TRY(merge_lora(model, a.weights, a.config).with_context(*adapter));
+  }
+  return model;
+}
+
+Status cmd_loss(const Argv& argv) {
+  TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {"--adapter", "--data", "--format", "--max-seq-len"}, {"--json"}));
+  if (args.positionals().size() != 1) return invalid_argument("loss: expected one MODEL_DIR");
+  const std::string dir = args.positionals()[0];
+  TL_ASSIGN_OR_RETURN(std::string data, args.require("--data"));
+  DataOptions opt;
+  TL_ASSIGN_OR_RETURN(opt.format, data_format_from_name(args.get("--format").value_or("auto")));
+  TL_ASSIGN_OR_RETURN(opt.max_seq_len, args.get_int("--max-seq-len", 2048, 1, 1 << 20));
+  TL_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(dir));
+  DatasetStats stats;
+  TL_ASSIGN_OR_RETURN(std::vector<Example> examples, load_examples(data, tok, opt, &stats));
+  TL_ASSIGN_OR_RETURN(Model model, Model::load(dir));
+  std::optional<peft::Adapter> adapter;
+  if (auto a = args.get("--adapter")) {
+    TL_ASSIGN_OR_RETURN(peft::Adapter loaded, peft::load(*a, model.config()));
+    adapter.emplace(std::move(loaded));
+  }
+  LoraRef ref = adapter ? LoraRef{&adapter->weights, &adapter->config} : LoraRef{};
+  double sum = 0;
+  int64_t n = 0;
+  for (const TrainSequence& s : pack_examples(examples, opt.max_seq_len, false)) {
+    TL_ASSIGN_OR_RETURN(StepStats st, sequence_loss(model, ref, s));
+    sum += st.loss_sum;
+    n += st.tokens;
+  }
+  const double mean = n ? sum / static_cast<double>(n) : 0.0;
+  if (args.has("--json")) {
+    nlohmann::ordered_json j = {{"loss", mean}, {"tokens", n}, {"examples", stats.examples}, {"format", stats.format}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("loss %.6f over %lld trained tokens in %lld examples (%s)\n", mean, static_cast<long long>(n),
+                static_cast<long long>(stats.examples), stats.format.c_str());
+  }
+  return Status::ok();
+}
+
+Status cmd_merge(const Argv& argv) {
+  TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {"--adapter", "--out"}, {}));
+  if (args.positionals().size() != 1) return invalid_argument("merge: expected one MODEL_DIR");
+  TL_ASSIGN_OR_RETURN(std::string adapter, args.require("--adapter"));
+  TL_ASSIGN_OR_RETURN(std::string out, args.require("--out"));
+  const std::string dir = args.positionals()[0];
+  TL_ASSIGN_OR_RETURN(Model model, load_model_with_adapter(dir, adapter));
+  TL_TRY(copy_model_metadata(dir, out));
+  TL_TRY(save_hf_weights(out + "/model.safetensors", model.weights(), model.config()));
+  std::printf("merged %s into %s -> %s\n", adapter.c_str(), dir.c_str(), out.c_str());
+  return Status::ok();
+}
+
+}  // namespace tl::cli
