@@ -22,6 +22,7 @@
 #include <chrono>
 #include <filesystem>
 #include <map>
+#include <mutex>
 #include <set>
 #include <thread>
 #include <unordered_map>
@@ -162,14 +163,28 @@ struct FileResult {
   SkippedFile skipped;
   FileFacts facts;
   RedactionCounts redactions;
+  std::vector<std::string> home_users;  // usernames seen in this file's home directories
   int64_t bytes = 0;
 };
+
+bool word_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
+
+bool contains_word(std::string_view text, const std::string& w) {
+  size_t pos = 0;
+  while ((pos = text.find(w, pos)) != std::string_view::npos) {
+    size_t e = pos + w.size();
+    if ((pos == 0 || !word_char(text[pos - 1])) && (e >= text.size() || !word_char(text[e]))) return true;
+    pos = e;
+  }
+  return false;
+}
 
 }  // namespace
 
 class GraphBuilder {
  public:
-  GraphBuilder(CodeGraph& g, const GraphOptions& o, const Redactor& r) : g_(g), opt_(o), redactor_(r) {}
+  GraphBuilder(CodeGraph& g, const GraphOptions& o, const Redactor& r, const FileProgressFn& progress)
+      : g_(g), opt_(o), redactor_(r), progress_(progress) {}
 
   Status run(const std::string& repo) {
     auto t0 = std::chrono::steady_clock::now();
@@ -187,13 +202,23 @@ class GraphBuilder {
     int threads = opt_.threads > 0 ? opt_.threads : static_cast<int>(std::thread::hardware_concurrency());
     threads = std::max(1, std::min<int>(threads, static_cast<int>(work_.size())));
     std::atomic<size_t> next{0};
+    std::mutex progress_mu;
+    int64_t done = 0;
+    const int64_t total = static_cast<int64_t>(work_.size());
     auto worker = [&] {
-      for (size_t i = next++; i < work_.size(); i = next++) results[i] = process(work_[i]);
+      for (size_t i = next++; i < work_.size(); i = next++) {
+        results[i] = process(work_[i], redactor_);
+        if (progress_) {
+          std::lock_guard<std::mutex> lock(progress_mu);
+          progress_(++done, total);
+        }
+      }
     };
     std::vector<std::thread> pool;
     for (int t = 1; t < threads; ++t) pool.emplace_back(worker);
     worker();
     for (auto& t : pool) t.join();
+    username_pass(results);
     g_.stats_.parse_ms = ms_since(t0);
 
     t0 = std::chrono::steady_clock::now();
@@ -282,7 +307,31 @@ class GraphBuilder {
     }
   }
 
-  FileResult process(const FileWork& w) {
+  // Repo-wide usernames: a name seen in /home/NAME of one file is replaced in every file. Files were
+  // redacted knowing only their own home directories, so the few that mention a name learned elsewhere
+  // are processed again with the full list (rare: costs one re-read per file, only when names exist).
+  void username_pass(std::vector<FileResult>& results) {
+    std::set<std::string> all;
+    for (const auto& r : results) all.insert(r.home_users.begin(), r.home_users.end());
+    g_.repo_usernames_.assign(all.begin(), all.end());
+    if (all.empty()) return;
+    RedactOptions ro = redactor_.options();
+    for (const auto& u : all) {
+      if (std::find(ro.usernames.begin(), ro.usernames.end(), u) == ro.usernames.end()) ro.usernames.push_back(u);
+    }
+    Redactor wide(ro);
+    for (size_t i = 0; i < results.size(); ++i) {
+      if (!results[i].ok) continue;
+      std::set<std::string> own(results[i].home_users.begin(), results[i].home_users.end());
+      Result<std::string> raw = read_file((root_ / work_[i].path).string());
+      if (!raw.is_ok()) continue;
+      bool needs = false;
+      for (const auto& u : all) needs |= !own.count(u) && contains_word(*raw, u);
+      if (needs) results[i] = process(work_[i], wide);
+    }
+  }
+
+  FileResult process(const FileWork& w, const Redactor& redactor) {
     FileResult r;
     r.skipped.path = w.path;
     fs::path full = root_ / w.path;
@@ -323,7 +372,7 @@ class GraphBuilder {
       return r;
     }
     // Anonymise before anything is derived from the text: every later output is built from `clean`.
-    std::string clean = redactor_.redact(s, &r.redactions);
+    std::string clean = redactor.redact(s, &r.redactions, &r.home_users);
     r.bytes = static_cast<int64_t>(clean.size());
     FileFacts& f = r.facts;
     f.path = w.path;
@@ -350,6 +399,7 @@ class GraphBuilder {
     } else if (w.language == Language::kMarkdown) {
       detail::extract_markdown(clean, f);
     }
+    f.script_docs = parse_script_docs(w.path, w.language, clean);
     r.ok = true;
     return r;
   }
@@ -416,6 +466,8 @@ class GraphBuilder {
       n.signature = std::move(fn.signature);
       n.docstring = std::move(fn.docstring);
       n.body = std::move(fn.body);
+      n.doc_begin = fn.doc_begin;
+      n.doc_end = fn.doc_end;
       n.params = std::move(fn.params);
       n.complexity = fn.complexity;
       n.error_handlers = fn.error_handlers;
@@ -452,6 +504,7 @@ class GraphBuilder {
       int64_t id = add_node(std::move(n));
       add_edge(file_id, id, EdgeKind::kDefines, 1.0, "syntax");
     }
+    for (auto& d : f.script_docs) g_.script_docs_.push_back({file_id, std::move(d)});
     LinkInfo info;
     info.file_id = file_id;
     info.fn_ids = std::move(fn_ids);
@@ -717,16 +770,18 @@ class GraphBuilder {
   CodeGraph& g_;
   const GraphOptions& opt_;
   const Redactor& redactor_;
+  const FileProgressFn& progress_;
   fs::path root_;
   std::vector<FileWork> work_;
   std::vector<LinkInfo> links_;
   std::map<std::tuple<int64_t, int64_t, int>, size_t> edge_index_;
 };
 
-Result<CodeGraph> CodeGraph::build(const std::string& repo, const GraphOptions& options, const Redactor& redactor) {
+Result<CodeGraph> CodeGraph::build(const std::string& repo, const GraphOptions& options, const Redactor& redactor,
+                                   const FileProgressFn& progress) {
   CodeGraph g;
   g.repo_ = repo;
-  GraphBuilder b(g, options, redactor);
+  GraphBuilder b(g, options, redactor, progress);
   TL_TRY(b.run(repo));
   return g;
 }
@@ -739,6 +794,15 @@ std::vector<int64_t> CodeGraph::find(const std::string& name) const {
       out.push_back(n.id);
   }
   return out;
+}
+
+int64_t CodeGraph::find_in_file(const std::string& file, const std::string& qualified_name) const {
+  for (const auto& n : nodes_) {
+    if ((n.kind == NodeKind::kFunction || n.kind == NodeKind::kTest) && n.file == file &&
+        n.qualified_name == qualified_name)
+      return n.id;
+  }
+  return 0;
 }
 
 int CodeGraph::blast_radius(int64_t id) const {

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "core/status.h"
 #include "harvest/language.h"
 #include "harvest/redact.h"
+#include "harvest/script_docs.h"
 
 namespace tl::harvest {
 
@@ -40,6 +42,8 @@ struct Node {
   std::string signature;  // functions: the text before the body, whitespace collapsed
   std::string docstring;  // docstring or leading comment, markers stripped
   std::string body;       // full source of the function/class/section (redacted); config: the value
+  // Byte range [doc_begin, doc_end) of a docstring statement inside `body` (Python), -1 when none.
+  int doc_begin = -1, doc_end = -1;
   std::vector<std::string> params;
   std::vector<std::string> bases;  // classes
   int complexity = 0;              // cyclomatic: 1 + decision points (functions and tests)
@@ -88,9 +92,22 @@ struct GraphStats {
   double walk_ms = 0, parse_ms = 0, link_ms = 0;
 };
 
+// Called as files finish parsing (from worker threads, serialised): files done, files in total.
+using FileProgressFn = std::function<void(int64_t done, int64_t total)>;
+
+// A script doc header found while parsing, with the graph node of its file.
+struct FileScriptDoc {
+  int64_t file_node = 0;
+  ScriptDoc doc;
+};
+
 class CodeGraph {
  public:
-  static Result<CodeGraph> build(const std::string& repo, const GraphOptions& options, const Redactor& redactor);
+  // Redaction runs per file, then once more for files that mention a username found in another file's
+  // home directory (the repo-wide username pass), so "jdoe" is replaced everywhere once /home/jdoe
+  // appears anywhere.
+  static Result<CodeGraph> build(const std::string& repo, const GraphOptions& options, const Redactor& redactor,
+                                 const FileProgressFn& progress = {});
 
   const std::vector<Node>& nodes() const { return nodes_; }
   const std::vector<Edge>& edges() const { return edges_; }
@@ -98,6 +115,11 @@ class CodeGraph {
   const GraphStats& stats() const { return stats_; }
   const RedactionCounts& redactions() const { return redactions_; }
   const std::string& repo() const { return repo_; }
+  const std::vector<FileScriptDoc>& script_docs() const { return script_docs_; }
+  // Usernames learned from home directories across the repository (after the repo-wide pass), sorted.
+  const std::vector<std::string>& repo_usernames() const { return repo_usernames_; }
+  // The function/test node named `qualified_name` in `file`, or 0.
+  int64_t find_in_file(const std::string& file, const std::string& qualified_name) const;
 
   const Node& node(int64_t id) const { return nodes_[static_cast<size_t>(id - 1)]; }
   // Indices into edges() leaving / entering a node.
@@ -114,6 +136,8 @@ class CodeGraph {
   std::vector<Node> nodes_;
   std::vector<Edge> edges_;
   std::vector<SkippedFile> skipped_;
+  std::vector<FileScriptDoc> script_docs_;
+  std::vector<std::string> repo_usernames_;
   std::vector<std::vector<size_t>> out_, in_;
   GraphStats stats_;
   RedactionCounts redactions_;

@@ -11,6 +11,8 @@
 #include <cmath>
 #include <nlohmann/json.hpp>
 
+#include "harvest/git_history.h"
+
 namespace tl::harvest {
 
 namespace {
@@ -197,6 +199,99 @@ std::string impact_answer(const Node& n, const Facts& f) {
 
 }  // namespace
 
+const std::set<std::string>& all_example_kinds() {
+  static const std::set<std::string> kKinds = ExampleOptions{}.kinds;
+  return kKinds;
+}
+
+std::string body_without_docstring(const Node& fn) {
+  const std::string& b = fn.body;
+  if (fn.doc_begin < 0 || fn.doc_end <= fn.doc_begin || static_cast<size_t>(fn.doc_end) > b.size()) return b;
+  size_t begin = static_cast<size_t>(fn.doc_begin), end = static_cast<size_t>(fn.doc_end);
+  // Take the whole line when the docstring stands alone on it (the usual case), so no blank line is left.
+  size_t line_start = b.rfind('\n', begin == 0 ? 0 : begin - 1);
+  line_start = line_start == std::string::npos ? 0 : line_start + 1;
+  bool alone_before = b.find_first_not_of(" \t", line_start) >= begin;
+  size_t line_end = b.find('\n', end);
+  bool alone_after = b.find_first_not_of(" \t", end) >= (line_end == std::string::npos ? b.size() : line_end);
+  if (alone_before && alone_after && line_start > 0) {
+    begin = line_start;
+    end = line_end == std::string::npos ? b.size() : line_end + 1;
+  }
+  return b.substr(0, begin) + b.substr(end);
+}
+
+Example build_fix_example(const FunctionChange& c, int64_t node_id, double quality, const ExampleOptions& o) {
+  Example ex;
+  ex.kind = "fix";
+  ex.language = language_name(c.language);
+  ex.system = o.system_prompt;
+  const char* tag = fence_tag(c.language);
+  ex.user = fmt::format("`{}` in `{}` has a bug. Find it and fix it; return the corrected code.\n\n```{}\n{}\n```",
+                        c.qualified_name, c.file, tag, c.before);
+  ex.assistant = fmt::format("{}\n\n```{}\n{}\n```", c.message, tag, c.after);
+  ex.provenance.source = "commit";
+  ex.provenance.node_id = node_id;
+  ex.provenance.file = c.file;
+  ex.provenance.start_line = c.after_start;
+  ex.provenance.end_line = c.after_end;
+  ex.provenance.commit = c.commit;
+  ex.provenance.quality = quality;
+  ex.split = split_for_file(c.file, o.validation_fraction);
+  return ex;
+}
+
+std::vector<Example> build_script_doc_examples(const ScriptDoc& d, int64_t file_node, const ExampleOptions& o,
+                                               const std::string& commit) {
+  std::vector<Example> out;
+  if (!o.kinds.count("script_doc")) return out;
+  const char* lang = language_name(d.language);
+  Provenance prov;
+  prov.source = "script_doc";
+  prov.node_id = file_node;
+  prov.file = d.file;
+  prov.start_line = d.start_line;
+  prov.end_line = d.end_line;
+  prov.commit = commit;
+  // Quality: how much of the header is filled in (synopsis, description, usage/parameters, examples).
+  prov.quality = std::round((0.4 * !d.synopsis.empty() + 0.2 * !d.description.empty() +
+                             0.2 * (!d.usage.empty() || !d.parameters.empty()) + 0.2 * !d.examples.empty()) *
+                            1000.0) /
+                 1000.0;
+  std::string split = split_for_file(d.file, o.validation_fraction);
+  auto add = [&](std::string user, std::string assistant) {
+    if (assistant.size() < 40 || assistant.size() > 8000) return;  // too thin to teach / a whole manual
+    out.push_back({"script_doc", lang, o.system_prompt, std::move(user), std::move(assistant), prov, split, "", ""});
+  };
+  std::string what;
+  if (d.language == Language::kPowerShell)
+    what = d.is_function ? fmt::format("the PowerShell function `{}` (in `{}`)", d.name, d.file)
+                         : fmt::format("the PowerShell script `{}`", d.file);
+  else if (d.language == Language::kBash)
+    what = fmt::format("the shell script `{}`", d.file);
+  else
+    what = fmt::format("the Python module `{}`", d.file);
+  std::string about = d.synopsis;
+  if (!d.description.empty()) about += (about.empty() ? "" : "\n\n") + d.description;
+  add(fmt::format("What does {} do?", what), about);
+  if (!d.usage.empty()) add(fmt::format("How do I run {}? Show its usage.", what), d.usage);
+  if (!d.parameters.empty()) {
+    std::string a = fmt::format("`{}` takes these parameters:", d.name);
+    for (const auto& [name, text] : d.parameters) {
+      std::string flat = text;
+      std::replace(flat.begin(), flat.end(), '\n', ' ');
+      a += fmt::format("\n- `-{}`: {}", name, flat.empty() ? "(undocumented)" : flat);
+    }
+    add(fmt::format("What parameters does {} take?", what), a);
+  }
+  for (const auto& ex : d.examples) {
+    if (ex.text.empty()) continue;
+    add(fmt::format("Write the PowerShell command that uses `{}` to do this: {}", d.name, ex.text),
+        fmt::format("```powershell\n{}\n```", ex.code));
+  }
+  return out;
+}
+
 GateResult quality_gate(const Node& fn, const ExampleOptions& o) {
   if (fn.kind == NodeKind::kTest) return {false, "test"};
   if (fn.kind != NodeKind::kFunction) return {false, "not_a_function"};
@@ -238,7 +333,7 @@ std::vector<Example> build_examples(const CodeGraph& g, const Node& n, const Exa
   const char* lang = language_name(n.language);
   auto add = [&](const char* kind, std::string user, std::string assistant) {
     if (!o.kinds.count(kind)) return;
-    out.push_back({kind, lang, o.system_prompt, std::move(user), std::move(assistant), prov, split});
+    out.push_back({kind, lang, o.system_prompt, std::move(user), std::move(assistant), prov, split, "", ""});
   };
   add("explain",
       fmt::format("Explain what `{}` in `{}` does and how it fits into the codebase.\n\n{}", n.qualified_name, n.file,
@@ -252,7 +347,7 @@ std::vector<Example> build_examples(const CodeGraph& g, const Node& n, const Exa
     add("implement",
         fmt::format("Implement this {} {} in `{}`.\n\nSignature: `{}`\n\nDocumentation:\n{}\n{}\nReturn only the code.",
                     lang, kind_word(g, n), n.file, n.signature, n.docstring, ctx),
-        code_block(n));
+        fmt::format("```{}\n{}\n```", fence_tag(n.language), body_without_docstring(n)));
   }
   add("review",
       fmt::format("Review `{}` from `{}` for complexity, error handling, coupling and test coverage.\n\n{}",
@@ -270,9 +365,40 @@ std::vector<Example> build_examples(const CodeGraph& g, const Node& n, const Exa
   return out;
 }
 
+namespace {
+
+// ShareGPT has no tool roles of its own; we use the common extension (LLaMA-Factory's): an assistant
+// turn with tool calls is `function_call` (its value the calls as JSON), a tool result `observation`.
+nlohmann::ordered_json to_sharegpt(const nlohmann::ordered_json& messages) {
+  auto out = nlohmann::ordered_json::array();
+  for (const auto& m : messages) {
+    std::string role = m.value("role", "");
+    if (role == "assistant" && m.contains("tool_calls")) {
+      auto calls = nlohmann::ordered_json::array();
+      for (const auto& c : m["tool_calls"])
+        calls.push_back({{"name", c["function"]["name"]}, {"arguments", c["function"]["arguments"]}});
+      out.push_back({{"from", "function_call"}, {"value", calls.size() == 1 ? calls[0].dump() : calls.dump()}});
+      continue;
+    }
+    std::string from = role == "system" ? "system" : role == "user" ? "human" : role == "tool" ? "observation" : "gpt";
+    out.push_back({{"from", from}, {"value", m.value("content", "")}});
+  }
+  return out;
+}
+
+}  // namespace
+
 std::string example_to_json(const Example& ex, const std::string& format, bool with_metadata) {
   nlohmann::ordered_json j;
-  if (format == "sharegpt") {
+  if (!ex.messages_json.empty()) {
+    auto messages = nlohmann::ordered_json::parse(ex.messages_json, nullptr, false);
+    if (format == "sharegpt") j["conversations"] = to_sharegpt(messages);
+    else j["messages"] = messages;
+    if (!ex.tools_json.empty()) {
+      auto tools = nlohmann::ordered_json::parse(ex.tools_json, nullptr, false);
+      if (!tools.is_discarded() && !tools.empty()) j["tools"] = tools;
+    }
+  } else if (format == "sharegpt") {
     j["conversations"] = nlohmann::ordered_json::array({{{"from", "system"}, {"value", ex.system}},
                                                         {{"from", "human"}, {"value", ex.user}},
                                                         {{"from", "gpt"}, {"value", ex.assistant}}});
@@ -292,6 +418,8 @@ std::string example_to_json(const Example& ex, const std::string& format, bool w
                        {"lines", {p.start_line, p.end_line}},
                        {"commit", p.commit.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(p.commit)},
                        {"quality", p.quality}};
+    if (!p.record_id.empty()) j["provenance"]["record_id"] = p.record_id;
+    if (!p.teacher.empty()) j["provenance"]["teacher"] = p.teacher;
   }
   // Replace invalid UTF-8 rather than throw: inputs were validated, but be safe at the C++ boundary.
   return j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);

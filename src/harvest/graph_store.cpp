@@ -5,6 +5,7 @@
 #include <sqlite3.h>
 
 #include <cstdio>
+#include <map>
 #include <memory>
 
 namespace tl::harvest {
@@ -42,6 +43,20 @@ CREATE TABLE edges (
   evidence TEXT NOT NULL
 );
 CREATE TABLE skipped_files (path TEXT NOT NULL, reason TEXT NOT NULL, detail TEXT NOT NULL);
+CREATE TABLE history (
+  commit_id TEXT NOT NULL,          -- the commit that changed the function
+  parent_id TEXT NOT NULL,          -- the commit it was diffed against
+  time INTEGER NOT NULL,            -- committer time, seconds since the epoch
+  message TEXT NOT NULL,            -- full commit message (redacted)
+  is_fix INTEGER NOT NULL,          -- the message looks like a fix
+  file TEXT NOT NULL,
+  qualified_name TEXT NOT NULL,
+  node_id INTEGER REFERENCES nodes(id),  -- the function in the HEAD graph, NULL if gone
+  before_start INTEGER NOT NULL, before_end INTEGER NOT NULL,
+  after_start INTEGER NOT NULL, after_end INTEGER NOT NULL,
+  before TEXT NOT NULL,             -- the function's source at the parent (redacted)
+  after TEXT NOT NULL               -- and at the commit
+);
 )sql";
 
 constexpr const char* kIndexes = R"sql(
@@ -49,6 +64,7 @@ CREATE INDEX nodes_kind_name ON nodes(kind, name);
 CREATE INDEX nodes_file ON nodes(file);
 CREATE INDEX edges_src ON edges(src, kind);
 CREATE INDEX edges_dst ON edges(dst, kind);
+CREATE INDEX history_node ON history(node_id);
 )sql";
 
 struct DbCloser {
@@ -99,7 +115,7 @@ void bind_text(sqlite3_stmt* s, int i, const std::string& v) {
 
 }  // namespace
 
-Status write_graph_sqlite(const CodeGraph& graph, const std::string& path) {
+Status write_graph_sqlite(const CodeGraph& graph, const std::string& path, const std::vector<FunctionChange>& history) {
   std::string tmp = path + ".tmp";
   std::remove(tmp.c_str());
   sqlite3* raw = nullptr;
@@ -167,6 +183,34 @@ Status write_graph_sqlite(const CodeGraph& graph, const std::string& path) {
       bind_text(is.get(), 3, f.detail);
       if (sqlite3_step(is.get()) != SQLITE_DONE) return io_error("{}: insert skipped: {}", tmp, sqlite3_errmsg(db.get()));
       sqlite3_reset(is.get());
+    }
+  }
+  {
+    std::map<std::pair<std::string, std::string>, int64_t> by_name;
+    for (const auto& n : graph.nodes()) {
+      if (n.kind == NodeKind::kFunction || n.kind == NodeKind::kTest) by_name.emplace(std::pair{n.file, n.qualified_name}, n.id);
+    }
+    TL_ASSIGN_OR_RETURN(Stmt ih, prepare(db.get(), "INSERT INTO history VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", tmp));
+    for (const auto& c : history) {
+      sqlite3_stmt* s = ih.get();
+      bind_text(s, 1, c.commit);
+      bind_text(s, 2, c.parent);
+      sqlite3_bind_int64(s, 3, c.time);
+      bind_text(s, 4, c.message);
+      sqlite3_bind_int(s, 5, c.is_fix ? 1 : 0);
+      bind_text(s, 6, c.file);
+      bind_text(s, 7, c.qualified_name);
+      auto it = by_name.find({c.file, c.qualified_name});
+      if (it != by_name.end()) sqlite3_bind_int64(s, 8, it->second);
+      else sqlite3_bind_null(s, 8);
+      sqlite3_bind_int(s, 9, c.before_start);
+      sqlite3_bind_int(s, 10, c.before_end);
+      sqlite3_bind_int(s, 11, c.after_start);
+      sqlite3_bind_int(s, 12, c.after_end);
+      bind_text(s, 13, c.before);
+      bind_text(s, 14, c.after);
+      if (sqlite3_step(s) != SQLITE_DONE) return io_error("{}: insert history: {}", tmp, sqlite3_errmsg(db.get()));
+      sqlite3_reset(s);
     }
   }
   TL_TRY(exec(db.get(), kIndexes, tmp));

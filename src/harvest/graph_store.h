@@ -8,14 +8,20 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "core/status.h"
 #include "harvest/code_graph.h"
+#include "harvest/git_history.h"
 
 namespace tl::harvest {
 
-inline constexpr int kGraphSchemaVersion = 1;
+// 2: adds the `history` table (function before/after pairs from git, see git_history.h).
+inline constexpr int kGraphSchemaVersion = 2;
 
-Status write_graph_sqlite(const CodeGraph& graph, const std::string& path);
+// `history` rows are linked to the HEAD graph by file + qualified name (node_id NULL when the function
+// no longer exists there).
+Status write_graph_sqlite(const CodeGraph& graph, const std::string& path,
+                          const std::vector<FunctionChange>& history = {});
 
 }  // namespace tl::harvest

@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <set>
@@ -66,7 +67,7 @@ Result<HarvestOptions> parse_harvest_config(const std::string& text, const std::
   TL_TRY(check_keys(j,
                     {"min_complexity", "min_lines", "max_lines", "kinds", "validation_fraction", "system_prompt",
                      "format", "max_file_bytes", "threads", "exclude_dirs", "max_error_fraction", "salt", "usernames",
-                     "min_entropy", "dedup"},
+                     "min_entropy", "dedup", "history", "records", "record_import", "teacher"},
                     origin, ""));
   HarvestOptions o;
   TL_TRY(get_to(j, "min_complexity", o.examples.min_complexity, origin, ""));
@@ -74,8 +75,7 @@ Result<HarvestOptions> parse_harvest_config(const std::string& text, const std::
   TL_TRY(get_to(j, "max_lines", o.examples.max_lines, origin, ""));
   TL_TRY(get_to(j, "kinds", o.examples.kinds, origin, ""));
   for (const auto& k : o.examples.kinds) {
-    static const std::set<std::string> kKinds = {"explain", "implement", "review", "role", "impact"};
-    if (!kKinds.count(k)) return invalid_argument("{}: kinds: unknown example kind '{}'", origin, k);
+    if (!all_example_kinds().count(k)) return invalid_argument("{}: kinds: unknown example kind '{}'", origin, k);
   }
   TL_TRY(get_to(j, "validation_fraction", o.examples.validation_fraction, origin, ""));
   if (o.examples.validation_fraction < 0 || o.examples.validation_fraction > 1)
@@ -104,6 +104,45 @@ Result<HarvestOptions> parse_harvest_config(const std::string& text, const std::
     if (o.dedup.bands <= 0 || o.dedup.num_perm <= 0 || o.dedup.num_perm % o.dedup.bands != 0)
       return invalid_argument("{}: dedup.num_perm ({}) must be a positive multiple of dedup.bands ({})", origin,
                               o.dedup.num_perm, o.dedup.bands);
+  }
+  if (j.contains("history")) {
+    const json& h = j.at("history");
+    if (!h.is_object()) return invalid_argument("{}: key 'history' must be an object", origin);
+    TL_TRY(check_keys(h, {"enabled", "max_commits"}, origin, "history."));
+    TL_TRY(get_to(h, "enabled", o.history.enabled, origin, "history."));
+    TL_TRY(get_to(h, "max_commits", o.history.max_commits, origin, "history."));
+    if (o.history.max_commits < 0)
+      return invalid_argument("{}: history.max_commits must be >= 0, got {}", origin, o.history.max_commits);
+  }
+  TL_TRY(get_to(j, "records", o.records, origin, ""));
+  if (j.contains("record_import")) {
+    const json& r = j.at("record_import");
+    if (!r.is_object()) return invalid_argument("{}: key 'record_import' must be an object", origin);
+    TL_TRY(check_keys(r, {"min_strength", "target_success_rate", "min_samples", "max_pairs_per_prompt"}, origin,
+                      "record_import."));
+    TL_TRY(get_to(r, "min_strength", o.record_import.min_strength, origin, "record_import."));
+    TL_TRY(get_to(r, "target_success_rate", o.record_import.target_success_rate, origin, "record_import."));
+    TL_TRY(get_to(r, "min_samples", o.record_import.min_samples, origin, "record_import."));
+    TL_TRY(get_to(r, "max_pairs_per_prompt", o.record_import.max_pairs_per_prompt, origin, "record_import."));
+  }
+  if (j.contains("teacher")) {
+    const json& t = j.at("teacher");
+    if (!t.is_object()) return invalid_argument("{}: key 'teacher' must be an object", origin);
+    TL_TRY(check_keys(t, {"url", "model", "api_key_env", "budget_tokens", "cache_dir", "kinds", "timeout_s", "max_tokens"},
+                      origin, "teacher."));
+    TL_TRY(get_to(t, "url", o.teacher.url, origin, "teacher."));
+    TL_TRY(get_to(t, "model", o.teacher.model, origin, "teacher."));
+    TL_TRY(get_to(t, "api_key_env", o.teacher.api_key_env, origin, "teacher."));
+    TL_TRY(get_to(t, "budget_tokens", o.teacher.budget_tokens, origin, "teacher."));
+    TL_TRY(get_to(t, "cache_dir", o.teacher.cache_dir, origin, "teacher."));
+    TL_TRY(get_to(t, "kinds", o.teacher.kinds, origin, "teacher."));
+    TL_TRY(get_to(t, "timeout_s", o.teacher.timeout_s, origin, "teacher."));
+    TL_TRY(get_to(t, "max_tokens", o.teacher.max_tokens, origin, "teacher."));
+    if (o.teacher.url.empty()) return invalid_argument("{}: teacher.url is required in a 'teacher' section", origin);
+    if (o.teacher.model.empty()) return invalid_argument("{}: teacher.model is required in a 'teacher' section", origin);
+    for (const auto& k : o.teacher.kinds) {
+      if (!all_example_kinds().count(k)) return invalid_argument("{}: teacher.kinds: unknown example kind '{}'", origin, k);
+    }
   }
   return o;
 }
@@ -139,15 +178,36 @@ Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_d
     if (progress) progress(stage, done, total);
   };
 
-  report_progress("parse", 0, 1);
+  // Bad teacher settings are a config error before any work, not 17k fallbacks later.
+  TL_TRY(validate_teacher(options.teacher));
+  for (const auto& f : options.records) {
+    if (!fs::is_regular_file(f)) return not_found("harvest: records file '{}' not found", f);
+  }
   Redactor redactor(options.redact);
-  TL_ASSIGN_OR_RETURN(CodeGraph graph, CodeGraph::build(repo, options.graph, redactor));
+  TL_ASSIGN_OR_RETURN(CodeGraph graph, CodeGraph::build(repo, options.graph, redactor,
+                                                         [&](int64_t done, int64_t total) {
+                                                           report_progress("parse", done, total);
+                                                         }));
   const GraphStats& st = graph.stats();
   double parse_graph_ms = st.walk_ms + st.parse_ms + st.link_ms;
-  report_progress("parse", 1, 1);
+
+  // History: blobs and messages are redacted knowing every username the repository revealed.
+  RedactOptions history_redact = options.redact;
+  for (const auto& u : graph.repo_usernames()) history_redact.usernames.push_back(u);
+  Redactor history_redactor(history_redact);
+  HistoryOptions hopt = options.history;
+  hopt.max_file_bytes = options.graph.max_file_bytes;
+  History history;
+  std::string history_error;
+  if (auto h = read_history(repo, hopt, history_redactor); h.is_ok()) {
+    history = std::move(*h);
+  } else {
+    history_error = h.status().message();  // an unreadable history costs the fix examples, not the harvest
+  }
+  report_progress("history", 1, 1);
 
   auto t0 = std::chrono::steady_clock::now();
-  TL_TRY(write_graph_sqlite(graph, (fs::path(out_dir) / "graph.sqlite").string()));
+  TL_TRY(write_graph_sqlite(graph, (fs::path(out_dir) / "graph.sqlite").string(), history.changes));
   double sqlite_ms = ms_since(t0);
 
   // Gate, then dedup the surviving functions by their (redacted) code.
@@ -179,8 +239,53 @@ Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_d
     for (auto& ex : build_examples(graph, *n, options.examples, commit)) examples.push_back(std::move(ex));
     if (k % 256 == 0) report_progress("examples", static_cast<int64_t>(k), static_cast<int64_t>(dd.kept.size()));
   }
+  // fix: pre-fix → post-fix from commits whose message reads like a fix.
+  std::map<std::string, int64_t> fix_skipped;
+  int64_t fix_examples = 0;
+  if (options.examples.kinds.count("fix")) {
+    std::map<std::pair<std::string, std::string>, int64_t> by_name;
+    for (const auto& n : graph.nodes()) {
+      if (n.kind == NodeKind::kFunction) by_name.emplace(std::pair{n.file, n.qualified_name}, n.id);
+    }
+    for (const auto& c : history.changes) {
+      if (!c.is_fix) continue;
+      auto lines = [](const std::string& t) { return 1 + std::count(t.begin(), t.end(), '\n'); };
+      if (lines(c.before) > options.examples.max_lines || lines(c.after) > options.examples.max_lines) {
+        ++fix_skipped["too_long"];
+        continue;
+      }
+      if (normalized_hash(c.before) == normalized_hash(c.after)) {
+        ++fix_skipped["whitespace_only"];
+        continue;
+      }
+      auto it = by_name.find({c.file, c.qualified_name});
+      int64_t node_id = it == by_name.end() ? 0 : it->second;
+      double q = node_id ? quality_score(graph, graph.node(node_id)) : 0.0;
+      examples.push_back(build_fix_example(c, node_id, q, options.examples));
+      ++fix_examples;
+    }
+  }
+  // script_doc: instruction/output pairs from PowerShell help, shell usage headers, module docstrings.
+  int64_t script_docs_examples = 0;
+  for (const auto& d : graph.script_docs()) {
+    for (auto& ex : build_script_doc_examples(d.doc, d.file_node, options.examples, commit)) {
+      examples.push_back(std::move(ex));
+      ++script_docs_examples;
+    }
+  }
+  // Records: knowledge, tasks, decisions, tool sessions, routing, feedback.
+  RecordsResult records;
+  if (!options.records.empty()) {
+    TL_ASSIGN_OR_RETURN(records, import_records(options.records, options.record_import, redactor, options.examples));
+    for (auto& ex : records.examples) examples.push_back(std::move(ex));
+  }
   report_progress("examples", static_cast<int64_t>(dd.kept.size()), static_cast<int64_t>(dd.kept.size()));
   double examples_ms = ms_since(t0);
+
+  t0 = std::chrono::steady_clock::now();
+  TeacherStats teacher = apply_teacher(examples, options.teacher);
+  double teacher_ms = ms_since(t0);
+  if (options.teacher.enabled()) report_progress("teacher", 1, 1);
 
   t0 = std::chrono::steady_clock::now();
   std::string all, train, validation;
@@ -197,13 +302,20 @@ Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_d
   TL_TRY(write_file_atomic((fs::path(out_dir) / "examples.jsonl").string(), all));
   TL_TRY(write_file_atomic((fs::path(out_dir) / "train.jsonl").string(), train));
   TL_TRY(write_file_atomic((fs::path(out_dir) / "validation.jsonl").string(), validation));
+  if (!options.records.empty()) {
+    std::string dpo;
+    for (const auto& p : records.dpo) dpo += dpo_to_json(p) + "\n";
+    TL_TRY(write_file_atomic((fs::path(out_dir) / "dpo.jsonl").string(), dpo));
+    if (!records.calibration_json.empty())
+      TL_TRY(write_file_atomic((fs::path(out_dir) / "routing_calibration.json").string(), records.calibration_json));
+  }
   double write_ms = ms_since(t0);
 
   // report.json
   json r;
   r["repo"] = repo;
   r["commit"] = commit.empty() ? json(nullptr) : json(commit);
-  r["report_version"] = 1;
+  r["report_version"] = 2;
   std::map<std::string, int64_t> skipped_by_reason;
   for (const auto& f : graph.skipped()) ++skipped_by_reason[f.reason];
   r["files"] = {{"seen", st.files_seen},
@@ -247,10 +359,50 @@ Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_d
   json skipped = json::array();
   for (const auto& f : graph.skipped()) skipped.push_back({{"path", f.path}, {"reason", f.reason}, {"detail", f.detail}});
   r["skipped_files"] = skipped;
+  const HistoryStats& hs = history.stats;
+  r["history"] = {{"git_repo", hs.is_git_repo},
+                  {"error", history_error.empty() ? json(nullptr) : json(history_error)},
+                  {"max_commits", options.history.max_commits},
+                  {"commits_walked", hs.commits_walked},
+                  {"truncated", hs.truncated},
+                  {"merges_skipped", hs.merges_skipped},
+                  {"root_commits", hs.root_commits},
+                  {"fix_commits", hs.fix_commits},
+                  {"files_diffed", hs.files_diffed},
+                  {"files_unparsed", hs.files_unparsed},
+                  {"function_changes", hs.changes},
+                  {"fix_changes", hs.fix_changes},
+                  {"fix_examples", fix_examples},
+                  {"fix_skipped", fix_skipped}};
+  r["script_docs"] = {{"headers", graph.script_docs().size()}, {"examples", script_docs_examples}};
+  json rec_skipped = json::array();
+  for (const auto& i : records.skipped) rec_skipped.push_back({{"file", i.file}, {"line", i.line}, {"reason", i.reason}});
+  int64_t dpo_rating = 0, dpo_retry = 0;
+  for (const auto& p : records.dpo) (p.source == "retry" ? dpo_retry : dpo_rating)++;
+  r["records"] = {{"files", options.records},
+                  {"lines_read", records.lines_read},
+                  {"accepted_by_type", records.records_by_type},
+                  {"weak_knowledge_skipped", records.weak_knowledge_skipped},
+                  {"dangling_edges", records.dangling_edges},
+                  {"dpo_pairs", {{"total", records.dpo.size()}, {"rating", dpo_rating}, {"retry", dpo_retry}}},
+                  {"routing_calibration", !records.calibration_json.empty()},
+                  {"skipped_lines", rec_skipped}};
+  r["teacher"] = {{"enabled", options.teacher.enabled()},
+                  {"model", options.teacher.model},
+                  {"eligible", teacher.eligible},
+                  {"requests", teacher.requests},
+                  {"cache_hits", teacher.cache_hits},
+                  {"rewritten", teacher.rewritten},
+                  {"failures", teacher.failures},
+                  {"failure_reasons", teacher.failure_reasons},
+                  {"budget_tokens", options.teacher.budget_tokens},
+                  {"budget_skipped", teacher.budget_skipped},
+                  {"tokens_used", teacher.tokens_used}};
   double total_ms = ms_since(t_start);
   r["timings_ms"] = {{"walk", st.walk_ms},   {"parse", st.parse_ms},     {"link", st.link_ms},
-                     {"parse_graph", parse_graph_ms}, {"sqlite", sqlite_ms}, {"gate_dedup", dedup_ms},
-                     {"examples", examples_ms}, {"write", write_ms},     {"total", total_ms}};
+                     {"parse_graph", parse_graph_ms}, {"history", hs.ms}, {"sqlite", sqlite_ms},
+                     {"gate_dedup", dedup_ms}, {"examples", examples_ms}, {"teacher", teacher_ms},
+                     {"write", write_ms}, {"total", total_ms}};
   auto per_s = [](int64_t loc, double ms) { return ms > 0 ? static_cast<double>(loc) * 1000.0 / ms : 0.0; };
   r["throughput"] = {{"loc_per_s_parse_graph", std::round(per_s(st.loc, parse_graph_ms))},
                      {"loc_per_s_total", std::round(per_s(st.loc, total_ms))}};
@@ -267,6 +419,10 @@ Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_d
   s.examples_validation = by_split["validation"];
   s.dedup_removed = static_cast<int64_t>(dd.removals.size());
   s.redactions = graph.redactions().total();
+  s.commits = hs.commits_walked;
+  s.dpo_pairs = static_cast<int64_t>(records.dpo.size());
+  s.record_lines_skipped = static_cast<int64_t>(records.skipped.size());
+  s.teacher = teacher;
   s.parse_graph_ms = parse_graph_ms;
   s.total_ms = ms_since(t_start);
   return s;

@@ -1,10 +1,12 @@
 // harvest(): the whole `tuneloop harvest REPO --out DIR` pipeline as a library call.
 //
-//   walk + screen + redact + parse (CodeGraph::build) → DIR/graph.sqlite
+//   walk + screen + redact + parse (CodeGraph::build) → git history (libgit2) → DIR/graph.sqlite
 //   → quality gate per function → dedup (exact + MinHash) over the surviving functions' code
-//   → example builders → DIR/examples.jsonl (+ train.jsonl / validation.jsonl, split by file)
+//   → example builders (graph kinds, fix from history, script doc headers, record importers)
+//   → optional teacher rewrite → DIR/examples.jsonl (+ train.jsonl / validation.jsonl, split by file)
+//   → with records: DIR/dpo.jsonl and DIR/routing_calibration.json
 //   → DIR/report.json (counts by kind, language, gate reason, redaction kind, dedup removals,
-//     skipped files with reasons, timings)
+//     skipped files and record lines with reasons, history, teacher, timings)
 // Every output is written atomically; a bad input file is a line in the report, never an abort.
 //
 // Usage:
@@ -20,7 +22,10 @@
 #include "harvest/code_graph.h"
 #include "harvest/dedup.h"
 #include "harvest/examples.h"
+#include "harvest/git_history.h"
+#include "harvest/records.h"
 #include "harvest/redact.h"
+#include "harvest/teacher.h"
 
 namespace tl::harvest {
 
@@ -29,6 +34,10 @@ struct HarvestOptions {
   RedactOptions redact;
   ExampleOptions examples;
   DedupOptions dedup;
+  HistoryOptions history;
+  std::vector<std::string> records;  // record JSONL files (records.h)
+  RecordsOptions record_import;
+  TeacherOptions teacher;
   std::string format = "openai";  // openai | sharegpt
 };
 
@@ -48,13 +57,18 @@ struct HarvestSummary {
   int64_t examples_validation = 0;
   int64_t dedup_removed = 0;
   int64_t redactions = 0;
+  int64_t commits = 0;           // walked by the history reader
+  int64_t dpo_pairs = 0;
+  int64_t record_lines_skipped = 0;
+  TeacherStats teacher;
   double parse_graph_ms = 0;
   double total_ms = 0;
   std::map<std::string, int64_t> examples_by_kind;
   std::string report_json;  // what was written to report.json
 };
 
-// `progress(stage, done, total)` may be null.
+// `progress(stage, done, total)` may be null. Stages in order: "parse" (per file), "history" (once
+// done), "examples", "teacher" (once done, only with a teacher).
 using ProgressFn = std::function<void(const char* stage, int64_t done, int64_t total)>;
 Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_dir, const HarvestOptions& options,
                                const ProgressFn& progress);

@@ -54,6 +54,7 @@ Language detect_language(std::string_view path) {
   if (ext == "toml") return Language::kToml;
   if (ext == "ini" || ext == "cfg" || ext == "conf") return Language::kIni;
   if (ext == "md" || ext == "markdown") return Language::kMarkdown;
+  if (ext == "ps1" || ext == "psm1") return Language::kPowerShell;
   return Language::kUnknown;
 }
 
@@ -76,6 +77,7 @@ const char* language_name(Language lang) {
     case Language::kIni: return "ini";
     case Language::kDotEnv: return "dotenv";
     case Language::kMarkdown: return "markdown";
+    case Language::kPowerShell: return "powershell";
   }
   return "unknown";
 }

@@ -33,6 +33,8 @@ enum class Language {
   kIni,
   kDotEnv,
   kMarkdown,
+  // Scripts harvest reads only for their doc headers (no grammar compiled in).
+  kPowerShell,
 };
 
 // By extension and a few well-known names (".env", "Makefile" is not handled). Paths are repo-relative.

@@ -8,6 +8,9 @@
 // blocks, which keep their line count, so line numbers in the graph still point at the right lines.
 #include "harvest/redact.h"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
+
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -538,6 +541,59 @@ std::vector<Span> find_ips(std::string_view s) {
   return out;
 }
 
+// ---- IPv6 addresses -----------------------------------------------------------------------------
+// Candidates are maximal runs of hex digits and colons (plus an embedded dotted IPv4 tail) that
+// inet_pton accepts. Code is full of colons, so a candidate must also look like an address rather than
+// `a[1::2]`, `std::map` or a MAC/time: at least one group of 3+ hex digits, and either eight groups or a
+// `::` with two or more groups.
+std::vector<Span> find_ipv6(std::string_view s) {
+  std::vector<Span> out;
+  size_t i = 0;
+  while ((i = s.find(':', i)) != std::string_view::npos) {
+    size_t b = i;
+    while (b > 0 && (is_hex(s[b - 1]) || s[b - 1] == ':')) --b;
+    size_t e = i;
+    while (e < s.size() && (is_hex(s[e]) || s[e] == ':' || s[e] == '.')) ++e;
+    while (e > i && (s[e - 1] == '.' || (s[e - 1] == ':' && !(e >= 2 && s[e - 2] == ':')))) --e;
+    size_t next = e > i ? e : i + 1;
+    bool left_ok = b == 0 || !(is_alnum(s[b - 1]) || s[b - 1] == '_' || s[b - 1] == '.');
+    bool right_ok = e >= s.size() || !(is_alnum(s[e]) || s[e] == '_');
+    std::string cand(s.substr(b, e - b));
+    if (!left_ok || !right_ok || cand.size() < 3 || cand.size() > 45) {
+      i = next;
+      continue;
+    }
+    int groups = 0, max_group = 0, cur = 0;
+    for (char c : cand) {
+      if (c == ':' ) {
+        if (cur) ++groups;
+        max_group = std::max(max_group, cur);
+        cur = 0;
+      } else {
+        ++cur;
+      }
+    }
+    if (cur) ++groups;
+    max_group = std::max(max_group, cur);
+    bool compressed = cand.find("::") != std::string::npos;
+    bool shaped = max_group >= 3 && (groups >= 8 || (compressed && groups >= 2) ||
+                                     cand.find('.') != std::string::npos);
+    in6_addr addr{};
+    if (!shaped || inet_pton(AF_INET6, cand.c_str(), &addr) != 1) {
+      i = next;
+      continue;
+    }
+    static const uint8_t kZero[16] = {};
+    bool unspecified = std::memcmp(addr.s6_addr, kZero, 16) == 0;
+    bool loopback = std::memcmp(addr.s6_addr, kZero, 15) == 0 && addr.s6_addr[15] == 1;
+    bool documentation = addr.s6_addr[0] == 0x20 && addr.s6_addr[1] == 0x01 && addr.s6_addr[2] == 0x0d &&
+                         addr.s6_addr[3] == 0xb8;
+    if (!unspecified && !loopback && !documentation) out.push_back({b, e, "2001:db8::"});
+    i = next;
+  }
+  return out;
+}
+
 }  // namespace
 
 const char* redaction_kind_name(RedactionKind kind) {
@@ -588,6 +644,11 @@ std::string Redactor::hash_name(std::string_view name) const {
 }
 
 std::string Redactor::redact(std::string_view text, RedactionCounts* counts) const {
+  return redact(text, counts, nullptr);
+}
+
+std::string Redactor::redact(std::string_view text, RedactionCounts* counts,
+                             std::vector<std::string>* home_users) const {
   std::string cur(text);
   auto pass = [&](RedactionKind kind, const std::vector<Span>& spans) {
     if (spans.empty()) return;
@@ -606,8 +667,15 @@ std::string Redactor::redact(std::string_view text, RedactionCounts* counts) con
   if (cur.find("/home/") != std::string::npos || cur.find("/Users/") != std::string::npos ||
       cur.find("Users\\") != std::string::npos || cur.find("users\\") != std::string::npos)
     pass(RedactionKind::kHomeDir, find_home_dirs(cur, *this, users));
+  if (home_users && users.size() > configured) {
+    for (const auto& u : users) {
+      if (std::find(options_.usernames.begin(), options_.usernames.end(), u) == options_.usernames.end())
+        home_users->push_back(u);
+    }
+  }
   if (!users.empty() || configured > 0) pass(RedactionKind::kUsername, find_usernames(cur, *this, users));
   pass(RedactionKind::kIp, find_ips(cur));
+  if (cur.find(':') != std::string::npos) pass(RedactionKind::kIp, find_ipv6(cur));
   return cur;
 }
 

@@ -8,6 +8,7 @@
 //   private_key  -----BEGIN … PRIVATE KEY----- blocks                             → REDACTED_PRIVATE_KEY
 //   email        local@domain.tld                                             → user_<hash>@example.invalid
 //   ip           IPv4 addresses other than loopback/unspecified/broadcast          → 192.0.2.0 (TEST-NET-1)
+//                IPv6 addresses other than ::1, ::, 2001:db8::/32 (documentation)   → 2001:db8:: (RFC 3849)
 //   home_dir     /home/NAME, /Users/NAME, C:\Users\NAME                         → /home/user_<hash>
 //   username     names from home dirs seen earlier plus configured usernames, as whole words
 //                                                                               → user_<hash>
@@ -55,6 +56,10 @@ class Redactor {
   explicit Redactor(RedactOptions options = {});
   // Returns `text` with every finding replaced; `counts` (may be null) gets one per replacement.
   std::string redact(std::string_view text, RedactionCounts* counts) const;
+  // Same, and appends to `home_users` (may be null) the usernames seen in home directories of `text`
+  // (not generic ones like "user" or "runner"), for the repo-wide username pass.
+  std::string redact(std::string_view text, RedactionCounts* counts, std::vector<std::string>* home_users) const;
+  const RedactOptions& options() const { return options_; }
   // "user_" + 8 hex digits of a salted 64-bit hash.
   std::string hash_name(std::string_view name) const;
 

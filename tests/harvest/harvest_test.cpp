@@ -93,7 +93,7 @@ TEST_F(HarvestTest, OutputsWellFormedWithProvenance) {
     EXPECT_EQ(ex["messages"][2]["role"], "assistant");
     EXPECT_FALSE(ex["messages"][2]["content"].get<std::string>().empty());
     const auto& p = ex["provenance"];
-    EXPECT_EQ(p["source"], "graph");
+    EXPECT_EQ(p["source"], ex["kind"] == "script_doc" ? "script_doc" : "graph");
     EXPECT_GT(p["node_id"].get<int>(), 0);
     EXPECT_EQ(p["lines"].size(), 2u);
     EXPECT_GE(p["quality"].get<double>(), 0.0);
@@ -101,7 +101,8 @@ TEST_F(HarvestTest, OutputsWellFormedWithProvenance) {
     EXPECT_TRUE(p.contains("commit"));
     kinds.insert(ex["kind"]);
   }
-  EXPECT_EQ(kinds, (std::set<std::string>{"explain", "implement", "review", "role", "impact"}));
+  // script_doc: the Python module docstrings of the fixture (not a git repo: no fix examples).
+  EXPECT_EQ(kinds, (std::set<std::string>{"explain", "implement", "review", "role", "impact", "script_doc"}));
   auto train = read_jsonl("train.jsonl");
   auto val = read_jsonl("validation.jsonl");
   EXPECT_EQ(train.size() + val.size(), all.size());
@@ -129,6 +130,7 @@ TEST_F(HarvestTest, QualityGateAndDedup) {
   std::set<std::string> pair = {removed[0]["file"], removed[0]["kept_file"]};
   EXPECT_EQ(pair, (std::set<std::string>{"app/util.py", "app/legacy.py"}));
   for (const auto& ex : read_jsonl("examples.jsonl")) {
+    if (ex["provenance"]["source"] != "graph") continue;  // script doc headers are not gated functions
     EXPECT_GE(ex["provenance"]["lines"][1].get<int>() - ex["provenance"]["lines"][0].get<int>() + 1, 5);
   }
 }
@@ -143,6 +145,18 @@ TEST_F(HarvestTest, NoSecretInAnyOutput) {
   }
   EXPECT_EQ((*report_)["redactions"]["secret"].get<int>(), 2);
   EXPECT_EQ((*report_)["redactions"]["email"].get<int>(), 1);
+}
+
+TEST_F(HarvestTest, ImplementAnswersOmitTheDocstringTheQuestionGives) {
+  int python_implement = 0;
+  for (const auto& ex : read_jsonl("examples.jsonl")) {
+    if (ex["kind"] != "implement" || ex["language"] != "python") continue;
+    ++python_implement;
+    std::string answer = ex["messages"][2]["content"];
+    EXPECT_EQ(answer.find("\"\"\""), std::string::npos) << answer;
+    EXPECT_TRUE(answer.starts_with("```python\n")) << answer;
+  }
+  EXPECT_GT(python_implement, 0);
 }
 
 TEST_F(HarvestTest, ReportHasCountsAndTimings) {

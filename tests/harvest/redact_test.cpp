@@ -126,5 +126,23 @@ TEST(RedactTest, Entropy) {
   EXPECT_DOUBLE_EQ(shannon_entropy("abab"), 1.0);
 }
 
+TEST(RedactTest, Ipv6) {
+  Redactor r;
+  RedactionCounts c;
+  std::string out = r.redact(
+      "peer = 2a02:1205:5054:a2b0::17\nlink fe80::1c2d:3eff:fe4f:5a6b%eth0\nurl = http://[2600:1f18:24e6:b900:8e1d:7c5a:60b2:d4a1]:8080/x\n",
+      &c);
+  EXPECT_EQ(out, "peer = 2001:db8::\nlink 2001:db8::%eth0\nurl = http://[2001:db8::]:8080/x\n");
+  EXPECT_EQ(c.get(RedactionKind::kIp), 3);
+  // Not addresses, or addresses that identify no one: loopback, unspecified, the documentation range,
+  // MACs, times, C++/Rust paths, Python slices, hex-looking scopes.
+  for (const char* keep : {"bind ::1 and ::", "doc 2001:db8::42", "mac 00:1a:2b:3c:4d:5e", "at 12:30:45",
+                           "std::map<int, int> m; a::b::c()", "xs[1::2]", "face::cafe::beef()", "Self::new()"}) {
+    RedactionCounts k;
+    EXPECT_EQ(r.redact(keep, &k), keep);
+    EXPECT_EQ(k.get(RedactionKind::kIp), 0) << keep;
+  }
+}
+
 }  // namespace
 }  // namespace tl::harvest

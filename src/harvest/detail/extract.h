@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "harvest/language.h"
+#include "harvest/script_docs.h"
 
 namespace tl::harvest::detail {
 
@@ -17,6 +18,8 @@ struct RawFunction {
   int class_index = -1;  // into FileFacts::classes, for methods
   int start_line = 0, end_line = 0;
   std::string signature, docstring, body;
+  // Byte range [doc_begin, doc_end) of an in-body docstring statement within `body` (Python), -1 if none.
+  int doc_begin = -1, doc_end = -1;
   std::vector<std::string> params;
   int complexity = 1;
   int error_handlers = 0;
@@ -79,6 +82,7 @@ struct FileFacts {
   std::vector<RawString> strings;
   std::vector<ConfigKey> config_keys;
   std::vector<DocSection> sections;
+  std::vector<ScriptDoc> script_docs;  // PowerShell help, shell usage header, Python module docstring
   size_t error_bytes = 0;  // bytes covered by top-level ERROR nodes
   bool has_error = false;
 };

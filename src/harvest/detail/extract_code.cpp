@@ -489,12 +489,14 @@ class Walker {
     return out;
   }
 
-  std::string python_docstring(TSNode body) const {
+  // `stmt` (may be null) receives the docstring's expression statement, for callers that cut it out.
+  std::string python_docstring(TSNode body, TSNode* stmt = nullptr) const {
     if (ts_node_is_null(body) || ts_node_named_child_count(body) == 0) return {};
     TSNode first = ts_node_named_child(body, 0);
     if (std::strcmp(ts_node_type(first), "expression_statement") != 0) return {};
     TSNode str = ts_node_named_child(first, 0);
     if (ts_node_is_null(str) || std::strcmp(ts_node_type(str), "string") != 0) return {};
+    if (stmt) *stmt = first;
     return dedent_docstring(strip_quotes(text(str)));
   }
 
@@ -576,7 +578,15 @@ class Walker {
       while (!f.signature.empty() && f.signature.back() == ' ') f.signature.pop_back();
     }
     f.body = std::string(text(outer));
-    f.docstring = c_.python_docstrings ? python_docstring(body) : std::string();
+    TSNode doc_stmt{};
+    f.docstring = c_.python_docstrings ? python_docstring(body, &doc_stmt) : std::string();
+    if (!f.docstring.empty() && !ts_node_is_null(doc_stmt)) {
+      // Offsets within body, so the implement example can answer with the code minus the docstring the
+      // question already gave.
+      uint32_t ob = ts_node_start_byte(outer);
+      f.doc_begin = static_cast<int>(ts_node_start_byte(doc_stmt) - ob);
+      f.doc_end = static_cast<int>(ts_node_end_byte(doc_stmt) - ob);
+    }
     if (f.docstring.empty()) f.docstring = leading_comment(n);
     TSNode params = child(n, c_.f_parameters);
     // C/C++ keep the parameter list on the function_declarator inside the declarator chain.
@@ -685,6 +695,12 @@ class Walker {
       recv.remove_suffix(1);
     if (!ts_node_is_null(object)) recv = text(object);
     call.receiver = collapse_ws(recv, 60);
+    // Python classmethods construct through `cls(...)`: that is a call of the enclosing class, not of
+    // something named "cls" (which would never resolve).
+    if (facts_.language == Language::kPython && call.name == "cls" && call.receiver.empty() && !cls_stack_.empty()) {
+      call.name = facts_.classes[static_cast<size_t>(cls_stack_.back())].name;
+      call.receiver = "cls";
+    }
     call.line = line_of(n);
     if (facts_.language == Language::kBash && (call.name == "source" || call.name == ".")) {
       RawImport imp;
