@@ -6,7 +6,7 @@ set -euo pipefail
 PACKAGES=(
   build-essential cmake ninja-build ccache pkg-config git clang libclang-rt-14-dev
   libfmt-dev nlohmann-json3-dev libyaml-cpp-dev libpcre2-dev libutf8proc-dev
-  libsqlite3-dev libcpp-httplib-dev libtree-sitter-dev libgit2-dev
+  libsqlite3-dev libcpp-httplib-dev libtree-sitter-dev libpq-dev postgresql libssl-dev libgit2-dev
   libopenblas-openmp-dev libopenblas0-pthread
   libgtest-dev libgmock-dev libbenchmark-dev
   python3-torch python3-numpy python3-jinja2

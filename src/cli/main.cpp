@@ -28,7 +28,12 @@ const CommandEntry kCommands[] = {
      tl::cli::cmd_loss},
     {"merge", "merge MODEL_DIR --adapter DIR --out DIR", tl::cli::cmd_merge},
     {"demo", "demo [--dir DIR]", tl::cli::cmd_demo},
-    {"harvest", "harvest REPO --out DIR [--config FILE] [--records FILE.jsonl ...] [--format openai|sharegpt] [--quiet]", tl::cli::cmd_harvest},
+    {"harvest", "harvest REPO --out DIR [--config FILE] [--format openai|sharegpt] [--quiet]", tl::cli::cmd_harvest},
+    {"server", "server [--db URL] [--port N] [--host H] [--devices FILE] [--data-dir DIR] [--trainer PATH] [--threads N]",
+     tl::cli::cmd_server},
+    {"tenant", "tenant add NAME --tier enterprise|pro|free [--quota-hours H] [--db URL]", tl::cli::cmd_tenant},
+    {"model", "model add NAME MODEL_DIR [--db URL]", tl::cli::cmd_model},
+    {"lineage", "lineage ADAPTER [--db URL] [--json]", tl::cli::cmd_lineage},
 };
 
 void print_usage(FILE* out) {

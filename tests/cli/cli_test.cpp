@@ -100,9 +100,15 @@ TEST(Cli, TruncatedWeightsNameTheFile) {
 TEST(Cli, DemoRunsEndToEnd) {
   const std::string dir = (std::filesystem::temp_directory_path() / "tl_cli_demo").string();
   std::filesystem::remove_all(dir);
-  Outcome r = run("demo --dir " + dir);
+  Outcome r = run("demo --dir " + dir, true);
   ASSERT_EQ(r.code, 0) << r.out;
-  EXPECT_NE(r.out.find("[3/3] generate"), std::string::npos) << r.out;
+  // The LoRA step must at least halve the held-out loss of the pretrained model.
+  double before = 0, after = 0;
+  const size_t at = r.out.find("[5/6] held-out loss: ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + at, "[5/6] held-out loss: %lf -> %lf", &before, &after), 2) << r.out;
+  EXPECT_LT(after, before / 2) << r.out;
+  EXPECT_NE(r.out.find("adapter >"), std::string::npos) << r.out;
   std::filesystem::remove_all(dir);
 }
 

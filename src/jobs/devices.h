@@ -1,0 +1,47 @@
+// The device pool the scheduler places jobs on, read from a YAML file (`tuneloop server --devices F`),
+// and the calibration table that turns FLOPs into seconds for the preflight estimate.
+//
+//   # devices.yaml
+//   devices:
+//     - {id: gpu0, kind: h100, memory_gb: 80, price_per_hour: 2.50}
+//     - {id: gpu1, kind: l4, memory_gb: 24, price_per_hour: 0.80}
+//   calibration: {h100: 3.5e14}        # sustained training FLOP/s per kind, overrides the built-ins
+//   aging_minutes: 60                  # scheduler aging step (scheduler.h)
+//
+// Without a file the pool is one CPU device with the machine's memory (a CPU-only host counts as one
+// device). The built-in calibration figures are sustained training throughput, not peak: bf16 dense
+// peak × ~40% MFU for GPUs, and what tuneloop's CPU kernels reach on this class of machine (the
+// `tuneloop calibrate` command that measures it in place is not written yet).
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "core/status.h"
+
+namespace tl::jobs {
+
+struct Device {
+  std::string id;
+  std::string kind;      // cpu | h100 | h200 | a100 | l4 | … (a key of the calibration table)
+  int64_t memory_mb = 0;
+  double price_per_hour = 0;  // currency units per device-hour, for the cost estimate
+};
+
+struct DevicePool {
+  std::vector<Device> devices;
+  std::map<std::string, double> flops_per_second;  // by kind
+  int64_t aging_seconds = 3600;
+
+  // Sustained FLOP/s for a device; kNotFound naming the kind when the table has no entry.
+  Result<double> throughput(const Device& d) const;
+};
+
+// Built-in calibration: cpu 5e10, l4 4e13, a100 1.25e14, h100 3.9e14, h200 4.2e14.
+std::map<std::string, double> default_calibration();
+DevicePool default_device_pool();
+Result<DevicePool> load_device_pool(const std::string& path);
+
+}  // namespace tl::jobs
