@@ -22,6 +22,7 @@ Status cmd_demo(const Argv& argv);
 Status cmd_train(const Argv& argv);
 Status cmd_loss(const Argv& argv);
 Status cmd_merge(const Argv& argv);
+Status cmd_quantize(const Argv& argv);
 Status cmd_harvest(const Argv& argv);
 Status cmd_server(const Argv& argv);
 Status cmd_tenant(const Argv& argv);

@@ -27,6 +27,7 @@ const CommandEntry kCommands[] = {
     {"loss", "loss MODEL_DIR [--adapter DIR] --data FILE.jsonl [--format F] [--max-seq-len N] [--json]",
      tl::cli::cmd_loss},
     {"merge", "merge MODEL_DIR --adapter DIR --out DIR", tl::cli::cmd_merge},
+    {"quantize", "quantize MODEL_DIR --type nf4 [--no-double-quant] --out DIR", tl::cli::cmd_quantize},
     {"demo", "demo [--dir DIR]", tl::cli::cmd_demo},
     {"harvest", "harvest REPO --out DIR [--config FILE] [--format openai|sharegpt] [--quiet]", tl::cli::cmd_harvest},
     {"server", "server [--db URL] [--port N] [--host H] [--devices FILE] [--data-dir DIR] [--trainer PATH] [--threads N]",

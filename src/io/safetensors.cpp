@@ -15,15 +15,15 @@ using json = nlohmann::json;
 // Headers over this size are refused before parsing (real ones are a few hundred KB at most).
 constexpr uint64_t kMaxHeaderBytes = 100ull << 20;
 
-int64_t element_size(const std::string& dtype) {
+}  // namespace
+
+int64_t dtype_element_size(const std::string& dtype) {
   static const std::map<std::string, int64_t> sizes = {
       {"BOOL", 1}, {"U8", 1},  {"I8", 1},  {"F8_E4M3", 1}, {"F8_E5M2", 1}, {"I16", 2}, {"U16", 2},
       {"F16", 2},  {"BF16", 2}, {"I32", 4}, {"U32", 4},     {"F32", 4},     {"F64", 8}, {"I64", 8}, {"U64", 8}};
   auto it = sizes.find(dtype);
   return it == sizes.end() ? 0 : it->second;
 }
-
-}  // namespace
 
 Result<Header> parse_header(std::span<const uint8_t> bytes, const std::string& origin) {
   if (bytes.size() < 8) {
@@ -64,7 +64,7 @@ Result<Header> parse_header(std::span<const uint8_t> bytes, const std::string& o
     auto dt = v.find("dtype");
     if (dt == v.end() || !dt->is_string()) return data_loss("{}: tensor '{}': missing string 'dtype'", origin, name);
     t.dtype = dt->get<std::string>();
-    int64_t esize = element_size(t.dtype);
+    int64_t esize = dtype_element_size(t.dtype);
     if (esize == 0) return data_loss("{}: tensor '{}': unknown dtype '{}'", origin, name, t.dtype);
     auto sh = v.find("shape");
     if (sh == v.end() || !sh->is_array()) return data_loss("{}: tensor '{}': missing array 'shape'", origin, name);
@@ -140,16 +140,45 @@ Result<Tensor> File::tensor(const std::string& name) const {
   return Tensor::view(*dt, info->shape, p, map_);
 }
 
+Result<RawTensor> File::raw(const std::string& name) const {
+  const TensorInfo* info = find(name);
+  if (!info) return not_found("{}: no tensor '{}'", path_, name);
+  const uint8_t* p = map_->bytes().data() + header_.data_start + info->begin;
+  return RawTensor{info->dtype, info->shape, {p, static_cast<size_t>(info->end - info->begin)}, map_};
+}
+
 Status write(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,
              const std::map<std::string, std::string>& metadata) {
+  std::vector<std::pair<std::string, RawTensor>> raw;
+  raw.reserve(tensors.size());
+  for (const auto& [name, t] : tensors) {
+    TL_CHECK(t != nullptr);
+    raw.emplace_back(name, RawTensor{dtype_name(t->dtype()), t->shape(),
+                                     {static_cast<const uint8_t*>(t->data()), t->nbytes()}, nullptr});
+  }
+  return write_raw(path, raw, metadata);
+}
+
+Status write_raw(const std::string& path, const std::vector<std::pair<std::string, RawTensor>>& tensors,
+                 const std::map<std::string, std::string>& metadata) {
   json header = json::object();
   if (!metadata.empty()) header["__metadata__"] = metadata;
   uint64_t offset = 0;
   for (const auto& [name, t] : tensors) {
-    TL_CHECK(t != nullptr);
     if (header.contains(name)) return invalid_argument("{}: duplicate tensor name '{}'", path, name);
-    header[name] = {{"dtype", dtype_name(t->dtype())}, {"shape", t->shape()}, {"data_offsets", {offset, offset + t->nbytes()}}};
-    offset += t->nbytes();
+    const int64_t esize = dtype_element_size(t.dtype);
+    if (esize == 0) return invalid_argument("{}: tensor '{}': unknown dtype '{}'", path, name, t.dtype);
+    uint64_t numel = 1;
+    for (int64_t d : t.shape) {
+      if (d < 0) return invalid_argument("{}: tensor '{}': negative dimension {}", path, name, d);
+      numel *= static_cast<uint64_t>(d);
+    }
+    if (numel * static_cast<uint64_t>(esize) != t.bytes.size()) {
+      return invalid_argument("{}: tensor '{}': {} bytes given but dtype {} x {} elements needs {}", path, name,
+                              t.bytes.size(), t.dtype, numel, numel * static_cast<uint64_t>(esize));
+    }
+    header[name] = {{"dtype", t.dtype}, {"shape", t.shape}, {"data_offsets", {offset, offset + t.bytes.size()}}};
+    offset += t.bytes.size();
   }
   std::string text = header.dump();
   // Pad with spaces so the data region starts 8-byte aligned, as the reference writer does.
@@ -160,7 +189,7 @@ Status write(const std::string& path, const std::vector<std::pair<std::string, c
   TL_ASSIGN_OR_RETURN(AtomicFile f, AtomicFile::create(path));
   TL_TRY(f.write(len, 8));
   TL_TRY(f.write(text.data(), text.size()));
-  for (const auto& [name, t] : tensors) TL_TRY(f.write(t->data(), t->nbytes()));
+  for (const auto& [name, t] : tensors) TL_TRY(f.write(t.bytes.data(), t.bytes.size()));
   return f.commit();
 }
 
@@ -209,6 +238,12 @@ Result<Tensor> ShardedFiles::tensor(const std::string& name) const {
   auto it = where_.find(name);
   if (it == where_.end()) return not_found("no tensor '{}' in the model's safetensors files", name);
   return files_[it->second].tensor(name);
+}
+
+Result<RawTensor> ShardedFiles::raw(const std::string& name) const {
+  auto it = where_.find(name);
+  if (it == where_.end()) return not_found("no tensor '{}' in the model's safetensors files", name);
+  return files_[it->second].raw(name);
 }
 
 std::vector<std::string> ShardedFiles::names() const {

@@ -10,6 +10,9 @@
 //   TL_ASSIGN_OR_RETURN(auto file, tl::safetensors::File::open("model.safetensors"));
 //   TL_ASSIGN_OR_RETURN(tl::Tensor w, file.tensor("lm_head.weight"));
 //   TL_TRY(tl::safetensors::write("out.safetensors", {{"logits", &logits}}, {}));
+//
+// Tensors of other dtypes (U8 for packed NF4, I64, ...) travel as RawTensor: the dtype as written, the
+// shape, and the little-endian bytes, read with File::raw and written with write_raw.
 #pragma once
 
 #include <cstdint>
@@ -34,6 +37,18 @@ struct TensorInfo {
   uint64_t end = 0;
 };
 
+// Any tensor as bytes. `bytes` points into a mapping (from File::raw, kept alive by `keepalive`) or into
+// memory the writer's caller owns.
+struct RawTensor {
+  std::string dtype;  // safetensors spelling: "U8", "F32", "BF16", "I64", ...
+  std::vector<int64_t> shape;
+  std::span<const uint8_t> bytes;
+  std::shared_ptr<const void> keepalive;
+};
+
+// Bytes per element of a safetensors dtype name; 0 when the name is not one.
+int64_t dtype_element_size(const std::string& dtype);
+
 struct Header {
   std::vector<TensorInfo> tensors;  // in file order of data offsets
   std::map<std::string, std::string> metadata;
@@ -53,6 +68,8 @@ class File {
   const TensorInfo* find(const std::string& name) const;
   // A float tensor (F32, BF16, F16) as a view into the mapping; other dtypes are an error naming them.
   Result<Tensor> tensor(const std::string& name) const;
+  // Any dtype, as a view of its bytes in the mapping (no alignment needed, no conversion).
+  Result<RawTensor> raw(const std::string& name) const;
 
  private:
   std::string path_;
@@ -64,6 +81,10 @@ class File {
 // Writes tensors (any of F32/BF16/F16) atomically: a temp file renamed over `path` once complete.
 Status write(const std::string& path, const std::vector<std::pair<std::string, const Tensor*>>& tensors,
              const std::map<std::string, std::string>& metadata);
+// Writes tensors of any dtype, atomically, in the order given. Each entry's byte count must match its
+// dtype x shape (an invalid_argument naming the tensor otherwise), as must the dtype name.
+Status write_raw(const std::string& path, const std::vector<std::pair<std::string, RawTensor>>& tensors,
+                 const std::map<std::string, std::string>& metadata);
 
 // The weights of a model directory: `model.safetensors`, or the shards listed by
 // `model.safetensors.index.json` ({"weight_map": {tensor: shard file}}).
@@ -72,6 +93,7 @@ class ShardedFiles {
   static Result<ShardedFiles> open(const std::string& dir);
   bool contains(const std::string& name) const { return where_.count(name) > 0; }
   Result<Tensor> tensor(const std::string& name) const;
+  Result<RawTensor> raw(const std::string& name) const;
   std::vector<std::string> names() const;
   size_t shard_count() const { return files_.size(); }
   // dtype of the first floating tensor, e.g. "BF16"

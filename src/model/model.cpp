@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <utility>
 
 #include "core/check.h"
 #include "core/file.h"
@@ -46,8 +47,7 @@ Tensor cat_rows(const std::vector<const Tensor*>& parts) {
 }
 
 // out (T, N) = in (T, K) W^T (N, K) + bias (N). One token: a parallel GEMV; more: one SGEMM.
-void linear(float* out, const float* in, const Tensor& w, const Tensor& bias, int64_t t, int64_t k, int64_t n) {
-  const float* wp = w.f32();
+void linear(float* out, const float* in, const float* wp, const Tensor& bias, int64_t t, int64_t k, int64_t n) {
   const float* bp = bias.empty() ? nullptr : bias.f32();
   if (t == 1) {
     const KernelTable& kt = kernels();
@@ -142,6 +142,42 @@ ModelWeights& Model::mutable_weights() {
   return w;
 }
 
+LayerMatrices::LayerMatrices(const LayerWeights& L) {
+  auto get = [&](int i, const Tensor& t, const std::shared_ptr<const Nf4Tensor>& q) -> const float* {
+    if (!q) return t.f32();
+    buf_[i].resize(static_cast<size_t>(q->numel));
+    // Dequantise in parallel chunks of whole 64-element blocks.
+    const int64_t blocks = q->blocks();
+    ThreadPool::global().parallel_for(blocks, [&](int64_t b, int64_t e) {
+      const int64_t begin = b * kNf4BlockSize, end = std::min(q->numel, e * kNf4BlockSize);
+      nf4_dequantize(buf_[i].data() + begin, *q, begin, end - begin);
+    }, 16);
+    return buf_[i].data();
+  };
+  wqkv_ = get(0, L.wqkv, L.nf4_wqkv);
+  wo_ = get(1, L.wo, L.nf4_wo);
+  w_gate_up_ = get(2, L.w_gate_up, L.nf4_w_gate_up);
+  w_down_ = get(3, L.w_down, L.nf4_w_down);
+}
+
+int64_t Model::quantize_nf4(bool double_quant) {
+  int64_t bytes = 0;
+  auto q = [&](Tensor& t, std::shared_ptr<const Nf4Tensor>& out) {
+    if (t.empty()) return;
+    out = std::make_shared<const Nf4Tensor>(nf4_quantize(std::as_const(t).f32(), t.numel(), double_quant));
+    bytes += static_cast<int64_t>(out->packed.size() + out->absmax.size() * 4 + out->absmax_q.size() +
+                                  out->nested_absmax.size() * 4);
+    t = Tensor();
+  };
+  for (LayerWeights& L : weights_->layers) {
+    q(L.wqkv, L.nf4_wqkv);
+    q(L.wo, L.nf4_wo);
+    q(L.w_gate_up, L.nf4_w_gate_up);
+    q(L.w_down, L.nf4_w_down);
+  }
+  return bytes;
+}
+
 Model Model::from_weights(ModelConfig config, ModelWeights weights) {
   Model m;
   m.inv_freq_ = rope_inv_freq(config);
@@ -151,8 +187,7 @@ Model Model::from_weights(ModelConfig config, ModelWeights weights) {
   return m;
 }
 
-Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& logits,
-                      bool all_logits) const {
+Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x) const {
   const ModelConfig& c = config_;
   const int64_t T = static_cast<int64_t>(tokens.size());
   if (T == 0) return invalid_argument("forward: no tokens");
@@ -173,7 +208,8 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
   ThreadPool& pool = ThreadPool::global();
   const ModelWeights& W = *weights_;
 
-  std::vector<float> x(static_cast<size_t>(T * C)), xn(static_cast<size_t>(T * C)), tmp(static_cast<size_t>(T * C));
+  x.resize(static_cast<size_t>(T * C));
+  std::vector<float> xn(static_cast<size_t>(T * C)), tmp(static_cast<size_t>(T * C));
   std::vector<float> qkv(static_cast<size_t>(T * NQKV)), att(static_cast<size_t>(T * H * D));
   std::vector<float> gate_up(static_cast<size_t>(T * 2 * I)), act(static_cast<size_t>(T * I));
   std::vector<int32_t> pos(static_cast<size_t>(T));
@@ -187,8 +223,9 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = W.layers[static_cast<size_t>(l)];
+    const LayerMatrices M(L);
     k.rmsnorm(xn.data(), x.data(), L.attn_norm.f32(), T, C, eps);
-    linear(qkv.data(), xn.data(), L.wqkv, L.bqkv, T, C, NQKV);
+    linear(qkv.data(), xn.data(), M.wqkv(), L.bqkv, T, C, NQKV);
     if (c.qk_norm) {
       for (int64_t t = 0; t < T; ++t) {
         float* row = &qkv[static_cast<size_t>(t * NQKV)];
@@ -221,27 +258,54 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
                        cache.v(l, g), D, begin, p + 1, D, scale, scores.data());
       }
     });
-    linear(tmp.data(), att.data(), L.wo, L.bo, T, H * D, C);
+    linear(tmp.data(), att.data(), M.wo(), L.bo, T, H * D, C);
     k.axpy(x.data(), 1.0f, tmp.data(), T * C);
     k.rmsnorm(xn.data(), x.data(), L.mlp_norm.f32(), T, C, eps);
-    linear(gate_up.data(), xn.data(), L.w_gate_up, L.b_gate_up, T, C, 2 * I);
+    linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, T, C, 2 * I);
     pool.parallel_for(T, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         const float* gu = &gate_up[static_cast<size_t>(t * 2 * I)];
         k.swiglu(&act[static_cast<size_t>(t * I)], gu, gu + I, I);
       }
     });
-    linear(tmp.data(), act.data(), L.w_down, L.b_down, T, I, C);
+    linear(tmp.data(), act.data(), M.w_down(), L.b_down, T, I, C);
     k.axpy(x.data(), 1.0f, tmp.data(), T * C);
   }
   cache.length_ = p0 + T;
+  return Status::ok();
+}
 
+Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& logits,
+                      bool all_logits) const {
+  std::vector<float> x;
+  TL_TRY(run_layers(tokens, cache, x));
+  const ModelConfig& c = config_;
+  const int64_t C = c.hidden_size, T = static_cast<int64_t>(tokens.size());
   const int64_t first = all_logits ? 0 : T - 1;
   const int64_t rows = T - first;
-  k.rmsnorm(xn.data(), x.data() + first * C, W.final_norm.f32(), rows, C, eps);
+  const ModelWeights& W = *weights_;  // const: the weights may view the read-only file mapping
+  std::vector<float> xn(static_cast<size_t>(rows * C));
+  kernels().rmsnorm(xn.data(), x.data() + first * C, W.final_norm.f32(), rows, C, static_cast<float>(c.rms_norm_eps));
   logits.resize(static_cast<size_t>(rows * c.vocab_size));
-  linear(logits.data(), xn.data(), W.lm_head, Tensor(), rows, C, c.vocab_size);
+  linear(logits.data(), xn.data(), W.lm_head.f32(), Tensor(), rows, C, c.vocab_size);
   return Status::ok();
+}
+
+Status Model::hidden_states(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& out) const {
+  std::vector<float> x;
+  TL_TRY(run_layers(tokens, cache, x));
+  const int64_t C = config_.hidden_size, T = static_cast<int64_t>(tokens.size());
+  const ModelWeights& W = *weights_;
+  out.resize(static_cast<size_t>(T * C));
+  kernels().rmsnorm(out.data(), x.data(), W.final_norm.f32(), T, C, static_cast<float>(config_.rms_norm_eps));
+  return Status::ok();
+}
+
+Status Model::hidden_states(std::span<const int32_t> tokens, std::vector<float>& out) const {
+  // The empty sequence is rejected by run_layers with forward()'s message; a zero-capacity cache would
+  // otherwise report it as a capacity error.
+  KvCache cache(config_, std::max<int64_t>(1, static_cast<int64_t>(tokens.size())));
+  return hidden_states(tokens, cache, out);
 }
 
 }  // namespace tl

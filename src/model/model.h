@@ -10,6 +10,8 @@
 //   tl::KvCache cache(model.config(), 4096);
 //   std::vector<float> logits;                       // (T, vocab) or (1, vocab)
 //   TL_TRY(model.forward(ids, cache, logits, /*all_logits=*/true));
+//   std::vector<float> hidden;                       // (T, hidden): final-norm output, for embeddings
+//   TL_TRY(model.hidden_states(ids, hidden));
 #pragma once
 
 #include <cstdint>
@@ -21,6 +23,7 @@
 #include "core/status.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "tensor/nf4.h"
 #include "tensor/tensor.h"
 
 namespace tl {
@@ -40,6 +43,27 @@ struct LayerWeights {
   Tensor b_gate_up;  // (2 I) or empty
   Tensor w_down;     // (C, I)
   Tensor b_down;     // (C) or empty
+  // QLoRA: the four projection matrices stored as NF4 instead (the f32 tensors above are then empty);
+  // they are dequantised one layer at a time when used, never all at once.
+  std::shared_ptr<const Nf4Tensor> nf4_wqkv, nf4_wo, nf4_w_gate_up, nf4_w_down;
+};
+
+// A layer's four projection matrices as f32: the tensors themselves, or NF4 dequantised into buffers
+// this object owns (so at most one layer is in full precision at a time).
+class LayerMatrices {
+ public:
+  explicit LayerMatrices(const LayerWeights& layer);
+  const float* wqkv() const { return wqkv_; }
+  const float* wo() const { return wo_; }
+  const float* w_gate_up() const { return w_gate_up_; }
+  const float* w_down() const { return w_down_; }
+
+ private:
+  std::vector<float> buf_[4];
+  const float* wqkv_;
+  const float* wo_;
+  const float* w_gate_up_;
+  const float* w_down_;
 };
 
 struct ModelWeights {
@@ -59,6 +83,9 @@ class Model {
   const ModelWeights& weights() const { return *weights_; }
   // Writable weights for full fine-tuning: weights still viewing the file mapping are copied first.
   ModelWeights& mutable_weights();
+  // QLoRA: replaces every layer's projection matrices by NF4 (bitsandbytes layout, optional double
+  // quantisation) and frees the f32 copies. Returns the bytes the matrices take now.
+  int64_t quantize_nf4(bool double_quant);
   const std::string& source_dtype() const { return source_dtype_; }
   const std::string& dir() const { return dir_; }
 
@@ -67,7 +94,18 @@ class Model {
   // cache capacity exceeded.
   Status forward(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& logits, bool all_logits) const;
 
+  // The same pass without the LM head: writes (T, hidden) = the final RMSNorm's output for every token,
+  // so `out` (T, C) times lm_head^T (C, V) is forward()'s all_logits. Runs at positions
+  // cache.length() ... and appends to the cache, as forward() does; same errors.
+  Status hidden_states(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& out) const;
+  // One self-contained sequence (a fresh cache sized to it): what embedders (mean pooling) want.
+  Status hidden_states(std::span<const int32_t> tokens, std::vector<float>& out) const;
+
  private:
+  // The decoder stack shared by forward() and hidden_states(): checks the request, runs every layer on
+  // `tokens` and leaves the residual stream before the final norm in `x` (T, C).
+  Status run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x) const;
+
   ModelConfig config_;
   std::shared_ptr<ModelWeights> weights_;
   std::vector<float> inv_freq_;

@@ -246,11 +246,12 @@ class Pass {
     const Dims& d = d_;
     const int64_t T = d.T, C = d.C, I = d.I;
     const LayerWeights& L = w_.layers[static_cast<size_t>(l)];
+    const LayerMatrices M(L);  // NF4 layers (QLoRA) are dequantised again here, one layer at a time
     LayerWeights* G = grads ? &grads->layers[static_cast<size_t>(l)] : nullptr;
 
     // MLP: x_out = x_mid + down(act); act = silu(g) * u; (g, u) = gate_up(xn2)
     Buf dact = zeros(T * I);
-    mm_nn(dact.data(), dx.data(), L.w_down.f32(), T, I, C, C, I, I);
+    mm_nn(dact.data(), dx.data(), M.w_down(), T, I, C, C, I, I);
     if (G) {
       mm_tn(G->w_down.f32(), dx.data(), lc.act.data(), C, I, T, C, I, I, 1.0f, 1.0f);
       if (!G->b_down.empty()) bias_grad(G->b_down.f32(), dx.data(), T, C, C, 0);
@@ -271,7 +272,7 @@ class Pass {
       }
     }
     Buf dxn2 = zeros(T * C);
-    mm_nn(dxn2.data(), dgu.data(), L.w_gate_up.f32(), T, C, 2 * I, 2 * I, C, C);
+    mm_nn(dxn2.data(), dgu.data(), M.w_gate_up(), T, C, 2 * I, 2 * I, C, C);
     if (G) {
       mm_tn(G->w_gate_up.f32(), dgu.data(), lc.xn2.data(), 2 * I, C, T, 2 * I, C, C, 1.0f, 1.0f);
       if (!G->b_gate_up.empty()) bias_grad(G->b_gate_up.f32(), dgu.data(), T, 2 * I, 2 * I, 0);
@@ -285,7 +286,7 @@ class Pass {
 
     // Attention: x_mid = x_in + o(att)
     Buf datt = zeros(T * d.HD);
-    mm_nn(datt.data(), dmid.data(), L.wo.f32(), T, d.HD, C, C, d.HD, d.HD);
+    mm_nn(datt.data(), dmid.data(), M.wo(), T, d.HD, C, C, d.HD, d.HD);
     if (G) {
       mm_tn(G->wo.f32(), dmid.data(), lc.att.data(), C, d.HD, T, C, d.HD, d.HD, 1.0f, 1.0f);
       if (!G->bo.empty()) bias_grad(G->bo.f32(), dmid.data(), T, C, C, 0);
@@ -306,7 +307,7 @@ class Pass {
       }
     }
     Buf dxn1 = zeros(T * C);
-    mm_nn(dxn1.data(), dqkv.data(), L.wqkv.f32(), T, C, d.NQKV, d.NQKV, C, C);
+    mm_nn(dxn1.data(), dqkv.data(), M.wqkv(), T, C, d.NQKV, d.NQKV, C, C);
     if (G) {
       mm_tn(G->wqkv.f32(), dqkv.data(), lc.xn1.data(), d.NQKV, C, T, d.NQKV, C, C, 1.0f, 1.0f);
       if (!G->bqkv.empty()) bias_grad(G->bqkv.f32(), dqkv.data(), T, d.NQKV, d.NQKV, 0);
@@ -428,12 +429,13 @@ class Pass {
     const Dims& d = d_;
     const int64_t T = d.T, C = d.C, I = d.I;
     const LayerWeights& L = w_.layers[static_cast<size_t>(l)];
+    const LayerMatrices M(L);
     const KernelTable& k = kernels();
     lc.xn1 = zeros(T * C);
     lc.rstd1 = zeros(T);
     rmsnorm_fwd(lc.xn1.data(), lc.rstd1.data(), x.data(), L.attn_norm.f32(), T, C, d.eps);
     lc.qkv = zeros(T * d.NQKV);
-    mm_nt(lc.qkv.data(), lc.xn1.data(), L.wqkv.f32(), T, d.NQKV, C, C, C, d.NQKV);
+    mm_nt(lc.qkv.data(), lc.xn1.data(), M.wqkv(), T, d.NQKV, C, C, C, d.NQKV);
     add_bias(lc.qkv.data(), L.bqkv, T, d.NQKV);
     lora_forward(l, LoraTarget::kQ, lc, lc.xn1.data(), lc.qkv.data());
     lora_forward(l, LoraTarget::kK, lc, lc.xn1.data(), lc.qkv.data());
@@ -478,7 +480,7 @@ class Pass {
       }
     });
     Buf tmp = zeros(T * C);
-    mm_nt(tmp.data(), lc.att.data(), L.wo.f32(), T, C, d.HD, d.HD, d.HD, C);
+    mm_nt(tmp.data(), lc.att.data(), M.wo(), T, C, d.HD, d.HD, d.HD, C);
     add_bias(tmp.data(), L.bo, T, C);
     lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
@@ -487,7 +489,7 @@ class Pass {
     lc.rstd2 = zeros(T);
     rmsnorm_fwd(lc.xn2.data(), lc.rstd2.data(), x.data(), L.mlp_norm.f32(), T, C, d.eps);
     lc.gu = zeros(T * 2 * I);
-    mm_nt(lc.gu.data(), lc.xn2.data(), L.w_gate_up.f32(), T, 2 * I, C, C, C, 2 * I);
+    mm_nt(lc.gu.data(), lc.xn2.data(), M.w_gate_up(), T, 2 * I, C, C, C, 2 * I);
     add_bias(lc.gu.data(), L.b_gate_up, T, 2 * I);
     lora_forward(l, LoraTarget::kGate, lc, lc.xn2.data(), lc.gu.data());
     lora_forward(l, LoraTarget::kUp, lc, lc.xn2.data(), lc.gu.data());
@@ -496,7 +498,7 @@ class Pass {
       const float* gu = &lc.gu[static_cast<size_t>(t * 2 * I)];
       k.swiglu(&lc.act[static_cast<size_t>(t * I)], gu, gu + I, I);
     }
-    mm_nt(tmp.data(), lc.act.data(), L.w_down.f32(), T, C, I, I, I, C);
+    mm_nt(tmp.data(), lc.act.data(), M.w_down(), T, C, I, I, I, C);
     add_bias(tmp.data(), L.b_down, T, C);
     lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), tmp.data());
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];

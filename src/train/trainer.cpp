@@ -164,7 +164,6 @@ bool is_no_decay(const std::string& name) {
 
 Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   if (spec.method == TrainMethod::kDpo) return unimplemented("method: dpo is not implemented yet (lora, qlora and full are)");
-  if (spec.method == TrainMethod::kQlora) return unimplemented("method: qlora is not implemented yet (lora and full are)");
   if (spec.init_random && spec.method != TrainMethod::kFull) return invalid_argument("init: random needs method: full");
   std::error_code ec;
   fs::create_directories(spec.output_dir, ec);
@@ -183,6 +182,12 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   }
   TL_ASSIGN_OR_RETURN(Model model, Model::load(model_dir));
   const ModelConfig& mc = model.config();
+  if (spec.method == TrainMethod::kQlora) {
+    // The frozen base lives as NF4; each layer is dequantised only while the layer runs.
+    const int64_t bytes = model.quantize_nf4(spec.double_quant);
+    std::fprintf(stderr, "qlora: layer projections quantised to NF4%s: %.1f MB\n",
+                 spec.double_quant ? " with double quantisation" : "", static_cast<double>(bytes) / 1e6);
+  }
 
   // Data.
   DataOptions dopt{spec.format, spec.train_on_all, spec.max_seq_len};
@@ -212,7 +217,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   LoraWeights lora, lora_grads;
   ModelWeights full_grads;
   std::vector<Param> params;
-  const bool is_lora = spec.method == TrainMethod::kLora;
+  const bool is_lora = spec.method == TrainMethod::kLora || spec.method == TrainMethod::kQlora;
   if (is_lora) {
     TL_ASSIGN_OR_RETURN(lora, lora_init(mc, spec.lora, spec.seed));
     lora_grads = lora.zeros_like();

@@ -4,6 +4,8 @@
 //   step: micro_batch_size x gradient_accumulation sequences; gradients of the summed token losses
 //         divided by the step's trained-token count; global-norm clipping; AdamW (no decay on norms and
 //         biases); learning rate from the schedule with warmup
+//   qlora: the base's layer projections are stored as NF4 (double quantisation optional) and dequantised
+//         one layer at a time inside the forward and backward; the adapter trains as with lora
 //   out:  metrics.jsonl (one line per step), a progress bar on a terminal (plain lines otherwise),
 //         checkpoints/step-N every N steps (weights + optimizer moments + step; written to a temp
 //         directory and renamed), the newest `keep` kept; at the end the PEFT adapter (lora) or a full HF

@@ -1,0 +1,70 @@
+// QLoRA: a model whose projections are stored as NF4 gives exactly the loss and LoRA gradients of the
+// f32 model holding the dequantised weights (the dequantisation happens inside the pass, one layer at a
+// time), and the f32 copies are gone.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <utility>
+
+#include "io/safetensors.h"
+#include "model/peft.h"
+#include "model/train_step.h"
+#include "tensor/nf4.h"
+
+namespace tl {
+namespace {
+
+std::string dir_of(const std::string& name) { return std::string(TL_FIXTURES_DIR) + "/models/" + name; }
+
+void dequantise_in_place(Tensor& t, bool double_quant) {
+  Nf4Tensor q = nf4_quantize(t.f32(), t.numel(), double_quant);
+  nf4_dequantize(t.f32(), q, 0, t.numel());
+}
+
+TEST(Qlora, EqualsLoraOnDequantisedWeights) {
+  for (bool dq : {true, false}) {
+    auto nf4_model = Model::load(dir_of("llama_f32"));
+    auto ref_model = Model::load(dir_of("llama_f32"));
+    ASSERT_TRUE(nf4_model.is_ok() && ref_model.is_ok());
+    nf4_model->quantize_nf4(dq);
+    for (LayerWeights& L : ref_model->mutable_weights().layers) {
+      for (Tensor* t : {&L.wqkv, &L.wo, &L.w_gate_up, &L.w_down}) dequantise_in_place(*t, dq);
+    }
+    for (const LayerWeights& L : nf4_model->weights().layers) {
+      EXPECT_TRUE(L.wqkv.empty() && L.w_down.empty());
+      EXPECT_TRUE(L.nf4_wqkv && L.nf4_w_down);
+    }
+    LoraConfig cfg;
+    cfg.r = 4;
+    cfg.alpha = 8;
+    for (int t = 0; t < kLoraTargetCount; ++t) cfg.targets.push_back(static_cast<LoraTarget>(t));
+    auto lora = lora_init(nf4_model->config(), cfg, 9);
+    ASSERT_TRUE(lora.is_ok());
+    lora->for_each([](int64_t, LoraTarget, LoraModule& m) {
+      for (int64_t i = 0; i < m.b.numel(); ++i) m.b.f32()[i] = 0.01f * static_cast<float>((i % 7) - 3);
+    });
+    TrainSequence seq = TrainSequence::single({1, 5, 9, 13, 17, 21, 25, 29}, {-1, -1, 9, 13, 17, 21, 25, -1});
+    LoraWeights g1 = lora->zeros_like(), g2 = lora->zeros_like();
+    auto a = forward_backward(*nf4_model, {&*lora, &cfg}, &g1, nullptr, seq, 0.2f, TrainOptions());
+    auto b = forward_backward(*ref_model, {&*lora, &cfg}, &g2, nullptr, seq, 0.2f, TrainOptions());
+    ASSERT_TRUE(a.is_ok() && b.is_ok());
+    EXPECT_EQ(a->loss_sum, b->loss_sum) << "double_quant=" << dq;
+    std::vector<const LoraModule*> m2;
+    g2.for_each([&](int64_t, LoraTarget, LoraModule& m) { m2.push_back(&m); });
+    size_t k = 0;
+    g1.for_each([&](int64_t, LoraTarget, LoraModule& m) {
+      for (int64_t i = 0; i < m.a.numel(); ++i) ASSERT_EQ(m.a.f32()[i], std::as_const(m2[k]->a).f32()[i]);
+      for (int64_t i = 0; i < m.b.numel(); ++i) ASSERT_EQ(m.b.f32()[i], std::as_const(m2[k]->b).f32()[i]);
+      ++k;
+    });
+    // Inference through the NF4 model matches too.
+    KvCache c1(nf4_model->config(), 16), c2(ref_model->config(), 16);
+    std::vector<float> l1, l2;
+    ASSERT_TRUE(nf4_model->forward(seq.tokens, c1, l1, true).is_ok());
+    ASSERT_TRUE(ref_model->forward(seq.tokens, c2, l2, true).is_ok());
+    EXPECT_EQ(l1, l2);
+  }
+}
+
+}  // namespace
+}  // namespace tl
