@@ -3,10 +3,15 @@
 // Permutations are the classic universal-hash family h_i(x) = (a_i * x + b_i) mod 2^64, keeping the
 // high 32 bits: one multiply-add per (shingle, permutation), which the compiler vectorises; a and b come
 // from splitmix64 of the seed, so signatures are reproducible across runs and machines.
+//
+// The semantic pass is greedy like the others but compares each candidate with every kept item (no
+// LSH): embedding dominates its cost by orders of magnitude (one model forward per item against one
+// dot product of `hidden` floats per pair), so the exact scan is affordable and misses nothing.
 #include "harvest/dedup.h"
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
 #include <numeric>
 #include <unordered_map>
 #include <unordered_set>
@@ -108,6 +113,19 @@ std::vector<uint32_t> minhash_signature(const std::vector<uint64_t>& shingles, i
   return sig;
 }
 
+float dot_f32(const float* a, const float* b, size_t n) {
+  constexpr size_t kLanes = 16;
+  float acc[kLanes] = {};
+  size_t i = 0;
+  for (; i + kLanes <= n; i += kLanes) {
+    for (size_t l = 0; l < kLanes; ++l) acc[l] += a[i + l] * b[i + l];
+  }
+  float s = 0;
+  for (; i < n; ++i) s += a[i] * b[i];
+  for (float v : acc) s += v;
+  return s;
+}
+
 double estimated_jaccard(const std::vector<uint32_t>& a, const std::vector<uint32_t>& b) {
   if (a.empty() || a.size() != b.size()) return 0;
   size_t eq = 0;
@@ -170,6 +188,67 @@ DedupResult dedup(const std::vector<DedupItem>& items, const DedupOptions& optio
     if (keep[i]) r.kept.push_back(i);
   }
   return r;
+}
+
+Status semantic_dedup(const std::vector<DedupItem>& items, const DedupOptions& options, DedupResult& result,
+                      const std::function<void(int64_t done, int64_t total)>& progress) {
+  if (!options.embed) return Status::ok();
+  std::vector<size_t> order = result.kept;  // ascending, so the stable sort breaks ties by index
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t x, size_t y) { return items[x].quality > items[y].quality; });
+  const int64_t total = static_cast<int64_t>(order.size());
+  // Where an error names the item: its index and first line (for code, the signature).
+  auto where = [&](size_t idx) {
+    const std::string& t = items[idx].text;
+    std::string first = t.substr(0, std::min(t.find('\n'), size_t{80}));
+    return "item " + std::to_string(idx) + " ('" + first + "')";
+  };
+  size_t dim = 0;
+  std::vector<float> kept_vecs;     // (kept, dim) L2-normalised, in visiting order
+  std::vector<size_t> kept_index;   // item index of each row of kept_vecs
+  std::vector<float> scores;
+  std::vector<bool> removed(items.size(), false);
+  for (int64_t k = 0; k < total; ++k) {
+    const size_t idx = order[static_cast<size_t>(k)];
+    Result<std::vector<float>> emb = options.embed(items[idx].text);
+    if (!emb.is_ok()) return emb.status().with_context("semantic dedup: embedding " + where(idx));
+    std::vector<float>& v = *emb;
+    if (v.empty()) return invalid_argument("semantic dedup: embedding {} is empty", where(idx));
+    if (dim == 0) dim = v.size();
+    if (v.size() != dim)
+      return invalid_argument("semantic dedup: embedding {} has dimension {}, expected {} (the first one's)",
+                              where(idx), v.size(), dim);
+    double norm2 = 0;
+    for (float x : v) {
+      if (!std::isfinite(x)) return invalid_argument("semantic dedup: embedding {} has a non-finite value", where(idx));
+      norm2 += static_cast<double>(x) * x;
+    }
+    if (progress) progress(k + 1, total);
+    if (norm2 == 0) continue;  // no direction, no cosine: kept, and never a match for a later item
+    const float inv = static_cast<float>(1.0 / std::sqrt(norm2));
+    for (float& x : v) x *= inv;
+    const size_t m = kept_index.size();
+    scores.resize(m);
+    for (size_t j = 0; j < m; ++j) scores[j] = dot_f32(v.data(), &kept_vecs[j * dim], dim);
+    size_t best = SIZE_MAX;
+    float best_cos = 0;
+    for (size_t j = 0; j < m; ++j) {
+      if (scores[j] >= options.semantic_threshold && (best == SIZE_MAX || scores[j] > best_cos)) {
+        best = j;
+        best_cos = scores[j];
+      }
+    }
+    if (best != SIZE_MAX) {
+      // Rounding can push a self-similar pair a hair past 1; the report shows a cosine.
+      result.removals.push_back({idx, kept_index[best], "semantic", std::min(1.0, static_cast<double>(best_cos))});
+      removed[idx] = true;
+      continue;
+    }
+    kept_vecs.insert(kept_vecs.end(), v.begin(), v.end());
+    kept_index.push_back(idx);
+  }
+  std::erase_if(result.kept, [&](size_t idx) { return removed[idx]; });
+  return Status::ok();
 }
 
 }  // namespace tl::harvest

@@ -94,13 +94,22 @@ Result<HarvestOptions> parse_harvest_config(const std::string& text, const std::
   if (j.contains("dedup")) {
     const json& d = j.at("dedup");
     if (!d.is_object()) return invalid_argument("{}: key 'dedup' must be an object", origin);
-    TL_TRY(check_keys(d, {"exact", "near", "num_perm", "shingle", "bands", "threshold"}, origin, "dedup."));
+    TL_TRY(check_keys(d, {"exact", "near", "num_perm", "shingle", "bands", "threshold", "semantic_threshold",
+                          "embed_max_tokens"},
+                      origin, "dedup."));
     TL_TRY(get_to(d, "exact", o.dedup.exact, origin, "dedup."));
     TL_TRY(get_to(d, "near", o.dedup.near, origin, "dedup."));
     TL_TRY(get_to(d, "num_perm", o.dedup.num_perm, origin, "dedup."));
     TL_TRY(get_to(d, "shingle", o.dedup.shingle, origin, "dedup."));
     TL_TRY(get_to(d, "bands", o.dedup.bands, origin, "dedup."));
     TL_TRY(get_to(d, "threshold", o.dedup.threshold, origin, "dedup."));
+    TL_TRY(get_to(d, "semantic_threshold", o.dedup.semantic_threshold, origin, "dedup."));
+    TL_TRY(get_to(d, "embed_max_tokens", o.dedup.embed_max_tokens, origin, "dedup."));
+    if (!(o.dedup.semantic_threshold > 0 && o.dedup.semantic_threshold <= 1))
+      return invalid_argument("{}: dedup.semantic_threshold must be in (0, 1], got {}", origin,
+                              o.dedup.semantic_threshold);
+    if (o.dedup.embed_max_tokens < 1)
+      return invalid_argument("{}: dedup.embed_max_tokens must be >= 1, got {}", origin, o.dedup.embed_max_tokens);
     if (o.dedup.bands <= 0 || o.dedup.num_perm <= 0 || o.dedup.num_perm % o.dedup.bands != 0)
       return invalid_argument("{}: dedup.num_perm ({}) must be a positive multiple of dedup.bands ({})", origin,
                               o.dedup.num_perm, o.dedup.bands);
@@ -229,6 +238,11 @@ Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_d
   items.reserve(passed.size());
   for (const Node* n : passed) items.push_back({n->body, quality_score(graph, *n)});
   DedupResult dd = dedup(items, options.dedup);
+  // Semantic pass: one forward per surviving function, by far the slowest stage when enabled.
+  auto t_sem = std::chrono::steady_clock::now();
+  TL_TRY(semantic_dedup(items, options.dedup, dd,
+                        [&](int64_t done, int64_t total) { report_progress("embed", done, total); }));
+  double semantic_ms = ms_since(t_sem);
   double dedup_ms = ms_since(t0);
 
   t0 = std::chrono::steady_clock::now();
@@ -341,10 +355,10 @@ Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_d
   for (int k = 0; k < static_cast<int>(RedactionKind::kCount); ++k)
     red[redaction_kind_name(static_cast<RedactionKind>(k))] = graph.redactions().get(static_cast<RedactionKind>(k));
   r["redactions"] = red;
-  int64_t exact_removed = 0, near_removed = 0;
+  int64_t exact_removed = 0, near_removed = 0, semantic_removed = 0;
   json removed = json::array();
   for (const auto& rm : dd.removals) {
-    (rm.reason == "exact" ? exact_removed : near_removed)++;
+    (rm.reason == "exact" ? exact_removed : rm.reason == "near" ? near_removed : semantic_removed)++;
     const Node* gone = passed[rm.removed];
     const Node* kept = passed[rm.kept];
     removed.push_back({{"node_id", gone->id},
@@ -355,7 +369,19 @@ Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_d
                        {"kept_node_id", kept->id},
                        {"kept_file", kept->file}});
   }
-  r["dedup"] = {{"exact_removed", exact_removed}, {"near_removed", near_removed}, {"removed", removed}};
+  const bool semantic_on = static_cast<bool>(options.dedup.embed);
+  r["dedup"] = {{"exact_removed", exact_removed},
+                {"near_removed", near_removed},
+                {"semantic_removed", semantic_removed},
+                {"semantic",
+                 {{"enabled", semantic_on},
+                  {"model", semantic_on ? json(options.dedup.embed_model) : json(nullptr)},
+                  {"threshold", options.dedup.semantic_threshold},
+                  {"max_tokens", options.dedup.embed_max_tokens},
+                  {"embedded", semantic_on ? dd.kept.size() + static_cast<size_t>(semantic_removed) : 0},
+                  {"removed", semantic_removed},
+                  {"ms", std::round(semantic_ms)}}},
+                {"removed", removed}};
   json skipped = json::array();
   for (const auto& f : graph.skipped()) skipped.push_back({{"path", f.path}, {"reason", f.reason}, {"detail", f.detail}});
   r["skipped_files"] = skipped;
@@ -418,6 +444,10 @@ Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_d
   s.examples_train = by_split["train"];
   s.examples_validation = by_split["validation"];
   s.dedup_removed = static_cast<int64_t>(dd.removals.size());
+  s.dedup_exact = exact_removed;
+  s.dedup_near = near_removed;
+  s.dedup_semantic = semantic_removed;
+  s.semantic_enabled = semantic_on;
   s.redactions = graph.redactions().total();
   s.commits = hs.commits_walked;
   s.dpo_pairs = static_cast<int64_t>(records.dpo.size());

@@ -1,7 +1,8 @@
 // harvest(): the whole `tuneloop harvest REPO --out DIR` pipeline as a library call.
 //
 //   walk + screen + redact + parse (CodeGraph::build) → git history (libgit2) → DIR/graph.sqlite
-//   → quality gate per function → dedup (exact + MinHash) over the surviving functions' code
+//   → quality gate per function → dedup (exact + MinHash, then semantic when options.dedup.embed is
+//     set) over the surviving functions' redacted code
 //   → example builders (graph kinds, fix from history, script doc headers, record importers)
 //   → optional teacher rewrite → DIR/examples.jsonl (+ train.jsonl / validation.jsonl, split by file)
 //   → with records: DIR/dpo.jsonl and DIR/routing_calibration.json
@@ -55,7 +56,11 @@ struct HarvestSummary {
   int64_t examples = 0;
   int64_t examples_train = 0;
   int64_t examples_validation = 0;
-  int64_t dedup_removed = 0;
+  int64_t dedup_removed = 0;     // all passes; by pass below
+  int64_t dedup_exact = 0;
+  int64_t dedup_near = 0;
+  int64_t dedup_semantic = 0;
+  bool semantic_enabled = false;  // options.dedup.embed was set
   int64_t redactions = 0;
   int64_t commits = 0;           // walked by the history reader
   int64_t dpo_pairs = 0;
@@ -68,7 +73,8 @@ struct HarvestSummary {
 };
 
 // `progress(stage, done, total)` may be null. Stages in order: "parse" (per file), "history" (once
-// done), "examples", "teacher" (once done, only with a teacher).
+// done), "embed" (per function, only with options.dedup.embed), "examples", "teacher" (once done, only
+// with a teacher).
 using ProgressFn = std::function<void(const char* stage, int64_t done, int64_t total)>;
 Result<HarvestSummary> harvest(const std::string& repo, const std::string& out_dir, const HarvestOptions& options,
                                const ProgressFn& progress);
