@@ -29,7 +29,7 @@ const CommandEntry kCommands[] = {
     {"merge", "merge MODEL_DIR --adapter DIR --out DIR", tl::cli::cmd_merge},
     {"quantize", "quantize MODEL_DIR --type nf4 [--no-double-quant] --out DIR", tl::cli::cmd_quantize},
     {"demo", "demo [--dir DIR]", tl::cli::cmd_demo},
-    {"harvest", "harvest REPO --out DIR [--config FILE] [--format openai|sharegpt] [--quiet]", tl::cli::cmd_harvest},
+    {"harvest", "harvest REPO --out DIR [--config FILE] [--records FILE.jsonl ...] [--model DIR] [--format openai|sharegpt] [--quiet]", tl::cli::cmd_harvest},
     {"server", "server [--db URL] [--port N] [--host H] [--devices FILE] [--data-dir DIR] [--trainer PATH] [--threads N]",
      tl::cli::cmd_server},
     {"tenant", "tenant add NAME --tier enterprise|pro|free [--quota-hours H] [--db URL]", tl::cli::cmd_tenant},
