@@ -22,12 +22,13 @@ Status cmd_demo(const Argv& argv);
 Status cmd_train(const Argv& argv);
 Status cmd_loss(const Argv& argv);
 Status cmd_merge(const Argv& argv);
-Status cmd_quantize(const Argv& argv);
 Status cmd_harvest(const Argv& argv);
 Status cmd_server(const Argv& argv);
 Status cmd_tenant(const Argv& argv);
 Status cmd_model(const Argv& argv);
 Status cmd_lineage(const Argv& argv);
+Status cmd_calibrate(const Argv& argv);
+Status cmd_quantize(const Argv& argv);
 
 // The model in `dir`, with a PEFT adapter folded in when given.
 Result<Model> load_model_with_adapter(const std::string& dir, const std::optional<std::string>& adapter);

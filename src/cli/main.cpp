@@ -35,6 +35,7 @@ const CommandEntry kCommands[] = {
     {"tenant", "tenant add NAME --tier enterprise|pro|free [--quota-hours H] [--db URL]", tl::cli::cmd_tenant},
     {"model", "model add NAME MODEL_DIR [--db URL]", tl::cli::cmd_model},
     {"lineage", "lineage ADAPTER [--db URL] [--json]", tl::cli::cmd_lineage},
+    {"calibrate", "calibrate [--devices FILE] [--model DIR] [--out FILE] [--kind K] [--steps N] [--seq-len N]", tl::cli::cmd_calibrate},
 };
 
 void print_usage(FILE* out) {

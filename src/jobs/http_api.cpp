@@ -251,7 +251,11 @@ struct ApiServer::Impl {
   }
 
   void routes() {
-    http.Get("/healthz", [](const httplib::Request&, httplib::Response& res) { send_json(res, 200, {{"status", "ok"}}); });
+    http.Get("/healthz", [this](const httplib::Request&, httplib::Response& res) {
+      json body = {{"status", "ok"}};
+      if (MlflowMirror* m = svc.mlflow()) body["mlflow"] = {{"requests", m->requests()}, {"failures", m->failures()}};
+      send_json(res, 200, body);
+    });
 
     http.Post("/v1/files", authed([this](const Tenant& t, const httplib::Request& req, httplib::Response& res, ErrorDetail* d) -> Status {
       if (!req.is_multipart_form_data()) {

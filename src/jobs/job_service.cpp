@@ -40,9 +40,50 @@ Status with_detail(ErrorDetail* d, const std::string& param, const std::string& 
 }  // namespace
 
 JobService::JobService(registry::Registry& reg, registry::ArtifactStore& store, ServiceOptions options)
-    : reg_(reg), store_(store), options_(std::move(options)), scheduler_(options_.pool.devices, options_.pool.aging_seconds) {}
+    : reg_(reg), store_(store), options_(std::move(options)), scheduler_(options_.pool.devices, options_.pool.aging_seconds) {
+  if (!options_.mlflow.url.empty()) mlflow_ = std::make_unique<MlflowMirror>(options_.mlflow);
+}
 
 JobService::~JobService() { stop(); }
+
+// The run's MLflow params: the job's request (model, files, seed, OpenAI hyperparameters) and the
+// unified spec it trains with, flattened to dotted keys (well under MLflow's 100 per batch).
+void JobService::mirror_start(const JobRecord& j) {
+  if (!mlflow_) return;
+  MlflowPairs params = {{"model", j.model}, {"method_type", j.method}, {"training_file", j.training_file}, {"seed", std::to_string(j.seed)}};
+  if (!j.validation_file.empty()) params.push_back({"validation_file", j.validation_file});
+  if (!j.suffix.empty()) params.push_back({"suffix", j.suffix});
+  auto hp = json::parse(j.hyperparameters, nullptr, false);
+  if (hp.is_object())
+    for (auto it = hp.begin(); it != hp.end(); ++it)
+      params.push_back({"hyperparameters." + it.key(), it.value().is_string() ? it.value().get<std::string>() : it.value().dump()});
+  if (auto spec = parse_job_spec(j.spec_yaml, "spec.yaml"); spec.is_ok()) {
+    const JobSpec& s = *spec;
+    const TrainingSpec& t = s.training;
+    auto num = [](double v) { return fmt::format("{}", v); };
+    std::string targets;
+    for (const auto& m : s.lora.target_modules) targets += (targets.empty() ? "" : ",") + m;
+    MlflowPairs more = {{"spec.method", s.method}, {"spec.dataset.format", s.dataset.format}, {"spec.dataset.train_on", s.dataset.train_on},
+                        {"spec.training.epochs", std::to_string(t.epochs)}, {"spec.training.micro_batch_size", std::to_string(t.micro_batch_size)},
+                        {"spec.training.gradient_accumulation", std::to_string(t.gradient_accumulation)},
+                        {"spec.training.learning_rate", num(t.learning_rate)}, {"spec.training.lr_scheduler", t.lr_scheduler},
+                        {"spec.training.warmup_ratio", num(t.warmup_ratio)}, {"spec.training.weight_decay", num(t.weight_decay)},
+                        {"spec.training.max_grad_norm", num(t.max_grad_norm)}, {"spec.training.max_seq_len", std::to_string(t.max_seq_len)},
+                        {"spec.training.packing", t.packing ? "true" : "false"},
+                        {"spec.training.gradient_checkpointing", t.gradient_checkpointing ? "true" : "false"},
+                        {"spec.training.max_steps", std::to_string(t.max_steps)},
+                        {"spec.checkpointing.every_steps", std::to_string(s.checkpointing.every_steps)},
+                        {"spec.checkpointing.keep", std::to_string(s.checkpointing.keep)}};
+    if (s.method != "full")
+      more.insert(more.end(), {{"spec.lora.r", std::to_string(s.lora.r)}, {"spec.lora.alpha", num(s.lora.alpha)},
+                               {"spec.lora.dropout", num(s.lora.dropout)}, {"spec.lora.rslora", s.lora.rslora ? "true" : "false"},
+                               {"spec.lora.target_modules", targets}});
+    if (s.method == "dpo") more.insert(more.end(), {{"spec.dpo.beta", num(s.dpo.beta)}, {"spec.dpo.loss", s.dpo.loss}});
+    params.insert(params.end(), more.begin(), more.end());
+  }
+  MlflowPairs tags = {{"tuneloop.job_id", j.id}, {"tuneloop.tenant_id", j.tenant_id}, {"tuneloop.tier", registry::tier_name(j.tier)}};
+  mlflow_->start_run(j.id, job_dir(j.id) + "/mlflow.json", j.id, std::move(params), std::move(tags));
+}
 
 void JobService::event(const std::string& job_id, const std::string& level, const std::string& message, const std::string& data) {
   Status st = reg_.add_event(job_id, level, data.empty() ? "message" : "metrics", message, data);
@@ -242,6 +283,7 @@ Result<JobRecord> JobService::cancel(const registry::Tenant& t, const std::strin
   j.pid = 0;
   TL_TRY(reg_.update_job(j));
   event(j.id, "info", "Fine-tuning job cancelled");
+  if (mlflow_) mlflow_->end_run(j.id, "KILLED", job_dir(j.id) + "/mlflow.json");  // no-op for a job that never launched
   wake_ = true;
   cv_.notify_one();
   return j;
@@ -418,13 +460,14 @@ void JobService::launch(const Assignment& a) {
   }
   j.pid = proc->pid();
   (void)reg_.update_job(j);
-  Running r{std::move(*proc), a.device_id, {}, {}, 0, 0, now};
+  Running r{std::move(*proc), a.device_id, {}, {}, 0, 0, now, metrics_file_id(j.output_dir + "/metrics.jsonl")};
   if (auto known = reg_.checkpoints(j.id); known.is_ok())
     for (const auto& c : *known) r.checkpoints.insert(c.step);
   if (auto run = reg_.run_for_job(j.id); run.is_ok())
     if (auto keys = reg_.metric_keys(run->id); keys.is_ok() && !keys->empty())
       if (auto hist = reg_.metric_history(run->id, keys->front()); hist.is_ok() && !hist->empty()) r.max_step = hist->back().step;
   running_.emplace(j.id, std::move(r));
+  mirror_start(j);
   if (resume)
     event(j.id, "info", fmt::format("Fine-tuning job resumed from checkpoint step {} on device {} (attempt {})", ckpts.back().step,
                                     a.device_id, j.attempts));
@@ -434,7 +477,8 @@ void JobService::launch(const Assignment& a) {
 
 void JobService::ingest(JobRecord& j, Running& r) {
   int64_t bad = 0, before = j.metrics_offset;
-  auto lines = read_metrics(j.output_dir + "/metrics.jsonl", &j.metrics_offset, &bad);
+  auto lines = read_metrics(j.output_dir + "/metrics.jsonl", &j.metrics_offset, &bad, &r.metrics_file_id);
+  if (r.total_steps == 0) r.total_steps = trainer_total_steps(job_dir(j.id) + "/stderr.log");
   bool changed = j.metrics_offset != before;
   auto run = reg_.run_for_job(j.id);
   if (lines.is_ok() && run.is_ok() && !lines->empty()) {
@@ -455,6 +499,12 @@ void JobService::ingest(JobRecord& j, Running& r) {
       event(j.id, "info", msg, data.dump());
     }
     (void)reg_.log_metrics(run->id, points);
+    if (mlflow_) {
+      std::vector<MlflowMetric> mp;
+      const int64_t ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+      for (const auto& p : points) mp.push_back({p.key, p.value, p.step, ms});
+      mlflow_->log_metrics(j.id, std::move(mp));
+    }
     while (r.recent.size() > 256) r.recent.erase(r.recent.begin());
   }
   for (const CheckpointDir& c : scan_checkpoints(j.output_dir)) {
@@ -524,6 +574,7 @@ void JobService::finish(JobRecord& j, Running& r, const ExitStatus& ex) {
     (void)reg_.update_job(j);
     event(j.id, "info", "New fine-tuned model created: " + j.fine_tuned_model);
     event(j.id, "info", "The job has successfully completed");
+    if (mlflow_) mlflow_->end_run(j.id, "FINISHED", job_dir(j.id) + "/mlflow.json");
     return;
   }
   std::string tail = tail_lines(job_dir(j.id) + "/stderr.log", 5);
@@ -533,6 +584,7 @@ void JobService::finish(JobRecord& j, Running& r, const ExitStatus& ex) {
   j.attempt_started_at = 0;
   (void)reg_.update_job(j);
   event(j.id, "error", "Fine-tuning job failed: " + msg);
+  if (mlflow_) mlflow_->end_run(j.id, "FAILED", job_dir(j.id) + "/mlflow.json");
 }
 
 }  // namespace tl::jobs

@@ -34,6 +34,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
 #include <set>
@@ -44,6 +45,7 @@
 #include "core/status.h"
 #include "jobs/devices.h"
 #include "jobs/job_spec.h"
+#include "jobs/mlflow.h"
 #include "jobs/runner.h"
 #include "jobs/scheduler.h"
 #include "registry/artifact_store.h"
@@ -58,6 +60,7 @@ struct ServiceOptions {
   std::vector<std::string> trainer_env;  // extra NAME=VALUE for every trainer
   int poll_ms = 200;
   int cancel_grace_ms = 2000;
+  MlflowOptions mlflow;  // url "" = no mirroring (see mlflow.h)
 };
 
 // OpenAI error-object fields a failure should carry besides its message.
@@ -99,6 +102,8 @@ class JobService {
   Result<registry::JobRecord> cancel(const registry::Tenant& t, const std::string& job_id);
 
   registry::Registry& registry() { return reg_; }
+  // The MLflow mirror, null when no URL is configured (failures(), requests(), flush()).
+  MlflowMirror* mlflow() { return mlflow_.get(); }
   const ServiceOptions& options() const { return options_; }
   std::string job_dir(const std::string& job_id) const { return options_.data_dir + "/jobs/" + job_id; }
   // One dispatcher iteration (admit, poll running, schedule); the thread calls it every poll_ms.
@@ -113,6 +118,7 @@ class JobService {
     int64_t total_steps = 0;
     int64_t max_step = 0;  // newest step already turned into an event (a resumed trainer rewrites older lines)
     int64_t last_heartbeat = 0;
+    uint64_t metrics_file_id = 0;  // inode of metrics.jsonl at launch; a new one means the trainer rewrote it
   };
 
   void loop();
@@ -122,6 +128,7 @@ class JobService {
   void finish(registry::JobRecord& job, Running& r, const ExitStatus& exit);
   void charge(const registry::JobRecord& job, int64_t until);
   void event(const std::string& job_id, const std::string& level, const std::string& message, const std::string& data = "");
+  void mirror_start(const registry::JobRecord& job);
 
   registry::Registry& reg_;
   registry::ArtifactStore& store_;
@@ -136,6 +143,7 @@ class JobService {
   bool wake_ = false;
   std::thread thread_;
   std::mutex submit_mu_;  // makes quota check + insert atomic
+  std::unique_ptr<MlflowMirror> mlflow_;
 };
 
 }  // namespace tl::jobs

@@ -171,7 +171,7 @@ Status validate_job_spec(const JobSpec& s, const std::string& source) {
   TL_TRY(range("training.micro_batch_size", static_cast<double>(s.training.micro_batch_size), 1, 4096));
   TL_TRY(range("training.gradient_accumulation", static_cast<double>(s.training.gradient_accumulation), 1, 4096));
   TL_TRY(range("training.learning_rate", s.training.learning_rate, 1e-12, 1));
-  TL_TRY(range("training.warmup_ratio", s.training.warmup_ratio, 0, 1));
+  TL_TRY(range("training.warmup_ratio", s.training.warmup_ratio, 0, 0.999));  // the trainer wants [0, 1)
   TL_TRY(range("training.weight_decay", s.training.weight_decay, 0, 10));
   TL_TRY(range("training.max_grad_norm", s.training.max_grad_norm, 0, 1e6));
   TL_TRY(range("training.max_seq_len", static_cast<double>(s.training.max_seq_len), 16, 1 << 20));

@@ -9,6 +9,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -133,8 +134,39 @@ void kill_orphaned_trainer(int64_t pgid, const std::string& spec_path) {
   for (int i = 0; i < 250 && alive_not_zombie(pid); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
 }
 
-Result<std::vector<MetricsLine>> read_metrics(const std::string& path, int64_t* offset, int64_t* bad_lines) {
+uint64_t metrics_file_id(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return 0;
+  return static_cast<uint64_t>(st.st_ino);
+}
+
+int64_t trainer_total_steps(const std::string& stderr_log) {
+  std::ifstream in(stderr_log);
+  std::string line;
+  int64_t total = 0;
+  const std::string tail = " steps";
+  while (std::getline(in, line)) {
+    if (line.rfind("data: ", 0) != 0 || line.size() < tail.size() ||
+        line.compare(line.size() - tail.size(), tail.size(), tail) != 0)
+      continue;
+    size_t end = line.size() - tail.size(), start = line.find_last_of(' ', end - 1);
+    if (start == std::string::npos) continue;
+    std::string digits = line.substr(start + 1, end - start - 1);
+    if (digits.empty() || digits.size() > 15 || digits.find_first_not_of("0123456789") != std::string::npos) continue;
+    total = std::stoll(digits);  // the newest launch's line wins (a resume appends another)
+  }
+  return total;
+}
+
+Result<std::vector<MetricsLine>> read_metrics(const std::string& path, int64_t* offset, int64_t* bad_lines, uint64_t* file_id) {
   std::vector<MetricsLine> out;
+  if (file_id) {
+    uint64_t id = metrics_file_id(path);
+    if (id != *file_id) {
+      *offset = 0;  // replaced (or created) since we last looked: its lines start over
+      *file_id = id;
+    }
+  }
   std::ifstream in(path, std::ios::binary);
   if (!in) return out;  // not written yet
   in.seekg(0, std::ios::end);

@@ -4,12 +4,17 @@
 //
 //   OUTPUT_DIR/metrics.jsonl            one JSON object per line: {"step": 10, "loss": 1.9, "lr": 1e-4, …}
 //                                       numeric fields become run metrics at that step; lines are read
-//                                       only once complete (ending in '\n'), from a persisted offset
+//                                       only once complete (ending in '\n'), from a persisted offset.
+//                                       `tuneloop train` rewrites the file at every start (atomically:
+//                                       a new inode) keeping the lines its checkpoint covers, so a
+//                                       changed inode means "read again from 0"
+//   WORK_DIR/stderr.log                 the trainer's "data: … -> … ; N steps" line gives the total
+//                                       step count when metrics lines carry no `total_steps`
 //   OUTPUT_DIR/checkpoints/<name>-<N>/  a checkpoint at step N, registered once its directory exists
 //                                       (the trainer renames a finished temp dir into place)
 //
-// This contract is what the test double tests/jobs/fake_trainer.cpp implements; the real `tuneloop
-// train` (issue 4) replaces it by writing the same files.
+// The real `tuneloop train` (src/train/trainer.h) is the contract (tests/jobs/real_trainer_test.cpp
+// runs it end to end); tests/jobs/fake_trainer.cpp is a faster test double that writes the same files.
 //
 // Usage:
 //   TL_ASSIGN_OR_RETURN(TrainerProcess p, TrainerProcess::launch(spec));
@@ -75,10 +80,17 @@ struct MetricsLine {
   std::string raw;
 };
 
-// Reads complete lines of metrics.jsonl from *offset on, advancing it past them. A file shorter than
-// *offset (rewritten by a resumed trainer) is read from the start; metrics are idempotent per step.
-// Malformed lines are skipped and counted in *bad_lines.
-Result<std::vector<MetricsLine>> read_metrics(const std::string& path, int64_t* offset, int64_t* bad_lines);
+// Reads complete lines of metrics.jsonl from *offset on, advancing it past them. The file is read from
+// the start when it was replaced (its inode differs from *file_id, when file_id is given; *file_id is
+// then updated; 0 = the file did not exist) or is shorter than *offset: a (resumed) trainer rewrites it.
+// Metrics are idempotent per step. Malformed lines are skipped and counted in *bad_lines.
+Result<std::vector<MetricsLine>> read_metrics(const std::string& path, int64_t* offset, int64_t* bad_lines,
+                                              uint64_t* file_id = nullptr);
+// The inode of `path`, 0 when it does not exist (the file_id read_metrics compares).
+uint64_t metrics_file_id(const std::string& path);
+
+// The trainer's total step count from its stderr log ("data: … ; N steps"), 0 when not (yet) there.
+int64_t trainer_total_steps(const std::string& stderr_log);
 
 struct CheckpointDir {
   int64_t step = 0;

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <thread>
 
@@ -35,6 +36,14 @@ Status run_server(const ServerOptions& o) {
   if (!o.devices_file.empty()) {
     TL_ASSIGN_OR_RETURN(so.pool, load_device_pool(o.devices_file));
   }
+  // Measured throughput (`tuneloop calibrate`) overrides the built-in and devices-file figures.
+  std::string calibration = o.calibration_file.empty() ? so.data_dir + "/calibration.yaml" : o.calibration_file;
+  if (!o.calibration_file.empty() || std::filesystem::exists(calibration)) {
+    TL_TRY(apply_calibration_file(calibration, &so.pool));
+  }
+  so.mlflow.url = o.mlflow_url;
+  so.mlflow.experiment = o.mlflow_experiment;
+  if (const char* token = std::getenv("MLFLOW_TRACKING_TOKEN")) so.mlflow.token = token;
   registry::ArtifactStore store(so.data_dir + "/artifacts");
   JobService service(*reg, store, so);
   TL_TRY(service.start());
@@ -49,8 +58,9 @@ Status run_server(const ServerOptions& o) {
     sigwait(&set, &sig);
     api.stop();
   });
-  std::printf("tuneloop server listening on http://%s:%d (db %s, %zu devices, data %s)\n", o.host.c_str(), port,
-              o.db_url.empty() ? "tuneloop.db" : o.db_url.c_str(), so.pool.devices.size(), so.data_dir.c_str());
+  std::printf("tuneloop server listening on http://%s:%d (db %s, %zu devices, data %s%s%s)\n", o.host.c_str(), port,
+              o.db_url.empty() ? "tuneloop.db" : o.db_url.c_str(), so.pool.devices.size(), so.data_dir.c_str(),
+              o.mlflow_url.empty() ? "" : ", mlflow ", o.mlflow_url.c_str());
   std::fflush(stdout);
   Status st = api.serve();
   // The listener ended (signal or error): wake the waiter if it is still waiting, then shut down.

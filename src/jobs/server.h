@@ -19,6 +19,9 @@ struct ServerOptions {
   std::string trainer_path;  // default: this executable
   int threads = 64;
   size_t max_upload_mb = 256;
+  std::string mlflow_url;                   // "" = no MLflow mirroring (jobs/mlflow.h)
+  std::string mlflow_experiment = "tuneloop";
+  std::string calibration_file;             // "" = DATA_DIR/calibration.yaml when present (devices.h)
 };
 
 // Prints "tuneloop server listening on http://HOST:PORT" (one line, flushed) once accepting.

@@ -367,7 +367,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     if (step == start_step) result.first_loss = loss;
     result.last_loss = loss;
     result.steps = step + 1;
-    nlohmann::ordered_json line = {{"step", step + 1}, {"epoch", static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch)},
+    nlohmann::ordered_json line = {{"step", step + 1}, {"total_steps", total_steps}, {"epoch", static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch)},
                                    {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", n_tokens},
                                    {"trained_tokens", n_trained}, {"tokens_per_s", tps}};
     std::fprintf(metrics, "%s\n", line.dump().c_str());

@@ -1,0 +1,98 @@
+#!/usr/bin/python3
+"""PyTorch eager training reference for bench/train_bench: one sequence of T tokens, LoRA (manual PEFT
+semantics, r on all 7 projections) or full fine-tuning, autograd + AdamW, f32, on the bench model's
+weights. Prints one JSON line: median step seconds, peak RSS, this process's sgemm GFLOP/s.
+Run with OPENBLAS_CORETYPE=SKYLAKEX and the same threads as tuneloop."""
+import json, resource, struct, sys, time
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+model_dir, method, T, r, steps, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
+torch.set_num_threads(threads)
+cfg = json.load(open(model_dir + "/config.json"))
+with open(model_dir + "/model.safetensors", "rb") as f:
+    n = struct.unpack("<Q", f.read(8))[0]
+    header = json.loads(f.read(n))
+    data = f.read()
+w = {}
+for name, info in header.items():
+    if name == "__metadata__":
+        continue
+    b, e = info["data_offsets"]
+    w[name] = torch.from_numpy(np.frombuffer(data[b:e], dtype=np.float32).reshape(info["shape"]).copy())
+del data
+H, KV, D, C = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"], cfg["hidden_size"]
+eps = cfg["rms_norm_eps"]
+inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2).float() / D))
+freqs = torch.outer(torch.arange(T).float(), inv)
+emb = torch.cat((freqs, freqs), -1)
+cos, sin = emb.cos(), emb.sin()
+mask = torch.full((T, T), float("-inf")).triu(1)
+scaling = 2.0
+lora = {}
+if method == "lora":
+    for l in range(cfg["num_hidden_layers"]):
+        for t in ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]:
+            parent = "self_attn" if t in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
+            W = w[f"model.layers.{l}.{parent}.{t}.weight"]
+            lora[f"model.layers.{l}.{parent}.{t}"] = (torch.randn(r, W.shape[1]) * 0.01).requires_grad_(), torch.zeros(W.shape[0], r).requires_grad_()
+    params = [p for ab in lora.values() for p in ab]
+else:
+    for v in w.values():
+        v.requires_grad_()
+    params = list(w.values())
+opt = torch.optim.AdamW(params, lr=1e-5)
+
+def rms(x, g):
+    return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
+
+def rot(x):
+    h = x.shape[-1] // 2
+    return torch.cat((-x[..., h:], x[..., :h]), -1)
+
+def lin(x, key, bias=True):
+    y = F.linear(x, w[key + ".weight"], w.get(key + ".bias"))
+    if key in lora:
+        a, b = lora[key]
+        y = y + scaling * F.linear(F.linear(x, a), b)
+    return y
+
+ids = torch.randint(0, cfg["vocab_size"], (T + 1,), generator=torch.Generator().manual_seed(0))
+def step():
+    opt.zero_grad()
+    x = F.embedding(ids[:-1], w["model.embed_tokens.weight"])
+    for l in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{l}."
+        h = rms(x, w[p + "input_layernorm.weight"])
+        q = lin(h, p + "self_attn.q_proj").view(T, H, D).transpose(0, 1)
+        k = lin(h, p + "self_attn.k_proj").view(T, KV, D).transpose(0, 1)
+        v = lin(h, p + "self_attn.v_proj").view(T, KV, D).transpose(0, 1)
+        q = q * cos + rot(q) * sin
+        k = k * cos + rot(k) * sin
+        k = k.repeat_interleave(H // KV, 0)
+        v = v.repeat_interleave(H // KV, 0)
+        o = (torch.softmax(q @ k.transpose(1, 2) * D ** -0.5 + mask, -1) @ v).transpose(0, 1).reshape(T, H * D)
+        x = x + lin(o, p + "self_attn.o_proj")
+        h = rms(x, w[p + "post_attention_layernorm.weight"])
+        x = x + lin(F.silu(lin(h, p + "mlp.gate_proj")) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
+    x = rms(x, w["model.norm.weight"])
+    head = w["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
+    loss = F.cross_entropy(x @ head.T, ids[1:])
+    loss.backward()
+    opt.step()
+    return float(loss)
+
+step()
+times = []
+for _ in range(steps):
+    t0 = time.perf_counter()
+    step()
+    times.append(time.perf_counter() - t0)
+a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+torch.mm(a, b)
+g = []
+for _ in range(3):
+    t0 = time.perf_counter(); torch.mm(a, b); g.append(2 * 2048 ** 3 / (time.perf_counter() - t0) / 1e9)
+print(json.dumps({"step_s": float(np.median(times)), "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+                  "sgemm_gflops": float(np.median(g))}))

@@ -1,0 +1,230 @@
+// Training benchmark: tokens/s, peak RSS and MFU for lora, qlora and full fine-tuning of the
+// 52.6M-parameter Qwen2-shaped bench model (the engine_bench model), one sequence of 512 tokens,
+// r=16 on all 7 projections, against a PyTorch eager training loop on the same weights in the same run
+// (bench/reference/train_reference_bench.py, OpenBLAS on SkylakeX kernels, same threads). Each method runs
+// in its own process so peak RSS is its own. MFU counts 2 FLOPs per weight per token forward and 2 for
+// the input-gradient pass (+2 more for weight gradients in full fine-tuning), plus attention, against the
+// sgemm measured in the same run. PyTorch has no QLoRA here (no bitsandbytes): qlora compares to our lora.
+//
+//   build/bench/train_bench [--steps 3] [--dir /tmp/tuneloop-bench-qwen2-50m]
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "core/env.h"
+#include "core/file.h"
+#include "model/random_model.h"
+#include "model/train_step.h"
+#include "tensor/blas.h"
+#include "train/optimizer.h"
+
+using namespace tl;
+using clk = std::chrono::steady_clock;
+
+namespace {
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+struct Measured {
+  double step_s = 0, peak_rss_mb = 0;
+};
+
+// Runs in a child: load, set up the method, time `steps` optimizer steps after one warm-up step.
+Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps) {
+  auto model = Model::load(dir);
+  if (!model.is_ok()) {
+    std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
+    _exit(1);
+  }
+  const ModelConfig& c = model->config();
+  std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));
+  for (int64_t t = 0; t < T; ++t) ids[static_cast<size_t>(t)] = static_cast<int32_t>((t * 7919 + 13) % c.vocab_size);
+  for (int64_t t = 0; t < T; ++t) targets[static_cast<size_t>(t)] = ids[static_cast<size_t>((t + 1) % T)];
+  TrainSequence seq = TrainSequence::single(ids, targets);
+  LoraConfig lc;
+  lc.r = r;
+  lc.alpha = 2.0 * static_cast<double>(r);
+  for (int t = 0; t < kLoraTargetCount; ++t) lc.targets.push_back(static_cast<LoraTarget>(t));
+  LoraWeights lora, lgrad, m1, m2;
+  ModelWeights fgrad, fm1, fm2;
+  const bool full = method == "full";
+  if (method == "qlora") model->quantize_nf4(true);
+  if (full) {
+    ModelWeights& w = model->mutable_weights();
+    fgrad = model_zeros_like(w, c.tie_word_embeddings);
+    fm1 = model_zeros_like(w, c.tie_word_embeddings);
+    fm2 = model_zeros_like(w, c.tie_word_embeddings);
+  } else {
+    lora = *lora_init(c, lc, 1);
+    lgrad = lora.zeros_like();
+    m1 = lora.zeros_like();
+    m2 = lora.zeros_like();
+  }
+  AdamWOptions ao;
+  int64_t step_no = 0;
+  auto one_step = [&] {
+    TrainOptions to;
+    to.gradient_checkpointing = false;
+    auto st = forward_backward(*model, full ? LoraRef{} : LoraRef{&lora, &lc}, full ? nullptr : &lgrad,
+                               full ? &fgrad : nullptr, seq, 1.0f / static_cast<float>(T), to);
+    if (!st.is_ok()) _exit(2);
+    ++step_no;
+    if (full) {
+      ModelWeights& w = model->mutable_weights();
+      auto upd = [&](Tensor& p, Tensor& g, Tensor& a, Tensor& b) {
+        if (p.empty()) return;
+        adamw_update(p, g, a, b, step_no, 1e-5, ao, true);
+        std::fill(g.f32(), g.f32() + g.numel(), 0.0f);
+      };
+      upd(w.embed, fgrad.embed, fm1.embed, fm2.embed);
+      upd(w.final_norm, fgrad.final_norm, fm1.final_norm, fm2.final_norm);
+      for (size_t l = 0; l < w.layers.size(); ++l) {
+        LayerWeights &L = w.layers[l], &G = fgrad.layers[l], &A = fm1.layers[l], &B = fm2.layers[l];
+        upd(L.wqkv, G.wqkv, A.wqkv, B.wqkv);
+        upd(L.bqkv, G.bqkv, A.bqkv, B.bqkv);
+        upd(L.wo, G.wo, A.wo, B.wo);
+        upd(L.w_gate_up, G.w_gate_up, A.w_gate_up, B.w_gate_up);
+        upd(L.w_down, G.w_down, A.w_down, B.w_down);
+        upd(L.attn_norm, G.attn_norm, A.attn_norm, B.attn_norm);
+        upd(L.mlp_norm, G.mlp_norm, A.mlp_norm, B.mlp_norm);
+      }
+      w.lm_head = w.embed;
+    } else {
+      std::vector<LoraModule*> g, a, b;
+      lgrad.for_each([&](int64_t, LoraTarget, LoraModule& m) { g.push_back(&m); });
+      m1.for_each([&](int64_t, LoraTarget, LoraModule& m) { a.push_back(&m); });
+      m2.for_each([&](int64_t, LoraTarget, LoraModule& m) { b.push_back(&m); });
+      size_t i = 0;
+      lora.for_each([&](int64_t, LoraTarget, LoraModule& m) {
+        adamw_update(m.a, g[i]->a, a[i]->a, b[i]->a, step_no, 1e-4, ao, true);
+        adamw_update(m.b, g[i]->b, a[i]->b, b[i]->b, step_no, 1e-4, ao, true);
+        std::fill(g[i]->a.f32(), g[i]->a.f32() + g[i]->a.numel(), 0.0f);
+        std::fill(g[i]->b.f32(), g[i]->b.f32() + g[i]->b.numel(), 0.0f);
+        ++i;
+      });
+    }
+  };
+  one_step();
+  std::vector<double> times;
+  for (int s = 0; s < steps; ++s) {
+    auto t0 = clk::now();
+    one_step();
+    times.push_back(std::chrono::duration<double>(clk::now() - t0).count());
+  }
+  struct rusage ru;
+  getrusage(RUSAGE_SELF, &ru);
+  return {median(times), static_cast<double>(ru.ru_maxrss) / 1024.0};
+}
+
+Measured in_child(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps) {
+  int fds[2];
+  if (pipe(fds) != 0) return {};
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(fds[0]);
+    Measured m = run_ours(dir, method, T, r, steps);
+    if (write(fds[1], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) _exit(3);
+    _exit(0);
+  }
+  close(fds[1]);
+  Measured m;
+  if (read(fds[0], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) m = {};
+  close(fds[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  return m;
+}
+
+nlohmann::json run_ref(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, int threads) {
+  std::string cmd = "OPENBLAS_CORETYPE=SKYLAKEX OMP_NUM_THREADS=" + std::to_string(threads) + " /usr/bin/python3 " +
+                    std::string(TL_SOURCE_DIR) + "/bench/reference/train_reference_bench.py " + dir + " " + method + " " +
+                    std::to_string(T) + " " + std::to_string(r) + " " + std::to_string(steps) + " " + std::to_string(threads);
+  FILE* p = popen(cmd.c_str(), "r");
+  std::string out;
+  char buf[4096];
+  while (p && fgets(buf, sizeof buf, p)) out += buf;
+  if (p) pclose(p);
+  return nlohmann::json::parse(out, nullptr, false);
+}
+
+double sgemm_gflops() {
+  const int n = 2048;
+  std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), b = a, c = a;
+  sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+  std::vector<double> r;
+  for (int i = 0; i < 3; ++i) {
+    auto t = clk::now();
+    sgemm(false, false, n, n, n, 1.0f, a.data(), n, b.data(), n, 0.0f, c.data(), n);
+    r.push_back(2.0 * n * n * n / std::chrono::duration<double>(clk::now() - t).count() / 1e9);
+  }
+  return median(r);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir = "/tmp/tuneloop-bench-qwen2-50m";
+  int steps = 3;
+  for (int i = 1; i + 1 < argc; i += 2) {
+    if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
+  }
+  if (!file_exists(dir + "/model.safetensors")) {
+    std::fprintf(stderr, "error: %s has no model; run build/bench/engine_bench first (it writes it)\n", dir.c_str());
+    return 1;
+  }
+  auto cfg = ModelConfig::load(dir);
+  const ModelConfig& c = *cfg;
+  const int64_t T = 512, r = 16;
+  const int threads = configured_thread_count();
+  const double gflops = sgemm_gflops();
+  // FLOPs per token: weights in matmuls (all layers + the output head), attention causal average T/2.
+  const double n_mat = static_cast<double>(c.parameter_count() - c.vocab_size * c.hidden_size) +
+                       static_cast<double>(c.vocab_size * c.hidden_size);
+  const double attn = 4.0 * (static_cast<double>(T) / 2) * static_cast<double>(c.head_dim * c.num_heads * c.num_layers);
+  std::printf("model %.1fM parameters, seq %lld, r=%lld on all 7 projections, %d threads, BLAS core %s\n",
+              static_cast<double>(c.parameter_count()) / 1e6, static_cast<long long>(T), static_cast<long long>(r),
+              threads, blas_info().core.c_str());
+  std::printf("sgemm 2048^3: tuneloop %.0f GFLOP/s\n", gflops);
+  std::printf("%-6s %12s %12s %8s %10s %10s %7s %7s\n", "method", "tuneloop t/s", "PyTorch t/s", "ratio", "RSS MB",
+              "torch RSS", "MFU", "t MFU");
+  double lora_tps = 0, lora_rss = 0;
+  for (const char* method : {"lora", "qlora", "full"}) {
+    Measured ours = in_child(dir, method, T, r, steps);
+    const bool full = std::string(method) == "full";
+    const double flops_per_token = (full ? 6.0 : 4.0) * n_mat + (3.0 * attn);
+    const double tps = static_cast<double>(T) / ours.step_s;
+    const double mfu = tps * flops_per_token / (gflops * 1e9);
+    if (std::string(method) == "lora") {
+      lora_tps = tps;
+      lora_rss = ours.peak_rss_mb;
+    }
+    if (std::string(method) == "qlora") {
+      std::printf("%-6s %12.1f %12s %8s %10.0f %10s %6.0f%% %7s   (vs our lora: %.2fx tokens/s, %.2fx RSS)\n", method,
+                  tps, "-", "-", ours.peak_rss_mb, "-", 100 * mfu, "-", tps / lora_tps, ours.peak_rss_mb / lora_rss);
+      continue;
+    }
+    nlohmann::json ref = run_ref(dir, method, T, r, steps, threads);
+    if (ref.is_discarded()) {
+      std::fprintf(stderr, "error: PyTorch reference failed for %s\n", method);
+      return 1;
+    }
+    const double rtps = static_cast<double>(T) / ref["step_s"].get<double>();
+    const double rmfu = rtps * flops_per_token / (ref["sgemm_gflops"].get<double>() * 1e9);
+    std::printf("%-6s %12.1f %12.1f %7.2fx %10.0f %10.0f %6.0f%% %6.0f%%   (PyTorch sgemm %.0f GFLOP/s)\n", method, tps,
+                rtps, tps / rtps, ours.peak_rss_mb, ref["peak_rss_mb"].get<double>(), 100 * mfu, 100 * rmfu,
+                ref["sgemm_gflops"].get<double>());
+  }
+  return 0;
+}
