@@ -7,11 +7,13 @@
 #include <unistd.h>
 
 #include <array>
+#include <cmath>
 #include <chrono>
 #include <filesystem>
 #include <thread>
 
 #include "core/file.h"
+#include "io/safetensors.h"
 #include "model/random_model.h"
 #include "tokenizer/bpe_trainer.h"
 
@@ -186,6 +188,30 @@ TEST_F(TrainCli, DataErrorsNameTheLine) {
   r = with_data("role.jsonl", "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}\n");
   EXPECT_NE(r.out.find("role.jsonl:1: messages[0]: unknown role 'robot'"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(root_ + "/y/adapter_model.safetensors"));
+}
+
+TEST_F(TrainCli, NonFiniteLossStopsWithTheStep) {
+  // A copy of the base model with a NaN in the final norm: the first step's loss is NaN.
+  const std::string nan_base = root_ + "/nan_base";
+  fs::create_directories(nan_base);
+  for (const char* f : {"config.json", "tokenizer.json", "tokenizer_config.json"})
+    fs::copy_file(root_ + "/base/" + f, nan_base + "/" + f, fs::copy_options::overwrite_existing);
+  auto file = tl::safetensors::File::open(root_ + "/base/model.safetensors");
+  ASSERT_TRUE(file.is_ok());
+  std::vector<std::pair<std::string, tl::Tensor>> owned;
+  for (const auto& info : file->tensors()) owned.emplace_back(info.name, file->tensor(info.name)->to_f32());
+  for (auto& [name, t] : owned)
+    if (name == "model.norm.weight") t.f32()[0] = std::nanf("");
+  std::vector<std::pair<std::string, const tl::Tensor*>> refs;
+  for (const auto& [name, t] : owned) refs.emplace_back(name, &t);
+  ASSERT_TRUE(tl::safetensors::write(nan_base + "/model.safetensors", refs, {}).is_ok());
+  std::string s = spec(root_ + "/nan_run");
+  s.replace(s.find(root_ + "/base"), root_.size() + 5, nan_base);
+  Outcome r = run("train " + write_spec("nan.yaml", s));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("error: step 1: the loss is not finite; stopped. Last good checkpoint: none"), std::string::npos)
+      << r.out;
+  EXPECT_FALSE(fs::exists(root_ + "/nan_run/adapter_model.safetensors"));
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <utility>
 #include <nlohmann/json.hpp>
 
@@ -170,6 +171,19 @@ TEST_P(TrainStep, PeftRoundTrip) {
   auto l2 = sequence_loss(c.model, {&back->weights, &back->config}, c.seq);
   ASSERT_TRUE(l1.is_ok() && l2.is_ok());
   EXPECT_EQ(l1->loss_sum, l2->loss_sum);
+  // The reference reads the files we wrote with PEFT semantics and gets the same loss.
+  const std::string cmd = "/usr/bin/python3 " + std::string(TL_SOURCE_DIR) + "/tests/reference/peft_loss_reference.py " +
+                          dir_of(GetParam()) + " " + out + " " + dir_of(GetParam()) + "/train_case.json";
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  char buf[512] = {0};
+  std::string text;
+  while (fgets(buf, sizeof buf, p)) text += buf;
+  ASSERT_EQ(pclose(p), 0) << text;
+  auto j = nlohmann::json::parse(text, nullptr, false);
+  ASSERT_FALSE(j.is_discarded()) << text;
+  EXPECT_EQ(j["modules"].get<int>(), 7 * c.model.config().num_layers);
+  EXPECT_NEAR(j["loss"].get<double>(), l1->loss_sum / static_cast<double>(l1->tokens), 1e-5) << text;
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, TrainStep, ::testing::ValuesIn(kCases), [](const auto& p) { return p.param; });
