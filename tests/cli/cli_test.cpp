@@ -2,6 +2,8 @@
 // codes, and one `error: …` line on stderr.
 #include <gtest/gtest.h>
 
+#include "run_tuneloop.h"
+
 #include <algorithm>
 #include <array>
 #include <cstdio>
@@ -12,21 +14,8 @@
 
 namespace {
 
-struct Outcome {
-  int code;
-  std::string out;  // stdout and stderr together
-};
-
-// Runs tuneloop; `out` holds stdout and stderr together unless stdout_only.
-Outcome run(const std::string& args, bool stdout_only = false) {
-  std::string cmd = std::string(TL_BINARY_DIR) + "/tuneloop " + args + (stdout_only ? " 2>/dev/null" : " 2>&1");
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using tl::cli_test::Outcome;
+Outcome run(const std::string& args, bool stdout_only = false) { return tl::cli_test::run_tuneloop(args, stdout_only); }
 
 std::string model(const std::string& name) { return std::string(TL_FIXTURES_DIR) + "/models/" + name; }
 

@@ -9,6 +9,8 @@
 // pass off, the semantic pass must remove it instead (measured cosine 0.993) and nothing else (the
 // highest cosine between unrelated functions measured 0.65, well under 0.85).
 #include <gtest/gtest.h>
+
+#include "run_tuneloop.h"
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,20 +28,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int code;
-  std::string out;
-};
-
-Outcome run(const std::string& args) {
-  std::string cmd = std::string(TL_BINARY_DIR) + "/tuneloop " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using tl::cli_test::Outcome;
+Outcome run(const std::string& args, bool stdout_only = false) { return tl::cli_test::run_tuneloop(args, stdout_only); }
 
 const std::string kRepo = std::string(TL_SOURCE_DIR) + "/tests/harvest/fixtures/mini_repo";
 

@@ -6,6 +6,8 @@
 
 #include <gtest/gtest.h>
 
+#include "run_tuneloop.h"
+
 #include <array>
 #include <cstdio>
 #include <cstring>
@@ -21,20 +23,8 @@
 namespace tl {
 namespace {
 
-struct Outcome {
-  int code;
-  std::string out;
-};
-
-Outcome run(const std::string& args) {
-  std::string cmd = std::string(TL_BINARY_DIR) + "/tuneloop " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using tl::cli_test::Outcome;
+Outcome run(const std::string& args, bool stdout_only = false) { return tl::cli_test::run_tuneloop(args, stdout_only); }
 
 const std::string kModel = std::string(TL_FIXTURES_DIR) + "/models/llama_f32";
 const std::string kExpected = std::string(TL_FIXTURES_DIR) + "/nf4/llama_f32.safetensors";

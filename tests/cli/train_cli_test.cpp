@@ -2,6 +2,8 @@
 // outputs in PEFT layout, metrics, spec and data errors with lines, and kill -9 + --resume giving a
 // bitwise-identical adapter.
 #include <gtest/gtest.h>
+
+#include "run_tuneloop.h"
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -21,20 +23,8 @@ namespace {
 
 namespace fs = std::filesystem;
 
-struct Outcome {
-  int code;
-  std::string out;
-};
-
-Outcome run(const std::string& args) {
-  std::string cmd = std::string(TL_BINARY_DIR) + "/tuneloop " + args + " 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  std::array<char, 4096> buf;
-  while (p && fgets(buf.data(), buf.size(), p)) out += buf.data();
-  int status = p ? pclose(p) : -1;
-  return {WIFEXITED(status) ? WEXITSTATUS(status) : -1, out};
-}
+using tl::cli_test::Outcome;
+Outcome run(const std::string& args, bool stdout_only = false) { return tl::cli_test::run_tuneloop(args, stdout_only); }
 
 std::string line(const std::string& q, const std::string& a) {
   return "{\"messages\": [{\"role\": \"user\", \"content\": \"" + q + "\"}, {\"role\": \"assistant\", \"content\": \"" +

@@ -10,29 +10,12 @@ Usage: peft_loss_reference.py MODEL_DIR ADAPTER_DIR CASE.json
 import json
 import math
 import os
-import struct
 import sys
 
-import numpy as np
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from train_reference import forward_loss, load_weights  # noqa: E402
-
-
-def load_any(path):
-    with open(path, "rb") as f:
-        n = struct.unpack("<Q", f.read(8))[0]
-        header = json.loads(f.read(n))
-        data = f.read()
-    out = {}
-    for name, info in header.items():
-        if name == "__metadata__":
-            continue
-        b, e = info["data_offsets"]
-        assert info["dtype"] == "F32", info["dtype"]
-        out[name] = torch.from_numpy(np.frombuffer(data[b:e], dtype=np.float32).reshape(info["shape"]).copy())
-    return out
 
 
 def main():
@@ -42,7 +25,7 @@ def main():
     assert acfg["peft_type"] == "LORA"
     r, alpha = acfg["r"], acfg["lora_alpha"]
     scaling = alpha / math.sqrt(r) if acfg.get("use_rslora") else alpha / r
-    tensors = load_any(os.path.join(adapter_dir, "adapter_model.safetensors"))
+    tensors = load_weights(os.path.join(adapter_dir, "adapter_model.safetensors"))
     lora = {}
     prefix = "base_model.model."
     for name in tensors:
