@@ -194,6 +194,12 @@ class GraphBuilder {
     if (!fs::is_directory(root)) return invalid_argument("harvest: '{}' is not a directory", repo);
     root_ = root;
     walk(root, "");
+    // `.h` is C or C++. In a repository with C++ sources it is a C++ header (the C++ grammar parses C
+    // headers too), and parsing it as C would reject most of it.
+    if (std::any_of(work_.begin(), work_.end(), [](const FileWork& w) { return w.language == Language::kCpp; })) {
+      for (FileWork& w : work_)
+        if (w.language == Language::kC && w.path.ends_with(".h")) w.language = Language::kCpp;
+    }
     std::sort(work_.begin(), work_.end(), [](const FileWork& a, const FileWork& b) { return a.path < b.path; });
     g_.stats_.walk_ms = ms_since(t0);
 
