@@ -29,6 +29,7 @@
 #include <unordered_set>
 
 #include "core/file.h"
+#include "core/utf8.h"
 #include "harvest/detail/extract.h"
 
 namespace tl::harvest {
@@ -67,28 +68,6 @@ double ms_since(std::chrono::steady_clock::time_point t0) {
 }
 
 // Returns the byte offset of the first invalid UTF-8 sequence, or npos.
-size_t invalid_utf8_at(std::string_view s) {
-  size_t i = 0;
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t n = s.size();
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (len == 0 || (len == 2 && c < 0xC2) || i + len > n) return i;
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return i;
-    }
-    if (len == 3 && c == 0xE0 && p[i + 1] < 0xA0) return i;
-    if (len == 4 && (c > 0xF4 || (c == 0xF0 && p[i + 1] < 0x90))) return i;
-    i += len;
-  }
-  return std::string_view::npos;
-}
-
 int count_lines(std::string_view s) {
   int n = static_cast<int>(std::count(s.begin(), s.end(), '\n'));
   if (!s.empty() && s.back() != '\n') ++n;
@@ -365,7 +344,7 @@ class GraphBuilder {
       r.skipped.detail = "NUL byte in the first 8000 bytes";
       return r;
     }
-    if (size_t at = invalid_utf8_at(s); at != std::string_view::npos) {
+    if (size_t at = utf8_invalid_at(s); at != std::string_view::npos) {
       r.skipped.reason = "invalid_utf8";
       r.skipped.detail = "byte offset " + std::to_string(at) + ", line " +
                          std::to_string(std::count(s.begin(), s.begin() + static_cast<long>(at), '\n') + 1);

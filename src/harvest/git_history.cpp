@@ -19,6 +19,8 @@
 
 #include "harvest/detail/extract.h"
 
+#include "core/utf8.h"
+
 namespace tl::harvest {
 
 namespace {
@@ -54,25 +56,6 @@ void ensure_libgit2() {
   std::call_once(once, [] { git_libgit2_init(); });
 }
 
-bool valid_utf8(std::string_view s) {
-  const auto* p = reinterpret_cast<const unsigned char*>(s.data());
-  size_t i = 0, n = s.size();
-  while (i < n) {
-    unsigned char c = p[i];
-    if (c < 0x80) {
-      ++i;
-      continue;
-    }
-    size_t len = (c & 0xE0) == 0xC0 ? 2 : (c & 0xF0) == 0xE0 ? 3 : (c & 0xF8) == 0xF0 ? 4 : 0;
-    if (len == 0 || (len == 2 && c < 0xC2) || i + len > n) return false;
-    for (size_t k = 1; k < len; ++k) {
-      if ((p[i + k] & 0xC0) != 0x80) return false;
-    }
-    i += len;
-  }
-  return true;
-}
-
 struct Range {
   int begin = 0, end = 0;  // inclusive lines; begin > end means "between end and begin" (a pure insert/delete point)
 };
@@ -95,7 +78,7 @@ bool parse_blob(git_repository* repo, const git_oid* id, const std::string& path
     return false;
   std::string_view text(static_cast<const char*>(git_blob_rawcontent(blob.get())),
                         static_cast<size_t>(git_blob_rawsize(blob.get())));
-  if (!valid_utf8(text)) return false;
+  if (utf8_invalid_at(text) != std::string_view::npos) return false;
   std::string clean = redactor.redact(text, nullptr);
   facts.path = path;
   facts.language = lang;

@@ -12,11 +12,12 @@
 #include <string_view>
 #include <vector>
 
+#include "core/utf8.h"
+
 namespace tl::jinja {
 
 // Decodes UTF-8; an invalid byte decodes as itself (U+0080..U+00FF range) so no input is lost.
 std::u32string utf8_decode(std::string_view s);
-void utf8_append(std::string& out, char32_t cp);
 std::string utf8_encode(std::u32string_view s);
 size_t utf8_length(std::string_view s);
 

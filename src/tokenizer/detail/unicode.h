@@ -13,6 +13,8 @@
 #include <string>
 #include <string_view>
 
+#include "core/utf8.h"
+
 namespace tl::tokenizer_detail {
 
 // Length of the well-formed UTF-8 sequence at s[i], or 0 if the bytes there are not one (invalid lead,
@@ -23,7 +25,6 @@ bool utf8_is_valid(std::string_view s);
 std::string utf8_lossy(std::string_view s);
 // Decodes the code point of the well-formed sequence at s[i] (callers guarantee validity).
 uint32_t utf8_decode_at(std::string_view s, size_t i, size_t* length);
-void utf8_append(std::string& out, uint32_t cp);
 // Byte length of the (valid) UTF-8 character starting with `lead`.
 inline size_t utf8_char_length(unsigned char lead) {
   return lead < 0x80 ? 1 : lead < 0xE0 ? 2 : lead < 0xF0 ? 3 : 4;
