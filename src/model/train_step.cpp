@@ -125,7 +125,6 @@ struct LayerCache {
   Buf xn1, rstd1;     // (T, C), (T)
   Buf q_raw, rstd_q, rstd_k;  // qwen3: (T, NQKV) before q/k norm; (T*H), (T*KV)
   Buf qkv;            // (T, NQKV) after bias, q/k norm and RoPE
-  Buf lse;            // (T, H) log-sum-exp of each attention row
   Buf att;            // (T, HD)
   Buf x_mid;          // (T, C) after the attention residual
   Buf xn2, rstd2;     // (T, C), (T)
@@ -194,6 +193,7 @@ class Pass {
   // Chunked output head + cross-entropy. Accumulates dx_final (T, C) when `backward`.
   StepStats head(const Buf& x, Buf* dx, float loss_scale, ModelWeights* grads) {
     const int64_t T = d_.T, C = d_.C, V = c_.vocab_size;
+    const KernelTable& k = kernels();
     Buf xf = zeros(T * C), rstd = zeros(T);
     rmsnorm_fwd(xf.data(), rstd.data(), x.data(), w_.final_norm.f32(), T, C, d_.eps);
     Buf dxf = dx ? zeros(T * C) : Buf();
@@ -213,14 +213,23 @@ class Pass {
           std::fill(z, z + V, 0.0f);
           continue;
         }
-        float mx = *std::max_element(z, z + V);
-        double sum = 0;
-        for (int64_t v = 0; v < V; ++v) sum += std::exp(static_cast<double>(z[v] - mx));
-        const double lse = mx + std::log(sum);
-        st.loss_sum += lse - z[target];
+        // Vectorised softmax gives p; the loss is -log p[target], except where p[target] underflows f32,
+        // where the row is recomputed and the loss taken from an exact double log-sum-exp.
+        k.softmax(z, V);
+        const double pt = z[target];
+        if (pt > 1e-30) {
+          st.loss_sum += -std::log(pt);
+        } else {
+          std::vector<float> raw(static_cast<size_t>(V));
+          k.gemv_rows(raw.data(), w_.lm_head.f32(), &xf[static_cast<size_t>((r0 + r) * C)], nullptr, 0, V, C);
+          const float mx = *std::max_element(raw.begin(), raw.end());
+          double sum = 0;
+          for (float v : raw) sum += std::exp(static_cast<double>(v - mx));
+          st.loss_sum += mx + std::log(sum) - raw[static_cast<size_t>(target)];
+        }
         st.tokens += 1;
         if (dx) {
-          for (int64_t v = 0; v < V; ++v) z[v] = static_cast<float>(std::exp(z[v] - lse)) * loss_scale;
+          for (int64_t v = 0; v < V; ++v) z[v] *= loss_scale;
           z[target] -= loss_scale;
         }
       }
@@ -453,32 +462,15 @@ class Pass {
     }
     rope_apply(lc.qkv.data(), T, d.NQKV, d.H, d.D, rope_);
     rope_apply(lc.qkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
-    // Attention per (t, h) over the keys of t's example, log-sum-exp kept for backward.
+    // Attention, one head at a time as GEMMs: S = scale Q K^T, a masked row softmax, O = P V.
     lc.att = zeros(T * d.HD);
-    lc.lse = zeros(T * d.H);
-    ThreadPool::global().parallel_for(T * d.H, [&](int64_t b, int64_t e) {
-      Buf s(static_cast<size_t>(T));
-      for (int64_t item = b; item < e; ++item) {
-        const int64_t t = item / d.H, h = item % d.H, g = h / d.group;
-        const float* q = &lc.qkv[static_cast<size_t>(t * d.NQKV + h * d.D)];
-        const int64_t kb = key_begin(t);
-        float mx = -INFINITY;
-        for (int64_t j = kb; j <= t; ++j) {
-          const float* kj = &lc.qkv[static_cast<size_t>(j * d.NQKV + d.HD + g * d.D)];
-          s[static_cast<size_t>(j)] = k.dot(q, kj, d.D) * d.scale;
-          mx = std::max(mx, s[static_cast<size_t>(j)]);
-        }
-        double sum = 0;
-        for (int64_t j = kb; j <= t; ++j) sum += std::exp(static_cast<double>(s[static_cast<size_t>(j)] - mx));
-        const float lse = static_cast<float>(mx + std::log(sum));
-        lc.lse[static_cast<size_t>(t * d.H + h)] = lse;
-        float* o = &lc.att[static_cast<size_t>(t * d.HD + h * d.D)];
-        for (int64_t j = kb; j <= t; ++j) {
-          const float p = std::exp(s[static_cast<size_t>(j)] - lse);
-          k.axpy(o, p, &lc.qkv[static_cast<size_t>(j * d.NQKV + d.HD + d.KV * d.D + g * d.D)], d.D);
-        }
-      }
-    });
+    Buf p(static_cast<size_t>(T * T));
+    for (int64_t h = 0; h < d.H; ++h) {
+      attention_probs(lc, h, p);
+      const int64_t g = h / d.group;
+      mm_nn(&lc.att[static_cast<size_t>(h * d.D)], p.data(), &lc.qkv[static_cast<size_t>(d.HD + d.KV * d.D + g * d.D)], T,
+            d.D, T, T, d.NQKV, d.HD);
+    }
     Buf tmp = zeros(T * C);
     mm_nt(tmp.data(), lc.att.data(), M.wo(), T, C, d.HD, d.HD, d.HD, C);
     add_bias(tmp.data(), L.bo, T, C);
@@ -504,43 +496,59 @@ class Pass {
     for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
   }
 
-  // Flash-style backward: probabilities recomputed from q, k and the saved log-sum-exp. Work is split
-  // by KV head, so each thread owns the dK/dV columns (and the dQ of the query heads) it writes.
+  // P (T, T) for head h: scale Q_h K_g^T, each row t softmaxed over its example's keys [key_begin(t), t]
+  // and zero elsewhere. Backward calls this again rather than keeping T x T per head per layer.
+  void attention_probs(const LayerCache& lc, int64_t h, Buf& p) const {
+    const Dims& d = d_;
+    const KernelTable& k = kernels();
+    const int64_t T = d.T, g = h / d.group;
+    mm_nt(p.data(), &lc.qkv[static_cast<size_t>(h * d.D)], &lc.qkv[static_cast<size_t>(d.HD + g * d.D)], T, T, d.D,
+          d.NQKV, d.NQKV, T, d.scale);
+    ThreadPool::global().parallel_for(T, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        float* row = &p[static_cast<size_t>(t * T)];
+        const int64_t kb = key_begin(t);
+        std::fill(row, row + kb, 0.0f);
+        k.softmax(row + kb, t + 1 - kb);
+        std::fill(row + t + 1, row + T, 0.0f);
+      }
+    }, 16);
+  }
+
+  // Attention backward per head as GEMMs, with P recomputed:
+  //   dV_g += P^T dO_h;  dP = dO_h V_g^T;  dS = P * (dP - rowsum(P * dP)) * scale;
+  //   dQ_h = dS K_g;     dK_g += dS^T Q_h
   void attention_backward(const LayerCache& lc, const Buf& datt, Buf& dqkv) {
     const Dims& d = d_;
     const KernelTable& k = kernels();
-    ThreadPool::global().parallel_for(d.KV, [&](int64_t b, int64_t e) {
-      Buf p(static_cast<size_t>(d.T)), dp(static_cast<size_t>(d.T));
-      for (int64_t g = b; g < e; ++g) {
-        for (int64_t h = g * d.group; h < (g + 1) * d.group; ++h) {
-          for (int64_t t = 0; t < d.T; ++t) {
-            const float* q = &lc.qkv[static_cast<size_t>(t * d.NQKV + h * d.D)];
-            const float* dout = &datt[static_cast<size_t>(t * d.HD + h * d.D)];
-            const float lse = lc.lse[static_cast<size_t>(t * d.H + h)];
-            const int64_t kb = key_begin(t);
-            double dsum = 0;
-            for (int64_t j = kb; j <= t; ++j) {
-              const float* kj = &lc.qkv[static_cast<size_t>(j * d.NQKV + d.HD + g * d.D)];
-              const float* vj = kj + d.KV * d.D;
-              p[static_cast<size_t>(j)] = std::exp(k.dot(q, kj, d.D) * d.scale - lse);
-              dp[static_cast<size_t>(j)] = k.dot(dout, vj, d.D);
-              dsum += static_cast<double>(p[static_cast<size_t>(j)]) * dp[static_cast<size_t>(j)];
-            }
-            float* dq = &dqkv[static_cast<size_t>(t * d.NQKV + h * d.D)];
-            for (int64_t j = kb; j <= t; ++j) {
-              const float pj = p[static_cast<size_t>(j)];
-              const float ds = pj * (dp[static_cast<size_t>(j)] - static_cast<float>(dsum)) * d.scale;
-              const float* kj = &lc.qkv[static_cast<size_t>(j * d.NQKV + d.HD + g * d.D)];
-              float* dk = &dqkv[static_cast<size_t>(j * d.NQKV + d.HD + g * d.D)];
-              float* dv = dk + d.KV * d.D;
-              k.axpy(dq, ds, kj, d.D);
-              k.axpy(dk, ds, q, d.D);
-              k.axpy(dv, pj, dout, d.D);
-            }
-          }
+    const int64_t T = d.T;
+    Buf p(static_cast<size_t>(T * T)), dp(static_cast<size_t>(T * T));
+    for (int64_t h = 0; h < d.H; ++h) {
+      const int64_t g = h / d.group;
+      const float* q = &lc.qkv[static_cast<size_t>(h * d.D)];
+      const float* kk = &lc.qkv[static_cast<size_t>(d.HD + g * d.D)];
+      const float* v = &lc.qkv[static_cast<size_t>(d.HD + d.KV * d.D + g * d.D)];
+      const float* dout = &datt[static_cast<size_t>(h * d.D)];
+      float* dq = &dqkv[static_cast<size_t>(h * d.D)];
+      float* dk = &dqkv[static_cast<size_t>(d.HD + g * d.D)];
+      float* dv = &dqkv[static_cast<size_t>(d.HD + d.KV * d.D + g * d.D)];
+      attention_probs(lc, h, p);
+      mm_tn(dv, p.data(), dout, T, d.D, T, T, d.HD, d.NQKV, 1.0f, 1.0f);
+      mm_nt(dp.data(), dout, v, T, T, d.D, d.HD, d.NQKV, T);
+      ThreadPool::global().parallel_for(T, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          float* pr = &p[static_cast<size_t>(t * T)];
+          float* dr = &dp[static_cast<size_t>(t * T)];
+          const int64_t kb = key_begin(t), n = t + 1 - kb;
+          const float dsum = k.dot(pr + kb, dr + kb, n);
+          for (int64_t j = kb; j <= t; ++j) dr[j] = pr[j] * (dr[j] - dsum) * d.scale;
+          std::fill(dr, dr + kb, 0.0f);
+          std::fill(dr + t + 1, dr + T, 0.0f);
         }
-      }
-    });
+      }, 16);
+      mm_nn(dq, dp.data(), kk, T, d.D, T, T, d.NQKV, d.NQKV, 1.0f, 1.0f);
+      mm_tn(dk, dp.data(), q, T, d.D, T, T, d.NQKV, d.NQKV, 1.0f, 1.0f);
+    }
   }
 
   const Model& m_;
