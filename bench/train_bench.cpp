@@ -42,8 +42,8 @@ struct Measured {
 };
 
 // Runs in a child: load, set up the method, time `steps` optimizer steps after one warm-up step.
-Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps) {
-  auto model = Model::load(dir);
+Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt) {
+  auto model = method == "qlora" ? Model::load_nf4(dir, true) : Model::load(dir);
   if (!model.is_ok()) {
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
@@ -60,7 +60,6 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
   LoraWeights lora, lgrad, m1, m2;
   ModelWeights fgrad, fm1, fm2;
   const bool full = method == "full";
-  if (method == "qlora") model->quantize_nf4(true);
   if (full) {
     ModelWeights& w = model->mutable_weights();
     fgrad = model_zeros_like(w, c.tie_word_embeddings);
@@ -76,7 +75,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
   int64_t step_no = 0;
   auto one_step = [&] {
     TrainOptions to;
-    to.gradient_checkpointing = false;
+    to.gradient_checkpointing = ckpt;
     auto st = forward_backward(*model, full ? LoraRef{} : LoraRef{&lora, &lc}, full ? nullptr : &lgrad,
                                full ? &fgrad : nullptr, seq, 1.0f / static_cast<float>(T), to);
     if (!st.is_ok()) _exit(2);
@@ -128,13 +127,13 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
   return {median(times), static_cast<double>(ru.ru_maxrss) / 1024.0};
 }
 
-Measured in_child(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps) {
+Measured in_child(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt = false) {
   int fds[2];
   if (pipe(fds) != 0) return {};
   pid_t pid = fork();
   if (pid == 0) {
     close(fds[0]);
-    Measured m = run_ours(dir, method, T, r, steps);
+    Measured m = run_ours(dir, method, T, r, steps, ckpt);
     if (write(fds[1], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) _exit(3);
     _exit(0);
   }
@@ -177,9 +176,40 @@ double sgemm_gflops() {
 int main(int argc, char** argv) {
   std::string dir = "/tmp/tuneloop-bench-qwen2-50m";
   int steps = 3;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[i + 1]);
+  bool big = false;
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--big")) big = true;
+    else if (i + 1 < argc && !std::strcmp(argv[i], "--dir")) dir = argv[++i];
+    else if (i + 1 < argc && !std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[++i]);
+  }
+  if (big) {
+    // The QLoRA memory configuration: weight-dominated (212M parameters), seq 256, micro-batch 1.
+    dir = "/tmp/tuneloop-bench-qwen2-200m";
+    if (!file_exists(dir + "/model.safetensors")) {
+      ModelConfig b;
+      b.model_type = "qwen2";
+      b.vocab_size = 32000;
+      b.hidden_size = 1024;
+      b.intermediate_size = 2816;
+      b.num_layers = 16;
+      b.num_heads = 16;
+      b.num_kv_heads = 4;
+      b.head_dim = 64;
+      b.max_position_embeddings = 4096;
+      b.tie_word_embeddings = true;
+      b.qkv_bias = true;
+      std::fprintf(stderr, "writing the 200M benchmark model to %s ...\n", dir.c_str());
+      if (!write_random_model(dir, b, 11).is_ok()) return 1;
+    }
+    Measured l = in_child(dir, "lora", 256, 16, steps, true);
+    Measured q = in_child(dir, "qlora", 256, 16, steps, true);
+    auto cfg = ModelConfig::load(dir);
+    std::printf("model %.1fM parameters, seq 256, micro-batch 1, r=16 on all 7 projections, gradient checkpointing, %d threads\n",
+                static_cast<double>(cfg->parameter_count()) / 1e6, configured_thread_count());
+    std::printf("lora : %7.1f tokens/s, peak RSS %6.0f MB\n", 256 / l.step_s, l.peak_rss_mb);
+    std::printf("qlora: %7.1f tokens/s, peak RSS %6.0f MB  -> %.2fx lora's tokens/s, %.2fx lora's peak RSS\n",
+                256 / q.step_s, q.peak_rss_mb, l.step_s / q.step_s, q.peak_rss_mb / l.peak_rss_mb);
+    return 0;
   }
   if (!file_exists(dir + "/model.safetensors")) {
     std::fprintf(stderr, "error: %s has no model; run build/bench/engine_bench first (it writes it)\n", dir.c_str());

@@ -20,6 +20,10 @@ namespace tl {
 Result<std::string> read_file(const std::string& path);
 Status write_file_atomic(const std::string& path, std::string_view data);
 bool file_exists(const std::string& path);
+
+// Drops the resident pages of a read-only file mapping in [p, p + n) (whole pages inside the range only),
+// so memory that was read once (weights being quantised) stops counting; later reads fault them back in.
+void release_mapped_pages(const void* p, size_t n);
 bool is_directory(const std::string& path);
 
 // Streams bytes to `path + ".tmp.<pid>"`; commit() fsyncs and renames over `path`. Destroying an

@@ -67,7 +67,20 @@ void linear(float* out, const float* in, const float* wp, const Tensor& bias, in
 
 }  // namespace
 
-Result<Model> Model::load(const std::string& dir) {
+namespace {
+// Quantises `t` into `out` and frees it; the file pages of views are released too.
+void to_nf4(Tensor& t, std::shared_ptr<const Nf4Tensor>& out, bool double_quant) {
+  out = std::make_shared<const Nf4Tensor>(nf4_quantize(std::as_const(t).f32(), t.numel(), double_quant));
+  if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
+  t = Tensor();
+}
+}  // namespace
+
+Result<Model> Model::load(const std::string& dir) { return load_impl(dir, false, false); }
+
+Result<Model> Model::load_nf4(const std::string& dir, bool double_quant) { return load_impl(dir, true, double_quant); }
+
+Result<Model> Model::load_impl(const std::string& dir, bool nf4, bool double_quant) {
   if (!is_directory(dir)) return not_found("{}: not a model directory", dir);
   TL_ASSIGN_OR_RETURN(ModelConfig c, ModelConfig::load(dir));
   TL_ASSIGN_OR_RETURN(safetensors::ShardedFiles files, safetensors::ShardedFiles::open(dir));
@@ -110,6 +123,15 @@ Result<Model> Model::load(const std::string& dir) {
     TL_ASSIGN_OR_RETURN(Tensor wu, get(p + "mlp.up_proj.weight", {I, C}));
     L.w_gate_up = cat_rows({&wg, &wu});
     TL_ASSIGN_OR_RETURN(L.w_down, get(p + "mlp.down_proj.weight", {C, I}));
+    // The fused copies replace the per-projection tensors: their file pages are not needed again.
+    for (Tensor* src : {&wq, &wk, &wv, &wg, &wu})
+      if (src->is_view()) release_mapped_pages(src->data(), src->nbytes());
+    if (nf4) {
+      to_nf4(L.wqkv, L.nf4_wqkv, double_quant);
+      to_nf4(L.wo, L.nf4_wo, double_quant);
+      to_nf4(L.w_gate_up, L.nf4_w_gate_up, double_quant);
+      to_nf4(L.w_down, L.nf4_w_down, double_quant);
+    }
     if (c.mlp_bias) {
       TL_ASSIGN_OR_RETURN(Tensor bg, get(p + "mlp.gate_proj.bias", {I}));
       TL_ASSIGN_OR_RETURN(Tensor bu, get(p + "mlp.up_proj.bias", {I}));
@@ -164,10 +186,9 @@ int64_t Model::quantize_nf4(bool double_quant) {
   int64_t bytes = 0;
   auto q = [&](Tensor& t, std::shared_ptr<const Nf4Tensor>& out) {
     if (t.empty()) return;
-    out = std::make_shared<const Nf4Tensor>(nf4_quantize(std::as_const(t).f32(), t.numel(), double_quant));
+    to_nf4(t, out, double_quant);
     bytes += static_cast<int64_t>(out->packed.size() + out->absmax.size() * 4 + out->absmax_q.size() +
                                   out->nested_absmax.size() * 4);
-    t = Tensor();
   };
   for (LayerWeights& L : weights_->layers) {
     q(L.wqkv, L.nf4_wqkv);

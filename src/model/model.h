@@ -76,6 +76,9 @@ struct ModelWeights {
 class Model {
  public:
   static Result<Model> load(const std::string& dir);
+  // QLoRA loading: each layer's projections are quantised to NF4 as the layer is read, and the file
+  // pages they came from are released, so the f32 model never sits in memory whole.
+  static Result<Model> load_nf4(const std::string& dir, bool double_quant);
   // For tests and benchmarks: a model from a config and weights built in memory.
   static Model from_weights(ModelConfig config, ModelWeights weights);
 
@@ -105,6 +108,8 @@ class Model {
   // The decoder stack shared by forward() and hidden_states(): checks the request, runs every layer on
   // `tokens` and leaves the residual stream before the final norm in `x` (T, C).
   Status run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x) const;
+
+  static Result<Model> load_impl(const std::string& dir, bool nf4, bool double_quant);
 
   ModelConfig config_;
   std::shared_ptr<ModelWeights> weights_;

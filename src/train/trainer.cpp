@@ -180,13 +180,13 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     if (!file_exists(model_dir + "/model.safetensors")) TL_TRY(write_random_model(model_dir, cfg, spec.seed));
     TL_TRY(copy_model_metadata(spec.base_model, model_dir));
   }
-  TL_ASSIGN_OR_RETURN(Model model, Model::load(model_dir));
+  // qlora: the frozen base lives as NF4 from the moment it is read; each layer is dequantised only while
+  // the layer runs.
+  TL_ASSIGN_OR_RETURN(Model model, spec.method == TrainMethod::kQlora ? Model::load_nf4(model_dir, spec.double_quant)
+                                                                      : Model::load(model_dir));
   const ModelConfig& mc = model.config();
   if (spec.method == TrainMethod::kQlora) {
-    // The frozen base lives as NF4; each layer is dequantised only while the layer runs.
-    const int64_t bytes = model.quantize_nf4(spec.double_quant);
-    std::fprintf(stderr, "qlora: layer projections quantised to NF4%s: %.1f MB\n",
-                 spec.double_quant ? " with double quantisation" : "", static_cast<double>(bytes) / 1e6);
+    std::fprintf(stderr, "qlora: layer projections held as NF4%s\n", spec.double_quant ? " with double quantisation" : "");
   }
 
   // Data.

@@ -66,5 +66,19 @@ TEST(Qlora, EqualsLoraOnDequantisedWeights) {
   }
 }
 
+TEST(Qlora, LoadNf4EqualsLoadThenQuantise) {
+  auto a = Model::load_nf4(dir_of("qwen2_tied_f32"), true);
+  auto b = Model::load(dir_of("qwen2_tied_f32"));
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  b->quantize_nf4(true);
+  std::vector<int32_t> ids = {3, 1, 4, 1, 5, 9, 2, 6};
+  KvCache c1(a->config(), 8), c2(b->config(), 8);
+  std::vector<float> l1, l2;
+  ASSERT_TRUE(a->forward(ids, c1, l1, true).is_ok());
+  ASSERT_TRUE(b->forward(ids, c2, l2, true).is_ok());
+  EXPECT_EQ(l1, l2);
+  for (const LayerWeights& L : a->weights().layers) EXPECT_TRUE(L.wqkv.empty() && L.nf4_wqkv);
+}
+
 }  // namespace
 }  // namespace tl
