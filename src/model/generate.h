@@ -1,5 +1,6 @@
 // generate(): prefill the prompt, then decode token by token with a KV cache until an end-of-sequence
-// id or max_tokens. Each new token is handed to `on_token` as it is produced (for streaming); returning
+// id, max_tokens, or the model's context (max_position_embeddings), whichever comes first; a prompt
+// longer than the context is an error. Each new token is handed to `on_token` as it is produced (for streaming); returning
 // false from it stops generation.
 #pragma once
 

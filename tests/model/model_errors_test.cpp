@@ -6,6 +6,7 @@
 
 #include "core/file.h"
 #include "model/config.h"
+#include "model/generate.h"
 #include "model/model.h"
 
 namespace tl {
@@ -106,6 +107,20 @@ TEST(ModelErrors, IdsOutsideVocabulary) {
   EXPECT_EQ(s.message(), "token id 97 at position 1 is outside the vocabulary [0, 97)");
   std::vector<int32_t> many(9, 1);
   EXPECT_EQ(m->forward(many, cache, logits, false).code(), StatusCode::kResourceExhausted);
+}
+
+TEST(ModelErrors, GenerationStopsAtTheContext) {
+  auto m = Model::load(fixture("llama_f32"));  // max_position_embeddings 256
+  ASSERT_TRUE(m.is_ok());
+  GenerateOptions opt;
+  opt.max_tokens = 1 << 20;  // must not size the KV cache
+  opt.stop_ids = {-1};
+  auto r = generate(*m, std::vector<int32_t>{1, 2, 3}, opt);
+  ASSERT_TRUE(r.is_ok()) << r.status().message();
+  EXPECT_EQ(r->tokens.size(), 253u);
+  std::vector<int32_t> long_prompt(257, 1);
+  auto e = generate(*m, long_prompt, opt);
+  EXPECT_EQ(e.status().message(), "prompt of 257 tokens exceeds the model's context of 256 (max_position_embeddings)");
 }
 
 TEST(ModelErrors, ConfigFieldErrors) {
