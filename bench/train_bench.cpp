@@ -6,7 +6,7 @@
 // the input-gradient pass (+2 more for weight gradients in full fine-tuning), plus attention, against the
 // sgemm measured in the same run. PyTorch has no QLoRA here (no bitsandbytes): qlora compares to our lora.
 //
-//   build/bench/train_bench [--steps 3] [--dir /tmp/tuneloop-bench-qwen2-50m]
+//   build/bench/train_bench [--steps 3] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big] [--profile lora|qlora|full]
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -147,7 +147,7 @@ Measured in_child(const std::string& dir, const std::string& method, int64_t T, 
 }
 
 nlohmann::json run_ref(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, int threads) {
-  std::string cmd = "OPENBLAS_CORETYPE=SKYLAKEX OMP_NUM_THREADS=" + std::to_string(threads) + " /usr/bin/python3 " +
+  std::string cmd = "OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" + std::to_string(threads) + " /usr/bin/python3 " +
                     std::string(TL_SOURCE_DIR) + "/bench/reference/train_reference_bench.py " + dir + " " + method + " " +
                     std::to_string(T) + " " + std::to_string(r) + " " + std::to_string(steps) + " " + std::to_string(threads);
   FILE* p = popen(cmd.c_str(), "r");
@@ -174,13 +174,21 @@ double sgemm_gflops() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  keep_freed_memory();
   std::string dir = "/tmp/tuneloop-bench-qwen2-50m";
   int steps = 3;
   bool big = false;
+  std::string profile;  // --profile METHOD: only our side of one method, in this process (for perf)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--big")) big = true;
+    else if (i + 1 < argc && !std::strcmp(argv[i], "--profile")) profile = argv[++i];
     else if (i + 1 < argc && !std::strcmp(argv[i], "--dir")) dir = argv[++i];
     else if (i + 1 < argc && !std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[++i]);
+  }
+  if (!profile.empty()) {
+    Measured m = run_ours(dir, profile, 512, 16, steps, false);
+    std::printf("%s: %.1f tokens/s, peak RSS %.0f MB\n", profile.c_str(), 512 / m.step_s, m.peak_rss_mb);
+    return 0;
   }
   if (big) {
     // The QLoRA memory configuration: weight-dominated (212M parameters), seq 256, micro-batch 1.

@@ -1,5 +1,7 @@
 #include "core/env.h"
 
+#include <malloc.h>
+
 #include <cstdlib>
 #include <thread>
 
@@ -13,6 +15,13 @@ int configured_thread_count() {
   }
   unsigned hc = std::thread::hardware_concurrency();
   return hc == 0 ? 1 : static_cast<int>(hc);
+}
+
+void keep_freed_memory() {
+  // 32 MiB is glibc's largest mmap threshold on 64-bit: anything smaller comes from the heap, and the
+  // heap is never trimmed.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, -1);
 }
 
 }  // namespace tl

@@ -14,9 +14,30 @@ namespace tl {
 
 namespace {
 
-using Buf = std::vector<float>;
+// Scratch buffers are not zero-filled on allocation: most are written whole by a GEMM with beta = 0 or
+// by a kernel, and the memset was measurable. zeros() is for the accumulators.
+template <class T>
+struct DefaultInitAllocator : std::allocator<T> {
+  using std::allocator<T>::allocator;
+  template <class U>
+  void construct(U* p) noexcept {
+    ::new (static_cast<void*>(p)) U;
+  }
+  template <class U, class... A>
+  void construct(U* p, A&&... a) {
+    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
+  }
+};
+using Buf = std::vector<float, DefaultInitAllocator<float>>;
 
 Buf zeros(int64_t n) { return Buf(static_cast<size_t>(n), 0.0f); }
+Buf uninit(int64_t n) { return Buf(static_cast<size_t>(n)); }
+
+// Row loops of the elementwise passes run on the thread pool (the same OpenMP team as the GEMMs).
+template <class F>
+void parallel_rows(int64_t rows, F&& fn) {
+  ThreadPool::global().parallel_for(rows, [&](int64_t b, int64_t e) { fn(b, e); }, 8);
+}
 
 // C (M, N) = alpha * A (M, K) B^T (N, K) + beta * C
 void mm_nt(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
@@ -40,14 +61,9 @@ void mm_tn(float* c, const float* a, const float* b, int64_t m, int64_t n, int64
 // out (rows, dim) = rmsnorm(in) * w; rstd (rows) kept for backward.
 void rmsnorm_fwd(float* out, float* rstd, const float* in, const float* w, int64_t rows, int64_t dim, float eps) {
   const KernelTable& k = kernels();
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* x = in + r * dim;
-    float ss = k.dot(x, x, dim);
-    float inv = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
-    rstd[r] = inv;
-    float* y = out + r * dim;
-    for (int64_t i = 0; i < dim; ++i) y[i] = w[i] * (x[i] * inv);
-  }
+  parallel_rows(rows, [&](int64_t b, int64_t e) {
+    k.rmsnorm_rstd(out + b * dim, rstd + b, in + b * dim, w, e - b, dim, eps);
+  });
 }
 
 // y = w * x * r, r = (mean(x^2) + eps)^-1/2:
@@ -55,24 +71,34 @@ void rmsnorm_fwd(float* out, float* rstd, const float* in, const float* w, int64
 // dx is assigned (may alias dy); dw may be null (frozen).
 void rmsnorm_bwd(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t rows,
                  int64_t dim) {
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* xr = x + r * dim;
-    const float* dyr = dy + r * dim;
-    float* dxr = dx + r * dim;
-    const float rs = rstd[r];
-    double dot = 0;
-    for (int64_t i = 0; i < dim; ++i) dot += static_cast<double>(w[i]) * dyr[i] * xr[i];
-    const float coef = static_cast<float>(dot) * rs * rs * rs / static_cast<float>(dim);
-    if (dw)
-      for (int64_t i = 0; i < dim; ++i) dw[i] += dyr[i] * xr[i] * rs;
-    for (int64_t i = 0; i < dim; ++i) dxr[i] = rs * w[i] * dyr[i] - coef * xr[i];
+  // dw first: dx may alias dy. Columns split across threads, rows summed in order (deterministic).
+  if (dw) {
+    ThreadPool::global().parallel_for(dim, [&](int64_t b, int64_t e) {
+      for (int64_t r = 0; r < rows; ++r) {
+        const float* xr = x + r * dim;
+        const float* dyr = dy + r * dim;
+        const float rs = rstd[r];
+        for (int64_t i = b; i < e; ++i) dw[i] += dyr[i] * xr[i] * rs;
+      }
+    }, 64);
   }
+  const KernelTable& k = kernels();
+  parallel_rows(rows, [&](int64_t b, int64_t e) {
+    k.rmsnorm_backward(dx + b * dim, dy + b * dim, x + b * dim, w, rstd + b, e - b, dim);
+  });
+}
+
+// y (rows, n) += x (rows, n), rows in parallel.
+void add_rows(float* y, const float* x, int64_t rows, int64_t n) {
+  const KernelTable& k = kernels();
+  parallel_rows(rows, [&](int64_t b, int64_t e) { k.axpy(y + b * n, 1.0f, x + b * n, (e - b) * n); });
 }
 
 // Inverse rotation for the gradient of RoPE: R is orthogonal, so dx_pre = R^T dx.
 void rope_bwd(float* dx, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim, const RopeTable& table) {
   const int64_t half = head_dim / 2;
-  for (int64_t r = 0; r < rows; ++r) {
+  parallel_rows(rows, [&](int64_t rb, int64_t re) {
+  for (int64_t r = rb; r < re; ++r) {
     const float* c = &table.cos[static_cast<size_t>(r * half)];
     const float* s = &table.sin[static_cast<size_t>(r * half)];
     float* row = dx + r * row_stride;
@@ -85,6 +111,7 @@ void rope_bwd(float* dx, int64_t rows, int64_t row_stride, int64_t n_heads, int6
       }
     }
   }
+  });
 }
 
 // splitmix64 of (seed, a, b, c): counter-based randomness, so dropout masks are recomputed in backward
@@ -131,6 +158,7 @@ struct LayerCache {
   Buf gu;             // (T, 2I) gate and up before the activation
   Buf act;            // (T, I)
   std::array<Buf, kLoraTargetCount> xa;  // (T, r) LoRA intermediate per target
+  std::array<Buf, 2> xa_group;           // (T, n r) for the q/k/v and gate/up groups (see lora_forward_group)
 };
 
 class Pass {
@@ -174,7 +202,7 @@ class Pass {
   // Runs the whole forward; returns the per-layer caches (inputs only when checkpointing) and final x.
   void forward(std::vector<LayerCache>& caches, Buf& x) {
     const int64_t T = d_.T, C = d_.C;
-    x = zeros(T * C);
+    x = uninit(T * C);
     for (int64_t t = 0; t < T; ++t)
       std::memcpy(&x[static_cast<size_t>(t * C)], w_.embed.f32() + seq_.tokens[t] * C, static_cast<size_t>(C) * 4);
     caches.resize(static_cast<size_t>(c_.num_layers));
@@ -194,44 +222,52 @@ class Pass {
   StepStats head(const Buf& x, Buf* dx, float loss_scale, ModelWeights* grads) {
     const int64_t T = d_.T, C = d_.C, V = c_.vocab_size;
     const KernelTable& k = kernels();
-    Buf xf = zeros(T * C), rstd = zeros(T);
+    Buf xf = uninit(T * C), rstd = uninit(T);
     rmsnorm_fwd(xf.data(), rstd.data(), x.data(), w_.final_norm.f32(), T, C, d_.eps);
     Buf dxf = dx ? zeros(T * C) : Buf();
     StepStats st;
     const int64_t chunk = 64;
-    Buf logits(static_cast<size_t>(chunk * V));
+    Buf logits = uninit(chunk * V);
+    std::vector<double> row_loss(static_cast<size_t>(chunk));
     for (int64_t r0 = 0; r0 < T; r0 += chunk) {
       const int64_t rows = std::min(chunk, T - r0);
       bool any = false;
       for (int64_t r = r0; r < r0 + rows; ++r) any |= seq_.targets[r] >= 0;
       if (!any) continue;
       mm_nt(logits.data(), &xf[static_cast<size_t>(r0 * C)], w_.lm_head.f32(), rows, V, C, C, C, V);
+      parallel_rows(rows, [&](int64_t rb, int64_t re) {
+        for (int64_t r = rb; r < re; ++r) {
+          float* z = &logits[static_cast<size_t>(r * V)];
+          const int32_t target = seq_.targets[r0 + r];
+          if (target < 0) {
+            std::fill(z, z + V, 0.0f);
+            continue;
+          }
+          // Vectorised softmax gives p; the loss is -log p[target], except where p[target] underflows f32,
+          // where the row is recomputed and the loss taken from an exact double log-sum-exp.
+          k.softmax(z, V);
+          const double pt = z[target];
+          if (pt > 1e-30) {
+            row_loss[static_cast<size_t>(r)] = -std::log(pt);
+          } else {
+            std::vector<float> raw(static_cast<size_t>(V));
+            k.gemv_rows(raw.data(), w_.lm_head.f32(), &xf[static_cast<size_t>((r0 + r) * C)], nullptr, 0, V, C);
+            const float mx = *std::max_element(raw.begin(), raw.end());
+            double sum = 0;
+            for (float v : raw) sum += std::exp(static_cast<double>(v - mx));
+            row_loss[static_cast<size_t>(r)] = mx + std::log(sum) - raw[static_cast<size_t>(target)];
+          }
+          if (dx) {
+            for (int64_t v = 0; v < V; ++v) z[v] *= loss_scale;
+            z[target] -= loss_scale;
+          }
+        }
+      });
+      // Summed in row order, so the loss does not depend on how rows were split across threads.
       for (int64_t r = 0; r < rows; ++r) {
-        float* z = &logits[static_cast<size_t>(r * V)];
-        const int32_t target = seq_.targets[r0 + r];
-        if (target < 0) {
-          std::fill(z, z + V, 0.0f);
-          continue;
-        }
-        // Vectorised softmax gives p; the loss is -log p[target], except where p[target] underflows f32,
-        // where the row is recomputed and the loss taken from an exact double log-sum-exp.
-        k.softmax(z, V);
-        const double pt = z[target];
-        if (pt > 1e-30) {
-          st.loss_sum += -std::log(pt);
-        } else {
-          std::vector<float> raw(static_cast<size_t>(V));
-          k.gemv_rows(raw.data(), w_.lm_head.f32(), &xf[static_cast<size_t>((r0 + r) * C)], nullptr, 0, V, C);
-          const float mx = *std::max_element(raw.begin(), raw.end());
-          double sum = 0;
-          for (float v : raw) sum += std::exp(static_cast<double>(v - mx));
-          st.loss_sum += mx + std::log(sum) - raw[static_cast<size_t>(target)];
-        }
+        if (seq_.targets[r0 + r] < 0) continue;
+        st.loss_sum += row_loss[static_cast<size_t>(r)];
         st.tokens += 1;
-        if (dx) {
-          for (int64_t v = 0; v < V; ++v) z[v] *= loss_scale;
-          z[target] -= loss_scale;
-        }
       }
       if (!dx) continue;
       // dxf = dz W; dW_head += dz^T xf
@@ -239,7 +275,7 @@ class Pass {
       if (grads) mm_tn(grads->lm_head.f32(), logits.data(), &xf[static_cast<size_t>(r0 * C)], V, C, rows, V, C, C, 1.0f, 1.0f);
     }
     if (dx) {
-      *dx = zeros(T * C);
+      *dx = uninit(T * C);
       rmsnorm_bwd(dx->data(), grads ? grads->final_norm.f32() : nullptr, dxf.data(), x.data(), w_.final_norm.f32(),
                   rstd.data(), T, C);
     }
@@ -259,53 +295,48 @@ class Pass {
     LayerWeights* G = grads ? &grads->layers[static_cast<size_t>(l)] : nullptr;
 
     // MLP: x_out = x_mid + down(act); act = silu(g) * u; (g, u) = gate_up(xn2)
-    Buf dact = zeros(T * I);
+    Buf dact = uninit(T * I);
     mm_nn(dact.data(), dx.data(), M.w_down(), T, I, C, C, I, I);
     if (G) {
       mm_tn(G->w_down.f32(), dx.data(), lc.act.data(), C, I, T, C, I, I, 1.0f, 1.0f);
       if (!G->b_down.empty()) bias_grad(G->b_down.f32(), dx.data(), T, C, C, 0);
     }
     lora_backward(l, LoraTarget::kDown, lc, lc.act.data(), dx.data(), dact.data(), lgrads);
-    Buf dgu = zeros(T * 2 * I);
-    for (int64_t t = 0; t < T; ++t) {
-      const float* g = &lc.gu[static_cast<size_t>(t * 2 * I)];
-      const float* u = g + I;
-      const float* da = &dact[static_cast<size_t>(t * I)];
-      float* dg = &dgu[static_cast<size_t>(t * 2 * I)];
-      float* du = dg + I;
-      for (int64_t i = 0; i < I; ++i) {
-        const float sg = 1.0f / (1.0f + std::exp(-g[i]));
-        const float silu = g[i] * sg;
-        du[i] = da[i] * silu;
-        dg[i] = da[i] * u[i] * sg * (1.0f + g[i] * (1.0f - sg));
+    Buf dgu = uninit(T * 2 * I);
+    const KernelTable& k = kernels();
+    parallel_rows(T, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float* g = &lc.gu[static_cast<size_t>(t * 2 * I)];
+        float* dg = &dgu[static_cast<size_t>(t * 2 * I)];
+        k.swiglu_backward(dg, dg + I, &dact[static_cast<size_t>(t * I)], g, g + I, I);
       }
-    }
-    Buf dxn2 = zeros(T * C);
+    });
+    Buf dxn2 = uninit(T * C);
     mm_nn(dxn2.data(), dgu.data(), M.w_gate_up(), T, C, 2 * I, 2 * I, C, C);
     if (G) {
       mm_tn(G->w_gate_up.f32(), dgu.data(), lc.xn2.data(), 2 * I, C, T, 2 * I, C, C, 1.0f, 1.0f);
       if (!G->b_gate_up.empty()) bias_grad(G->b_gate_up.f32(), dgu.data(), T, 2 * I, 2 * I, 0);
     }
-    lora_backward(l, LoraTarget::kGate, lc, lc.xn2.data(), dgu.data(), dxn2.data(), lgrads);
-    lora_backward(l, LoraTarget::kUp, lc, lc.xn2.data(), dgu.data(), dxn2.data(), lgrads);
-    Buf dmid = zeros(T * C);
+    lora_backward_group(l, 1, lc, lc.xn2.data(), dgu.data(), dxn2.data(), lgrads);
+    Buf dmid = uninit(T * C);
     rmsnorm_bwd(dmid.data(), G ? G->mlp_norm.f32() : nullptr, dxn2.data(), lc.x_mid.data(), L.mlp_norm.f32(),
                 lc.rstd2.data(), T, C);
-    for (size_t i = 0; i < dmid.size(); ++i) dmid[i] += dx[i];  // residual
+    add_rows(dmid.data(), dx.data(), T, C);  // residual
 
     // Attention: x_mid = x_in + o(att)
-    Buf datt = zeros(T * d.HD);
+    Buf datt = uninit(T * d.HD);
     mm_nn(datt.data(), dmid.data(), M.wo(), T, d.HD, C, C, d.HD, d.HD);
     if (G) {
       mm_tn(G->wo.f32(), dmid.data(), lc.att.data(), C, d.HD, T, C, d.HD, d.HD, 1.0f, 1.0f);
       if (!G->bo.empty()) bias_grad(G->bo.f32(), dmid.data(), T, C, C, 0);
     }
     lora_backward(l, LoraTarget::kO, lc, lc.att.data(), dmid.data(), datt.data(), lgrads);
-    Buf dqkv = zeros(T * d.NQKV);
+    Buf dqkv = uninit(T * d.NQKV);
     attention_backward(lc, datt, dqkv);
     rope_bwd(dqkv.data(), T, d.NQKV, d.H, d.D, rope_);
     rope_bwd(dqkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
     if (c_.qk_norm) {
+      // Serial over tokens: the q/k norm weight gradients accumulate across them.
       for (int64_t t = 0; t < T; ++t) {
         float* dq = &dqkv[static_cast<size_t>(t * d.NQKV)];
         const float* q = &lc.q_raw[static_cast<size_t>(t * d.NQKV)];
@@ -315,19 +346,17 @@ class Pass {
                     &lc.rstd_k[static_cast<size_t>(t * d.KV)], d.KV, d.D);
       }
     }
-    Buf dxn1 = zeros(T * C);
+    Buf dxn1 = uninit(T * C);
     mm_nn(dxn1.data(), dqkv.data(), M.wqkv(), T, C, d.NQKV, d.NQKV, C, C);
     if (G) {
       mm_tn(G->wqkv.f32(), dqkv.data(), lc.xn1.data(), d.NQKV, C, T, d.NQKV, C, C, 1.0f, 1.0f);
       if (!G->bqkv.empty()) bias_grad(G->bqkv.f32(), dqkv.data(), T, d.NQKV, d.NQKV, 0);
     }
-    lora_backward(l, LoraTarget::kQ, lc, lc.xn1.data(), dqkv.data(), dxn1.data(), lgrads);
-    lora_backward(l, LoraTarget::kK, lc, lc.xn1.data(), dqkv.data(), dxn1.data(), lgrads);
-    lora_backward(l, LoraTarget::kV, lc, lc.xn1.data(), dqkv.data(), dxn1.data(), lgrads);
-    Buf din = zeros(T * C);
+    lora_backward_group(l, 0, lc, lc.xn1.data(), dqkv.data(), dxn1.data(), lgrads);
+    Buf din = uninit(T * C);
     rmsnorm_bwd(din.data(), G ? G->attn_norm.f32() : nullptr, dxn1.data(), lc.x_in.data(), L.attn_norm.f32(),
                 lc.rstd1.data(), T, C);
-    for (size_t i = 0; i < din.size(); ++i) din[i] += dmid[i];
+    add_rows(din.data(), dmid.data(), T, C);
     dx = std::move(din);
     if (opt_.gradient_checkpointing) {
       Buf keep = std::move(lc.x_in);
@@ -361,10 +390,12 @@ class Pass {
     const uint64_t base = mix(opt_.dropout_seed ^ mix(static_cast<uint64_t>(l) * 16 + static_cast<uint64_t>(t)));
     const uint64_t threshold = static_cast<uint64_t>(p * 18446744073709551616.0);
     const float keep_scale = static_cast<float>(1.0 / (1.0 - p));
-    for (int64_t i = 0; i < d_.T * in; ++i) {
-      const bool keep = mix(base + static_cast<uint64_t>(i)) >= threshold;
-      scratch[static_cast<size_t>(i)] = keep ? x[i] * keep_scale : 0.0f;
-    }
+    parallel_rows(d_.T, [&](int64_t b, int64_t e) {
+      for (int64_t i = b * in; i < e * in; ++i) {
+        const bool keep = mix(base + static_cast<uint64_t>(i)) >= threshold;
+        scratch[static_cast<size_t>(i)] = keep ? x[i] * keep_scale : 0.0f;
+      }
+    });
     return scratch.data();
   }
 
@@ -376,7 +407,7 @@ class Pass {
     Buf scratch;
     const float* xin = lora_input(l, t, x, s.in, scratch);
     Buf& xa = lc.xa[static_cast<size_t>(t)];
-    xa = zeros(d_.T * r);
+    xa = uninit(d_.T * r);
     mm_nt(xa.data(), xin, m->a.f32(), d_.T, r, s.in, s.in, s.in, r);
     mm_nt(y + s.col_offset, xa.data(), m->b.f32(), d_.T, s.out, r, r, r, s.out_stride, lora_scale_, 1.0f);
   }
@@ -394,7 +425,7 @@ class Pass {
     // dB += s * dy^T xa
     mm_tn(g.b.f32(), dys, xa.data(), s.out, r, T, s.out_stride, r, r, lora_scale_, 1.0f);
     // dxa = s * dy B
-    Buf dxa = zeros(T * r);
+    Buf dxa = uninit(T * r);
     mm_nn(dxa.data(), dys, m->b.f32(), T, r, s.out, s.out_stride, r, r, lora_scale_, 0.0f);
     Buf scratch;
     const float* xin = lora_input(l, t, x, s.in, scratch);
@@ -405,27 +436,127 @@ class Pass {
     if (!opt_.training || p <= 0.0) {
       mm_nn(dx, dxa.data(), m->a.f32(), T, s.in, r, r, s.in, s.in, 1.0f, 1.0f);
     } else {
-      Buf tmp = zeros(T * s.in);
+      Buf tmp = uninit(T * s.in);
       mm_nn(tmp.data(), dxa.data(), m->a.f32(), T, s.in, r, r, s.in, s.in);
       // The scratch holds x*mask/(1-p); the mask/(1-p) factor is scratch/x where x != 0, recomputed here.
       const uint64_t base = mix(opt_.dropout_seed ^ mix(static_cast<uint64_t>(l) * 16 + static_cast<uint64_t>(t)));
       const uint64_t threshold = static_cast<uint64_t>(p * 18446744073709551616.0);
       const float keep_scale = static_cast<float>(1.0 / (1.0 - p));
-      for (int64_t i = 0; i < T * s.in; ++i)
-        if (mix(base + static_cast<uint64_t>(i)) >= threshold) dx[i] += tmp[static_cast<size_t>(i)] * keep_scale;
+      parallel_rows(T, [&](int64_t b, int64_t e) {
+        for (int64_t i = b * s.in; i < e * s.in; ++i)
+          if (mix(base + static_cast<uint64_t>(i)) >= threshold) dx[i] += tmp[static_cast<size_t>(i)] * keep_scale;
+      });
     }
   }
 
+  // Targets that read the same input: group 0 is q/k/v (input xn1), group 1 gate/up (input xn2). Their
+  // A matrices are stacked so that one GEMM gives every x A^T, one every dA and one the input gradient,
+  // instead of a pass over the (T, in) input per target (OpenBLAS packs it each time). With dropout each
+  // target sees its own mask, so the group falls back to one target at a time.
+  struct Group {
+    std::array<LoraTarget, 3> targets{};
+    std::array<const LoraModule*, 3> modules{};
+    int n = 0;
+    int64_t r = 0, in = 0;
+  };
+
+  // The group's present modules; n = 0 when it has none or must go target by target.
+  Group lora_group(int64_t l, int gi) const {
+    Group g;
+    const bool dropout = opt_.training && lora_.config && lora_.config->dropout > 0.0;
+    const std::array<LoraTarget, 3> all = gi == 0 ? std::array<LoraTarget, 3>{LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV}
+                                                  : std::array<LoraTarget, 3>{LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kUp};
+    const int count = gi == 0 ? 3 : 2;
+    bool mixed_ranks = false;
+    for (int i = 0; i < count; ++i) {
+      const LoraModule* m = lora_module(l, all[static_cast<size_t>(i)]);
+      if (!m) continue;
+      if (g.n > 0 && m->a.dim(0) != g.r) mixed_ranks = true;
+      g.r = m->a.dim(0);
+      g.targets[static_cast<size_t>(g.n)] = all[static_cast<size_t>(i)];
+      g.modules[static_cast<size_t>(g.n)] = m;
+      ++g.n;
+    }
+    g.in = target_slot(d_, all[0]).in;
+    if (dropout || mixed_ranks) g.n = -g.n;  // the caller goes target by target
+    return g;
+  }
+
+  Buf stacked_a(const Group& g) const {
+    Buf a = uninit(g.n * g.r * g.in);
+    for (int i = 0; i < g.n; ++i)
+      std::memcpy(&a[static_cast<size_t>(i * g.r * g.in)], g.modules[static_cast<size_t>(i)]->a.f32(),
+                  static_cast<size_t>(g.r * g.in) * 4);
+    return a;
+  }
+
+  void lora_forward_group(int64_t l, int gi, LayerCache& lc, const float* x, float* y) {
+    const Group g = lora_group(l, gi);
+    if (g.n < 0) {
+      for (int i = 0; i < -g.n; ++i) lora_forward(l, g.targets[static_cast<size_t>(i)], lc, x, y);
+      return;
+    }
+    if (g.n == 0) return;
+    const int64_t T = d_.T, R = g.n * g.r;
+    const Buf a = stacked_a(g);
+    Buf& xa = lc.xa_group[static_cast<size_t>(gi)];
+    xa = uninit(T * R);
+    mm_nt(xa.data(), x, a.data(), T, R, g.in, g.in, g.in, R);
+    for (int i = 0; i < g.n; ++i) {
+      const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
+      mm_nt(y + s.col_offset, xa.data() + i * g.r, g.modules[static_cast<size_t>(i)]->b.f32(), T, s.out, g.r, R, g.r,
+            s.out_stride, lora_scale_, 1.0f);
+    }
+  }
+
+  void lora_backward_group(int64_t l, int gi, LayerCache& lc, const float* x, const float* dy, float* dx,
+                           LoraWeights* lgrads) {
+    if (!lgrads) return;
+    const Group g = lora_group(l, gi);
+    if (g.n < 0) {
+      for (int i = 0; i < -g.n; ++i) lora_backward(l, g.targets[static_cast<size_t>(i)], lc, x, dy, dx, lgrads);
+      return;
+    }
+    if (g.n == 0) return;
+    const int64_t T = d_.T, R = g.n * g.r;
+    const Buf& xa = lc.xa_group[static_cast<size_t>(gi)];
+    Buf dxa = uninit(T * R);
+    for (int i = 0; i < g.n; ++i) {
+      const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
+      LoraModule& gm = lgrads->layers[static_cast<size_t>(l)][static_cast<size_t>(g.targets[static_cast<size_t>(i)])];
+      const float* dys = dy + s.col_offset;
+      // dB += s * dy^T xa;  dxa = s * dy B
+      mm_tn(gm.b.f32(), dys, xa.data() + i * g.r, s.out, g.r, T, s.out_stride, R, g.r, lora_scale_, 1.0f);
+      mm_nn(dxa.data() + i * g.r, dys, g.modules[static_cast<size_t>(i)]->b.f32(), T, g.r, s.out, s.out_stride, g.r, R,
+            lora_scale_, 0.0f);
+    }
+    // dA (stacked) = dxa^T x, added to each target's gradient; dx += dxa A
+    Buf da = uninit(R * g.in);
+    mm_tn(da.data(), dxa.data(), x, R, g.in, T, R, g.in, g.in);
+    const KernelTable& k = kernels();
+    for (int i = 0; i < g.n; ++i) {
+      LoraModule& gm = lgrads->layers[static_cast<size_t>(l)][static_cast<size_t>(g.targets[static_cast<size_t>(i)])];
+      k.axpy(gm.a.f32(), 1.0f, &da[static_cast<size_t>(i * g.r * g.in)], g.r * g.in);
+    }
+    const Buf a = stacked_a(g);
+    mm_nn(dx, dxa.data(), a.data(), T, g.in, R, R, g.in, g.in, 1.0f, 1.0f);
+  }
+
+  // Columns split across threads, rows summed in order (deterministic).
   static void bias_grad(float* db, const float* dy, int64_t rows, int64_t n, int64_t stride, int64_t offset) {
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < n; ++j) db[j] += dy[r * stride + offset + j];
+    ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) {
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t j = b; j < e; ++j) db[j] += dy[r * stride + offset + j];
+    }, 64);
   }
 
   static void add_bias(float* y, const Tensor& b, int64_t rows, int64_t n) {
     if (b.empty()) return;
     const float* bp = b.f32();
-    for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < n; ++j) y[r * n + j] += bp[j];
+    const KernelTable& k = kernels();
+    parallel_rows(rows, [&](int64_t rb, int64_t re) {
+      for (int64_t r = rb; r < re; ++r) k.axpy(y + r * n, 1.0f, bp, n);
+    });
   }
 
   int64_t key_begin(int64_t t) const {
@@ -440,15 +571,13 @@ class Pass {
     const LayerWeights& L = w_.layers[static_cast<size_t>(l)];
     const LayerMatrices M(L);
     const KernelTable& k = kernels();
-    lc.xn1 = zeros(T * C);
-    lc.rstd1 = zeros(T);
+    lc.xn1 = uninit(T * C);
+    lc.rstd1 = uninit(T);
     rmsnorm_fwd(lc.xn1.data(), lc.rstd1.data(), x.data(), L.attn_norm.f32(), T, C, d.eps);
-    lc.qkv = zeros(T * d.NQKV);
+    lc.qkv = uninit(T * d.NQKV);
     mm_nt(lc.qkv.data(), lc.xn1.data(), M.wqkv(), T, d.NQKV, C, C, C, d.NQKV);
     add_bias(lc.qkv.data(), L.bqkv, T, d.NQKV);
-    lora_forward(l, LoraTarget::kQ, lc, lc.xn1.data(), lc.qkv.data());
-    lora_forward(l, LoraTarget::kK, lc, lc.xn1.data(), lc.qkv.data());
-    lora_forward(l, LoraTarget::kV, lc, lc.xn1.data(), lc.qkv.data());
+    lora_forward_group(l, 0, lc, lc.xn1.data(), lc.qkv.data());
     if (c_.qk_norm) {
       lc.q_raw = lc.qkv;
       lc.rstd_q = zeros(T * d.H);
@@ -462,93 +591,128 @@ class Pass {
     }
     rope_apply(lc.qkv.data(), T, d.NQKV, d.H, d.D, rope_);
     rope_apply(lc.qkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
-    // Attention, one head at a time as GEMMs: S = scale Q K^T, a masked row softmax, O = P V.
-    lc.att = zeros(T * d.HD);
-    Buf p(static_cast<size_t>(T * T));
-    for (int64_t h = 0; h < d.H; ++h) {
-      attention_probs(lc, h, p);
-      const int64_t g = h / d.group;
-      mm_nn(&lc.att[static_cast<size_t>(h * d.D)], p.data(), &lc.qkv[static_cast<size_t>(d.HD + d.KV * d.D + g * d.D)], T,
-            d.D, T, T, d.NQKV, d.HD);
-    }
-    Buf tmp = zeros(T * C);
+    // Attention: heads in parallel, each a run of causal blocks of GEMMs (see attention_block).
+    lc.att = uninit(T * d.HD);
+    ThreadPool::global().parallel_for(d.H, [&](int64_t hb, int64_t he) {
+      thread_local Buf p;
+      for (int64_t h = hb; h < he; ++h) {
+        const int64_t g = h / d.group;
+        for (int64_t r0 = 0; r0 < T; r0 += kQueryBlock) {
+          const int64_t r1 = std::min(T, r0 + kQueryBlock), k0 = key_begin(r0), nk = r1 - k0;
+          attention_probs(lc, h, r0, r1, p);
+          mm_nn(&lc.att[static_cast<size_t>(r0 * d.HD + h * d.D)], p.data(),
+                &lc.qkv[static_cast<size_t>(k0 * d.NQKV + d.HD + d.KV * d.D + g * d.D)], r1 - r0, d.D, nk, nk, d.NQKV,
+                d.HD);
+        }
+      }
+    });
+    Buf tmp = uninit(T * C);
     mm_nt(tmp.data(), lc.att.data(), M.wo(), T, C, d.HD, d.HD, d.HD, C);
     add_bias(tmp.data(), L.bo, T, C);
     lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+    add_rows(x.data(), tmp.data(), T, C);
     lc.x_mid = x;
-    lc.xn2 = zeros(T * C);
-    lc.rstd2 = zeros(T);
+    lc.xn2 = uninit(T * C);
+    lc.rstd2 = uninit(T);
     rmsnorm_fwd(lc.xn2.data(), lc.rstd2.data(), x.data(), L.mlp_norm.f32(), T, C, d.eps);
-    lc.gu = zeros(T * 2 * I);
+    lc.gu = uninit(T * 2 * I);
     mm_nt(lc.gu.data(), lc.xn2.data(), M.w_gate_up(), T, 2 * I, C, C, C, 2 * I);
     add_bias(lc.gu.data(), L.b_gate_up, T, 2 * I);
-    lora_forward(l, LoraTarget::kGate, lc, lc.xn2.data(), lc.gu.data());
-    lora_forward(l, LoraTarget::kUp, lc, lc.xn2.data(), lc.gu.data());
-    lc.act = zeros(T * I);
-    for (int64_t t = 0; t < T; ++t) {
-      const float* gu = &lc.gu[static_cast<size_t>(t * 2 * I)];
-      k.swiglu(&lc.act[static_cast<size_t>(t * I)], gu, gu + I, I);
-    }
+    lora_forward_group(l, 1, lc, lc.xn2.data(), lc.gu.data());
+    lc.act = uninit(T * I);
+    parallel_rows(T, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        const float* gu = &lc.gu[static_cast<size_t>(t * 2 * I)];
+        k.swiglu(&lc.act[static_cast<size_t>(t * I)], gu, gu + I, I);
+      }
+    });
     mm_nt(tmp.data(), lc.act.data(), M.w_down(), T, C, I, I, I, C);
     add_bias(tmp.data(), L.b_down, T, C);
     lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), tmp.data());
-    for (size_t i = 0; i < x.size(); ++i) x[i] += tmp[i];
+    add_rows(x.data(), tmp.data(), T, C);
   }
 
-  // P (T, T) for head h: scale Q_h K_g^T, each row t softmaxed over its example's keys [key_begin(t), t]
-  // and zero elsewhere. Backward calls this again rather than keeping T x T per head per layer.
-  void attention_probs(const LayerCache& lc, int64_t h, Buf& p) const {
+  // Attention runs over blocks of kQueryBlock query rows: block [r0, r1) only needs keys from
+  // key_begin(r0) (the smallest key any of its rows sees: segment starts and sliding windows never move
+  // backwards) up to r1, so the causal mask's upper triangle is mostly never computed, and the (rows,
+  // keys) score block is all that exists at a time per thread. Heads run in parallel on the thread pool;
+  // their GEMMs, called inside the parallel region, run single-threaded.
+  static constexpr int64_t kQueryBlock = 64;
+
+  // P (r1 - r0, r1 - k0) for head h, rows [r0, r1), keys from k0 = key_begin(r0): scale Q_h K_g^T, each
+  // row t softmaxed over its keys [key_begin(t), t] and zero elsewhere. Backward calls this again rather
+  // than keeping P.
+  void attention_probs(const LayerCache& lc, int64_t h, int64_t r0, int64_t r1, Buf& p) const {
     const Dims& d = d_;
     const KernelTable& k = kernels();
-    const int64_t T = d.T, g = h / d.group;
-    mm_nt(p.data(), &lc.qkv[static_cast<size_t>(h * d.D)], &lc.qkv[static_cast<size_t>(d.HD + g * d.D)], T, T, d.D,
-          d.NQKV, d.NQKV, T, d.scale);
-    ThreadPool::global().parallel_for(T, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        float* row = &p[static_cast<size_t>(t * T)];
-        const int64_t kb = key_begin(t);
-        std::fill(row, row + kb, 0.0f);
-        k.softmax(row + kb, t + 1 - kb);
-        std::fill(row + t + 1, row + T, 0.0f);
-      }
-    }, 16);
+    const int64_t g = h / d.group, k0 = key_begin(r0), nk = r1 - k0;
+    if (p.size() < static_cast<size_t>((r1 - r0) * nk)) p.resize(static_cast<size_t>(kQueryBlock * d.T));
+    mm_nt(p.data(), &lc.qkv[static_cast<size_t>(r0 * d.NQKV + h * d.D)],
+          &lc.qkv[static_cast<size_t>(k0 * d.NQKV + d.HD + g * d.D)], r1 - r0, nk, d.D, d.NQKV, d.NQKV, nk, d.scale);
+    for (int64_t t = r0; t < r1; ++t) {
+      float* row = &p[static_cast<size_t>((t - r0) * nk)];
+      const int64_t kb = key_begin(t) - k0, n = t - k0 + 1;
+      std::fill(row, row + kb, 0.0f);
+      k.softmax(row + kb, n - kb);
+      std::fill(row + n, row + nk, 0.0f);
+    }
   }
 
-  // Attention backward per head as GEMMs, with P recomputed:
+  // Attention backward per head and query block, with P recomputed:
   //   dV_g += P^T dO_h;  dP = dO_h V_g^T;  dS = P * (dP - rowsum(P * dP)) * scale;
   //   dQ_h = dS K_g;     dK_g += dS^T Q_h
+  // dK and dV are summed per head into private buffers, then over the heads of each group in head
+  // order, so the result does not depend on the schedule. dqkv is assigned whole.
   void attention_backward(const LayerCache& lc, const Buf& datt, Buf& dqkv) {
     const Dims& d = d_;
     const KernelTable& k = kernels();
-    const int64_t T = d.T;
-    Buf p(static_cast<size_t>(T * T)), dp(static_cast<size_t>(T * T));
-    for (int64_t h = 0; h < d.H; ++h) {
-      const int64_t g = h / d.group;
-      const float* q = &lc.qkv[static_cast<size_t>(h * d.D)];
-      const float* kk = &lc.qkv[static_cast<size_t>(d.HD + g * d.D)];
-      const float* v = &lc.qkv[static_cast<size_t>(d.HD + d.KV * d.D + g * d.D)];
-      const float* dout = &datt[static_cast<size_t>(h * d.D)];
-      float* dq = &dqkv[static_cast<size_t>(h * d.D)];
-      float* dk = &dqkv[static_cast<size_t>(d.HD + g * d.D)];
-      float* dv = &dqkv[static_cast<size_t>(d.HD + d.KV * d.D + g * d.D)];
-      attention_probs(lc, h, p);
-      mm_tn(dv, p.data(), dout, T, d.D, T, T, d.HD, d.NQKV, 1.0f, 1.0f);
-      mm_nt(dp.data(), dout, v, T, T, d.D, d.HD, d.NQKV, T);
-      ThreadPool::global().parallel_for(T, [&](int64_t b, int64_t e) {
-        for (int64_t t = b; t < e; ++t) {
-          float* pr = &p[static_cast<size_t>(t * T)];
-          float* dr = &dp[static_cast<size_t>(t * T)];
-          const int64_t kb = key_begin(t), n = t + 1 - kb;
-          const float dsum = k.dot(pr + kb, dr + kb, n);
-          for (int64_t j = kb; j <= t; ++j) dr[j] = pr[j] * (dr[j] - dsum) * d.scale;
-          std::fill(dr, dr + kb, 0.0f);
-          std::fill(dr + t + 1, dr + T, 0.0f);
+    const int64_t T = d.T, D = d.D;
+    Buf dkv = zeros(d.H * 2 * T * D);  // per head: dK (T, D), then dV (T, D)
+    ThreadPool::global().parallel_for(d.H, [&](int64_t hb, int64_t he) {
+      thread_local Buf p, dp;
+      for (int64_t h = hb; h < he; ++h) {
+        const int64_t g = h / d.group;
+        float* dk = &dkv[static_cast<size_t>(h * 2 * T * D)];
+        float* dv = dk + T * D;
+        for (int64_t r0 = 0; r0 < T; r0 += kQueryBlock) {
+          const int64_t r1 = std::min(T, r0 + kQueryBlock), rows = r1 - r0, k0 = key_begin(r0), nk = r1 - k0;
+          const float* q = &lc.qkv[static_cast<size_t>(r0 * d.NQKV + h * D)];
+          const float* kk = &lc.qkv[static_cast<size_t>(k0 * d.NQKV + d.HD + g * D)];
+          const float* v = &lc.qkv[static_cast<size_t>(k0 * d.NQKV + d.HD + d.KV * D + g * D)];
+          const float* dout = &datt[static_cast<size_t>(r0 * d.HD + h * D)];
+          attention_probs(lc, h, r0, r1, p);
+          if (dp.size() < p.size()) dp.resize(p.size());
+          mm_tn(dv + k0 * D, p.data(), dout, nk, D, rows, nk, d.HD, D, 1.0f, 1.0f);
+          mm_nt(dp.data(), dout, v, rows, nk, D, d.HD, d.NQKV, nk);
+          for (int64_t t = r0; t < r1; ++t) {
+            float* pr = &p[static_cast<size_t>((t - r0) * nk)];
+            float* dr = &dp[static_cast<size_t>((t - r0) * nk)];
+            const int64_t kb = key_begin(t) - k0, n = t - k0 + 1;
+            const float dsum = k.dot(pr + kb, dr + kb, n - kb);
+            for (int64_t j = kb; j < n; ++j) dr[j] = pr[j] * (dr[j] - dsum) * d.scale;
+            std::fill(dr, dr + kb, 0.0f);
+            std::fill(dr + n, dr + nk, 0.0f);
+          }
+          mm_nn(&dqkv[static_cast<size_t>(r0 * d.NQKV + h * D)], dp.data(), kk, rows, D, nk, nk, d.NQKV, d.NQKV);
+          mm_tn(dk + k0 * D, dp.data(), q, nk, D, rows, nk, d.NQKV, D, 1.0f, 1.0f);
         }
-      }, 16);
-      mm_nn(dq, dp.data(), kk, T, d.D, T, T, d.NQKV, d.NQKV, 1.0f, 1.0f);
-      mm_tn(dk, dp.data(), q, T, d.D, T, T, d.NQKV, d.NQKV, 1.0f, 1.0f);
-    }
+      }
+    });
+    parallel_rows(T, [&](int64_t b, int64_t e) {
+      for (int64_t t = b; t < e; ++t) {
+        for (int64_t g = 0; g < d.KV; ++g) {
+          float* dk = &dqkv[static_cast<size_t>(t * d.NQKV + d.HD + g * D)];
+          float* dv = dk + d.KV * D;
+          std::fill(dk, dk + D, 0.0f);
+          std::fill(dv, dv + D, 0.0f);
+          for (int64_t h = g * d.group; h < (g + 1) * d.group; ++h) {
+            const float* src = &dkv[static_cast<size_t>(h * 2 * T * D + t * D)];
+            k.axpy(dk, 1.0f, src, D);
+            k.axpy(dv, 1.0f, src + T * D, D);
+          }
+        }
+      }
+    });
   }
 
   const Model& m_;

@@ -40,8 +40,8 @@ Blas load() {
   if (!std::getenv("OPENBLAS_CORETYPE")) {
     if (const char* core = detect_coretype()) setenv("OPENBLAS_CORETYPE", core, 0);
   }
-  // OpenBLAS's OpenMP threads would otherwise spin after each call and compete with our thread pool.
-  setenv("OMP_WAIT_POLICY", "PASSIVE", 0);
+  // No OMP_WAIT_POLICY here: libgomp is linked into the binary (ThreadPool runs on its team), so it has
+  // read the environment before main, and an active team is what back-to-back GEMMs and kernels want.
   const char* candidates[] = {
       "/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0",
       "/usr/lib/x86_64-linux-gnu/openblas-pthread/libopenblas.so.0",

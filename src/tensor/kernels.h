@@ -23,8 +23,17 @@ struct KernelTable {
   void (*axpy)(float* y, float alpha, const float* x, int64_t n);
   // out (rows, dim) = in * rsqrt(mean(in^2) + eps) * w (dim)      [HF LlamaRMSNorm, f32]
   void (*rmsnorm)(float* out, const float* in, const float* w, int64_t rows, int64_t dim, float eps);
+  // rmsnorm that also stores each row's rsqrt(mean(in^2) + eps) in rstd (rows), for the backward
+  void (*rmsnorm_rstd)(float* out, float* rstd, const float* in, const float* w, int64_t rows, int64_t dim,
+                       float eps);
+  // dx (rows, dim) = d rmsnorm(x) / dx applied to dy, given rstd from the forward; dx may alias dy.
+  // (The weight gradient, needed only when training the norm, is the caller's.)
+  void (*rmsnorm_backward)(float* dx, const float* dy, const float* x, const float* w, const float* rstd,
+                           int64_t rows, int64_t dim);
   // out (n) = silu(gate) * up
   void (*swiglu)(float* out, const float* gate, const float* up, int64_t n);
+  // Gradients of swiglu: dgate, dup (n) from dact (n) and the forward's gate, up
+  void (*swiglu_backward)(float* dgate, float* dup, const float* dact, const float* gate, const float* up, int64_t n);
   // x (n) = softmax(x), max-subtracted
   void (*softmax)(float* x, int64_t n);
   // y[r] = W[r, :] . x + bias[r] for r in [r0, r1); W (rows, cols); bias may be null

@@ -2,6 +2,8 @@
 
 #include <cmath>
 
+#include "tensor/thread_pool.h"
+
 namespace tl {
 
 RopeTable rope_table(const int32_t* positions, int64_t rows, const float* inv_freq, int64_t head_dim) {
@@ -22,19 +24,24 @@ RopeTable rope_table(const int32_t* positions, int64_t rows, const float* inv_fr
 
 void rope_apply(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim, const RopeTable& table) {
   const int64_t half = head_dim / 2;
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* c = &table.cos[static_cast<size_t>(r * half)];
-    const float* s = &table.sin[static_cast<size_t>(r * half)];
-    float* row = x + r * row_stride;
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = row + h * head_dim;
-      for (int64_t i = 0; i < half; ++i) {
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c[i] - b * s[i];
-        v[i + half] = b * c[i] + a * s[i];
+  auto run = [&](int64_t rb, int64_t re) {
+    for (int64_t r = rb; r < re; ++r) {
+      const float* c = &table.cos[static_cast<size_t>(r * half)];
+      const float* s = &table.sin[static_cast<size_t>(r * half)];
+      float* row = x + r * row_stride;
+      for (int64_t h = 0; h < n_heads; ++h) {
+        float* v = row + h * head_dim;
+        for (int64_t i = 0; i < half; ++i) {
+          const float a = v[i], b = v[i + half];
+          v[i] = a * c[i] - b * s[i];
+          v[i + half] = b * c[i] + a * s[i];
+        }
       }
     }
-  }
+  };
+  // Decode (one row) stays on the caller; a prompt or training sequence splits its rows.
+  if (rows < 16) run(0, rows);
+  else ThreadPool::global().parallel_for(rows, run, 8);
 }
 
 void rope_forward(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,

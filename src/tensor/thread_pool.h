@@ -1,56 +1,42 @@
-// ThreadPool: a fixed set of compute workers for data-parallel kernels.
+// ThreadPool: data-parallel loops for our kernels, run on the same OpenMP team as OpenBLAS.
+//
+// Why OpenMP and not threads of our own: Debian's OpenMP build of OpenBLAS runs every sgemm on libgomp's
+// team. With a second set of workers, the two sets take turns on the cores: on 2 cores a spinning
+// worker of ours starves one of OpenBLAS's threads, whose partner then spins in sched_yield, and a
+// training step spent a quarter of its time in the scheduler. Sharing one team means one runnable
+// thread per core whichever library is computing, and a team that stays warm between back-to-back
+// kernels and GEMMs (libgomp spins briefly before sleeping).
 //
 // parallel_for splits [0, n) into chunks claimed dynamically (an atomic cursor), so uneven work such as
-// causal attention rows balances itself. The calling thread works too. Workers spin briefly before
-// sleeping, because kernels are issued back to back and a futex wake costs more than the work of a
-// small kernel; the spin is bounded so idle workers do not steal a core from OpenBLAS's threads.
+// causal attention rows balances itself. The calling thread works too. Called from inside a parallel
+// region it runs serially in the caller (no nested teams).
 //
 // Usage:
 //   tl::ThreadPool& pool = tl::ThreadPool::global();   // TUNELOOP_THREADS or the CPU count
 //   pool.parallel_for(rows, [&](int64_t begin, int64_t end) { ... });
 #pragma once
 
-#include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
-#include <thread>
-#include <vector>
 
 namespace tl {
 
 class ThreadPool {
  public:
   explicit ThreadPool(int threads);
-  ~ThreadPool();
   ThreadPool(const ThreadPool&) = delete;
   ThreadPool& operator=(const ThreadPool&) = delete;
 
   static ThreadPool& global();
 
-  int size() const { return static_cast<int>(workers_.size()) + 1; }
+  int size() const { return threads_; }
 
   // Calls fn(begin, end) over disjoint chunks covering [0, n); chunks are at least `min_chunk` long.
-  // Not re-entrant: fn must not call parallel_for on the same pool.
+  // fn must not throw.
   void parallel_for(int64_t n, const std::function<void(int64_t, int64_t)>& fn, int64_t min_chunk = 1);
 
  private:
-  void worker_loop();
-  void run_chunks();
-
-  std::vector<std::thread> workers_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::atomic<uint64_t> generation_{0};
-  std::atomic<int> active_{0};
-  bool stop_ = false;
-
-  // The current job.
-  const std::function<void(int64_t, int64_t)>* fn_ = nullptr;
-  int64_t n_ = 0;
-  int64_t chunk_ = 1;
-  std::atomic<int64_t> cursor_{0};
+  int threads_;
 };
 
 }  // namespace tl

@@ -105,6 +105,32 @@ TEST_P(TrainStep, LoraGradientsMatchAutograd) {
   }
 }
 
+// Without dropout the q/k/v and gate/up targets share their GEMMs (stacked A); with dropout each target
+// has its own mask and runs alone. A negligible rate (no element is ever dropped, keep scale rounds to
+// 1) takes the one-target path on the same math, so it must match autograd too.
+TEST_P(TrainStep, PerTargetDropoutPathMatchesAutograd) {
+  Case c = load_case(GetParam());
+  auto adapter = reference_lora(c, GetParam());
+  ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
+  adapter->config.dropout = 1e-12;
+  const int64_t n = c.meta["tokens"].get<int64_t>();
+  LoraWeights grads = adapter->weights.zeros_like();
+  auto st = forward_backward(c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, c.seq,
+                             1.0f / static_cast<float>(n), TrainOptions());
+  ASSERT_TRUE(st.is_ok()) << st.status().message();
+  EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["loss"].get<double>(), 1e-5);
+  auto expected = safetensors::File::open(dir_of(GetParam()) + "/expected_lora_grads.safetensors");
+  ASSERT_TRUE(expected.is_ok());
+  grads.for_each([&](int64_t l, LoraTarget t, LoraModule& m) {
+    for (bool is_a : {true, false}) {
+      auto e = expected->tensor(peft::tensor_name(l, t, is_a));
+      ASSERT_TRUE(e.is_ok());
+      const Tensor& got = is_a ? m.a : m.b;
+      EXPECT_LE(rel_error(got, std::as_const(*e).f32(), got.numel()), 1e-4) << peft::tensor_name(l, t, is_a);
+    }
+  });
+}
+
 TEST_P(TrainStep, FullGradientsMatchAutograd) {
   Case c = load_case(GetParam());
   const ModelConfig& cfg = c.model.config();

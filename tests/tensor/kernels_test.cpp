@@ -62,6 +62,54 @@ TEST_P(Kernels, RmsNorm) {
   }
 }
 
+// rmsnorm_rstd equals rmsnorm and stores rstd; rmsnorm_backward against the analytic gradient in double,
+// including the in-place form (dx aliasing dy) that q/k norm uses.
+TEST_P(Kernels, RmsNormBackward) {
+  for (int64_t n : kLengths) {
+    const int64_t rows = 3;
+    auto x = randn(static_cast<size_t>(rows * n), 31), w = randn(static_cast<size_t>(n), 32);
+    auto dy = randn(static_cast<size_t>(rows * n), 33);
+    std::vector<float> out(x.size()), out2(x.size()), rstd(rows), dx(x.size());
+    k().rmsnorm_rstd(out.data(), rstd.data(), x.data(), w.data(), rows, n, 1e-6f);
+    k().rmsnorm(out2.data(), x.data(), w.data(), rows, n, 1e-6f);
+    EXPECT_EQ(out, out2) << n;
+    k().rmsnorm_backward(dx.data(), dy.data(), x.data(), w.data(), rstd.data(), rows, n);
+    for (int64_t r = 0; r < rows; ++r) {
+      const size_t o = static_cast<size_t>(r * n);
+      double ss = 0, dot = 0;
+      for (int64_t i = 0; i < n; ++i) ss += static_cast<double>(x[o + i]) * x[o + i];
+      const double rs = 1.0 / std::sqrt(ss / static_cast<double>(n) + 1e-6);
+      EXPECT_NEAR(rstd[static_cast<size_t>(r)], rs, 1e-5 * rs);
+      for (int64_t i = 0; i < n; ++i) dot += static_cast<double>(w[static_cast<size_t>(i)]) * dy[o + i] * x[o + i];
+      double scale = 0;
+      for (int64_t i = 0; i < n; ++i) scale = std::max(scale, std::fabs(rs * w[static_cast<size_t>(i)] * dy[o + i]));
+      for (int64_t i = 0; i < n; ++i) {
+        const double ref = rs * w[static_cast<size_t>(i)] * dy[o + i] - dot * rs * rs * rs / static_cast<double>(n) * x[o + i];
+        EXPECT_NEAR(dx[o + i], ref, 1e-5 * (1 + scale)) << n << " " << i;
+      }
+    }
+    auto inplace = dy;
+    k().rmsnorm_backward(inplace.data(), inplace.data(), x.data(), w.data(), rstd.data(), rows, n);
+    EXPECT_EQ(inplace, dx) << n;
+  }
+}
+
+TEST_P(Kernels, SwiGluBackward) {
+  for (int64_t n : kLengths) {
+    auto g = randn(static_cast<size_t>(n), 41, 4.0f), u = randn(static_cast<size_t>(n), 42);
+    auto da = randn(static_cast<size_t>(n), 43);
+    std::vector<float> dg(static_cast<size_t>(n)), du(static_cast<size_t>(n));
+    k().swiglu_backward(dg.data(), du.data(), da.data(), g.data(), u.data(), n);
+    for (size_t i = 0; i < static_cast<size_t>(n); ++i) {
+      const double gd = g[i], sg = 1.0 / (1.0 + std::exp(-gd));
+      const double ref_du = da[i] * gd * sg;
+      const double ref_dg = da[i] * u[i] * sg * (1.0 + gd * (1.0 - sg));
+      EXPECT_NEAR(du[i], ref_du, 2e-6 * (1 + std::fabs(ref_du))) << n << " " << i;
+      EXPECT_NEAR(dg[i], ref_dg, 2e-6 * (1 + std::fabs(ref_dg))) << n << " " << i;
+    }
+  }
+}
+
 TEST_P(Kernels, SwiGluAndSoftmax) {
   for (int64_t n : kLengths) {
     auto g = randn(static_cast<size_t>(n), 5, 4.0f), u = randn(static_cast<size_t>(n), 6);

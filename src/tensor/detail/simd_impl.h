@@ -178,17 +178,45 @@ void k_axpy(float* y, float a, const float* x, int64_t n) {
   for (; i < n; ++i) y[i] = std::fma(a, x[i], y[i]);
 }
 
-// HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w, in f32.
-void k_rmsnorm(float* out, const float* in, const float* w, int64_t rows, int64_t dim, float eps) {
+// HF LlamaRMSNorm: x * rsqrt(mean(x^2) + eps) * w, in f32; rstd (rows) receives the rsqrt when non-null.
+void k_rmsnorm_rstd(float* out, float* rstd, const float* in, const float* w, int64_t rows, int64_t dim, float eps) {
   for (int64_t r = 0; r < rows; ++r) {
     const float* x = in + r * dim;
     float* y = out + r * dim;
     float ss = k_dot(x, x, dim);
     float inv = 1.0f / std::sqrt(ss / static_cast<float>(dim) + eps);
+    if (rstd) rstd[r] = inv;
     int64_t i = 0;
     V::R iv = V::set1(inv);
     for (; i + V::W <= dim; i += V::W) V::store(y + i, V::mul(V::load(w + i), V::mul(V::load(x + i), iv)));
     for (; i < dim; ++i) y[i] = w[i] * (x[i] * inv);
+  }
+}
+
+void k_rmsnorm(float* out, const float* in, const float* w, int64_t rows, int64_t dim, float eps) {
+  k_rmsnorm_rstd(out, nullptr, in, w, rows, dim, eps);
+}
+
+// y = w x r with r = rstd: dx = r (w dy) - r^3 / dim * x * sum(w dy x). The row's sum is taken before
+// any store, so dx may alias dy.
+void k_rmsnorm_backward(float* dx, const float* dy, const float* x, const float* w, const float* rstd, int64_t rows,
+                        int64_t dim) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * dim;
+    const float* dyr = dy + r * dim;
+    float* dxr = dx + r * dim;
+    const float rs = rstd[r];
+    int64_t i = 0;
+    V::R acc = V::zero();
+    for (; i + V::W <= dim; i += V::W)
+      acc = V::fmadd(V::mul(V::load(w + i), V::load(dyr + i)), V::load(xr + i), acc);
+    float dot = V::hsum(acc);
+    for (; i < dim; ++i) dot = std::fma(w[i] * dyr[i], xr[i], dot);
+    const float coef = dot * rs * rs * rs / static_cast<float>(dim);
+    const V::R rv = V::set1(rs), cv = V::set1(coef);
+    for (i = 0; i + V::W <= dim; i += V::W)
+      V::store(dxr + i, V::sub(V::mul(rv, V::mul(V::load(w + i), V::load(dyr + i))), V::mul(cv, V::load(xr + i))));
+    for (; i < dim; ++i) dxr[i] = rs * (w[i] * dyr[i]) - coef * xr[i];
   }
 }
 
@@ -204,6 +232,23 @@ void k_swiglu(float* out, const float* gate, const float* up, int64_t n) {
   for (; i < n; ++i) {
     float g = gate[i];
     out[i] = g / (1.0f + S::exp(-g)) * up[i];
+  }
+}
+
+// act = silu(g) u, sigma = 1 / (1 + exp(-g)): du = da silu(g);  dg = da u sigma (1 + g (1 - sigma))
+void k_swiglu_backward(float* dgate, float* dup, const float* dact, const float* gate, const float* up, int64_t n) {
+  int64_t i = 0;
+  const V::R one = V::set1(1.0f), zero = V::zero();
+  for (; i + V::W <= n; i += V::W) {
+    const V::R g = V::load(gate + i), u = V::load(up + i), da = V::load(dact + i);
+    const V::R sg = V::div(one, V::add(one, V::exp(V::sub(zero, g))));
+    V::store(dup + i, V::mul(da, V::mul(g, sg)));
+    V::store(dgate + i, V::mul(V::mul(da, V::mul(u, sg)), V::fmadd(g, V::sub(one, sg), one)));
+  }
+  for (; i < n; ++i) {
+    const float g = gate[i], sg = 1.0f / (1.0f + S::exp(-g));
+    dup[i] = dact[i] * (g * sg);
+    dgate[i] = dact[i] * (up[i] * sg) * std::fma(g, 1.0f - sg, 1.0f);
   }
 }
 
@@ -345,7 +390,8 @@ void k_attend_group(float* out, int64_t out_stride, const float* q, int64_t q_st
 }
 
 const tl::KernelTable kTable = {
-    k_dot, k_axpy, k_rmsnorm, k_swiglu, k_softmax, k_gemv_rows, k_attend_row, k_attend_group,
+    k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
+    k_softmax,      k_gemv_rows,  k_attend_row, k_attend_group,
 };
 
 }  // namespace
