@@ -48,6 +48,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
   }
+  keep_freed_memory();  // after loading, as the trainer does
   const ModelConfig& c = model->config();
   std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) ids[static_cast<size_t>(t)] = static_cast<int32_t>((t * 7919 + 13) % c.vocab_size);
@@ -174,7 +175,6 @@ double sgemm_gflops() {
 }  // namespace
 
 int main(int argc, char** argv) {
-  keep_freed_memory();
   std::string dir = "/tmp/tuneloop-bench-qwen2-50m";
   int steps = 3;
   bool big = false;

@@ -5,7 +5,6 @@
 #include <string>
 
 #include "cli/commands.h"
-#include "core/env.h"
 
 namespace {
 
@@ -47,7 +46,6 @@ void print_usage(FILE* out) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  tl::keep_freed_memory();
   if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") || !std::strcmp(argv[1], "help")) {
     print_usage(argc < 2 ? stderr : stdout);
     return argc < 2 ? 2 : 0;

@@ -11,7 +11,8 @@ int configured_thread_count();
 // prefill allocates and frees the same large activation buffers over and over; by default glibc maps
 // each one fresh and unmaps it on free, so every step paid page faults and kernel page zeroing (5-14%
 // of a LoRA step). Peak RSS is unchanged: what is kept is what the previous step already used.
-// Call once, early (the CLI and benchmarks do).
+// Call once the model is loaded (the trainer and the benchmarks do): loading frees large per-layer
+// buffers that should go back to the kernel.
 void keep_freed_memory();
 
 }  // namespace tl

@@ -46,23 +46,34 @@ Tensor cat_rows(const std::vector<const Tensor*>& parts) {
   return out;
 }
 
-// out (T, N) = in (T, K) W^T (N, K) + bias (N). One token: a parallel GEMV; more: one SGEMM.
-void linear(float* out, const float* in, const float* wp, const Tensor& bias, int64_t t, int64_t k, int64_t n) {
+// out (T, N) = in (T, K) W^T (N, K) + bias (N). One token: a parallel GEMV; more: one GEMM.
+void linear(float* out, const float* in, const WeightRef& w, const Tensor& bias, int64_t t) {
   const float* bp = bias.empty() ? nullptr : bias.f32();
+  const int64_t n = w.rows;
   if (t == 1) {
-    const KernelTable& kt = kernels();
-    ThreadPool::global().parallel_for(
-        n, [&](int64_t b, int64_t e) { kt.gemv_rows(out, wp, in, bp, b, e, k); }, 64);
+    matvec(out, w, in, bp);
     return;
   }
-  sgemm(false, true, static_cast<int>(t), static_cast<int>(n), static_cast<int>(k), 1.0f, in, static_cast<int>(k),
-        wp, static_cast<int>(k), 0.0f, out, static_cast<int>(n));
+  matmul_xwt(out, in, w, t, w.cols, n);
   if (bp) {
-    for (int64_t r = 0; r < t; ++r) {
-      float* row = out + r * n;
-      for (int64_t j = 0; j < n; ++j) row[j] += bp[j];
-    }
+    const KernelTable& k = kernels();
+    ThreadPool::global().parallel_for(t, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) k.axpy(out + r * n, 1.0f, bp, n);
+    }, 8);
   }
+}
+
+// An owned bf16 copy of an f32 tensor (round to nearest even); the file pages of a view are released.
+Tensor to_bf16(const Tensor& t) {
+  if (t.dtype() == DType::kBF16) return t;
+  Tensor out = Tensor::zeros(DType::kBF16, t.shape());
+  const float* src = t.f32();
+  uint16_t* dst = static_cast<uint16_t*>(out.mutable_data());
+  ThreadPool::global().parallel_for(t.numel(), [&](int64_t b, int64_t e) {
+    for (int64_t i = b; i < e; ++i) dst[i] = f32_to_bf16(src[i]);
+  }, 4096);
+  if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
+  return out;
 }
 
 }  // namespace
@@ -140,6 +151,10 @@ Result<Model> Model::load_impl(const std::string& dir, bool nf4, bool double_qua
     }
     w->layers.push_back(std::move(L));
   }
+  if (nf4) {
+    w->embed = to_bf16(w->embed);
+    w->lm_head = c.tie_word_embeddings ? w->embed : to_bf16(w->lm_head);
+  }
   Model m = from_weights(std::move(c), ModelWeights());
   m.weights_ = std::move(w);
   m.source_dtype_ = files.dominant_dtype();
@@ -164,22 +179,30 @@ ModelWeights& Model::mutable_weights() {
   return w;
 }
 
+WeightRef weight_ref(const Tensor& t) {
+  if (t.empty()) return {};
+  if (t.dtype() == DType::kBF16)
+    return WeightRef::of_bf16(static_cast<const uint16_t*>(t.data()), t.dim(0), t.rank() == 2 ? t.dim(1) : 1);
+  return WeightRef::of_f32(t.f32(), t.dim(0), t.rank() == 2 ? t.dim(1) : 1);
+}
+
 LayerMatrices::LayerMatrices(const LayerWeights& L) {
-  auto get = [&](int i, const Tensor& t, const std::shared_ptr<const Nf4Tensor>& q) -> const float* {
-    if (!q) return t.f32();
-    buf_[i].resize(static_cast<size_t>(q->numel));
-    // Dequantise in parallel chunks of whole 64-element blocks.
-    const int64_t blocks = q->blocks();
-    ThreadPool::global().parallel_for(blocks, [&](int64_t b, int64_t e) {
-      const int64_t begin = b * kNf4BlockSize, end = std::min(q->numel, e * kNf4BlockSize);
-      nf4_dequantize(buf_[i].data() + begin, *q, begin, end - begin);
-    }, 16);
-    return buf_[i].data();
+  auto get = [](const Tensor& t, const std::shared_ptr<const Nf4Tensor>& q, int64_t rows, int64_t cols) {
+    return q ? WeightRef::of_nf4(q.get(), rows, cols) : WeightRef::of_f32(t.f32(), rows, cols);
   };
-  wqkv_ = get(0, L.wqkv, L.nf4_wqkv);
-  wo_ = get(1, L.wo, L.nf4_wo);
-  w_gate_up_ = get(2, L.w_gate_up, L.nf4_w_gate_up);
-  w_down_ = get(3, L.w_down, L.nf4_w_down);
+  // Shapes come from the norms and biases, which stay f32: C from the norm, the fused widths from the
+  // NF4 element counts.
+  const int64_t C = L.attn_norm.numel();
+  auto rows_of = [&](const Tensor& t, const std::shared_ptr<const Nf4Tensor>& q, int64_t cols) {
+    return q ? q->numel / cols : t.dim(0);
+  };
+  const int64_t nqkv = rows_of(L.wqkv, L.nf4_wqkv, C);
+  const int64_t hd = L.nf4_wo ? L.nf4_wo->numel / C : L.wo.dim(1);
+  const int64_t i2 = rows_of(L.w_gate_up, L.nf4_w_gate_up, C);
+  wqkv_ = get(L.wqkv, L.nf4_wqkv, nqkv, C);
+  wo_ = get(L.wo, L.nf4_wo, C, hd);
+  w_gate_up_ = get(L.w_gate_up, L.nf4_w_gate_up, i2, C);
+  w_down_ = get(L.w_down, L.nf4_w_down, C, i2 / 2);
 }
 
 int64_t Model::quantize_nf4(bool double_quant) {
@@ -196,6 +219,9 @@ int64_t Model::quantize_nf4(bool double_quant) {
     q(L.w_gate_up, L.nf4_w_gate_up);
     q(L.w_down, L.nf4_w_down);
   }
+  ModelWeights& w = *weights_;
+  w.embed = to_bf16(w.embed);
+  w.lm_head = config_.tie_word_embeddings ? w.embed : to_bf16(w.lm_head);
   return bytes;
 }
 
@@ -235,9 +261,9 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
   std::vector<float> gate_up(static_cast<size_t>(T * 2 * I)), act(static_cast<size_t>(T * I));
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) {
-    std::memcpy(&x[static_cast<size_t>(t * C)], W.embed.f32() + tokens[t] * C, static_cast<size_t>(C) * 4);
     pos[static_cast<size_t>(t)] = static_cast<int32_t>(p0 + t);
   }
+  gather_rows(x.data(), weight_ref(W.embed), tokens.data(), T);
   const RopeTable rope = rope_table(pos.data(), T, inv_freq_.data(), D);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t group = H / KV;
@@ -246,7 +272,7 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
     const LayerWeights& L = W.layers[static_cast<size_t>(l)];
     const LayerMatrices M(L);
     k.rmsnorm(xn.data(), x.data(), L.attn_norm.f32(), T, C, eps);
-    linear(qkv.data(), xn.data(), M.wqkv(), L.bqkv, T, C, NQKV);
+    linear(qkv.data(), xn.data(), M.wqkv(), L.bqkv, T);
     if (c.qk_norm) {
       for (int64_t t = 0; t < T; ++t) {
         float* row = &qkv[static_cast<size_t>(t * NQKV)];
@@ -279,17 +305,17 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
                        cache.v(l, g), D, begin, p + 1, D, scale, scores.data());
       }
     });
-    linear(tmp.data(), att.data(), M.wo(), L.bo, T, H * D, C);
+    linear(tmp.data(), att.data(), M.wo(), L.bo, T);
     k.axpy(x.data(), 1.0f, tmp.data(), T * C);
     k.rmsnorm(xn.data(), x.data(), L.mlp_norm.f32(), T, C, eps);
-    linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, T, C, 2 * I);
+    linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, T);
     pool.parallel_for(T, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         const float* gu = &gate_up[static_cast<size_t>(t * 2 * I)];
         k.swiglu(&act[static_cast<size_t>(t * I)], gu, gu + I, I);
       }
     });
-    linear(tmp.data(), act.data(), M.w_down(), L.b_down, T, I, C);
+    linear(tmp.data(), act.data(), M.w_down(), L.b_down, T);
     k.axpy(x.data(), 1.0f, tmp.data(), T * C);
   }
   cache.length_ = p0 + T;
@@ -308,7 +334,7 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
   std::vector<float> xn(static_cast<size_t>(rows * C));
   kernels().rmsnorm(xn.data(), x.data() + first * C, W.final_norm.f32(), rows, C, static_cast<float>(c.rms_norm_eps));
   logits.resize(static_cast<size_t>(rows * c.vocab_size));
-  linear(logits.data(), xn.data(), W.lm_head.f32(), Tensor(), rows, C, c.vocab_size);
+  linear(logits.data(), xn.data(), weight_ref(W.lm_head), Tensor(), rows);
   return Status::ok();
 }
 

@@ -23,6 +23,7 @@
 #include "core/status.h"
 #include "model/config.h"
 #include "model/kv_cache.h"
+#include "tensor/matmul.h"
 #include "tensor/nf4.h"
 #include "tensor/tensor.h"
 
@@ -48,30 +49,29 @@ struct LayerWeights {
   std::shared_ptr<const Nf4Tensor> nf4_wqkv, nf4_wo, nf4_w_gate_up, nf4_w_down;
 };
 
-// A layer's four projection matrices as f32: the tensors themselves, or NF4 dequantised into buffers
-// this object owns (so at most one layer is in full precision at a time).
+// A layer's four projection matrices as the matmul operands of tensor/matmul.h: f32 tensors as they are,
+// NF4 ones (QLoRA) dequantised block by block inside each GEMM, so no f32 copy of a layer ever exists.
 class LayerMatrices {
  public:
   explicit LayerMatrices(const LayerWeights& layer);
-  const float* wqkv() const { return wqkv_; }
-  const float* wo() const { return wo_; }
-  const float* w_gate_up() const { return w_gate_up_; }
-  const float* w_down() const { return w_down_; }
+  const WeightRef& wqkv() const { return wqkv_; }
+  const WeightRef& wo() const { return wo_; }
+  const WeightRef& w_gate_up() const { return w_gate_up_; }
+  const WeightRef& w_down() const { return w_down_; }
 
  private:
-  std::vector<float> buf_[4];
-  const float* wqkv_;
-  const float* wo_;
-  const float* w_gate_up_;
-  const float* w_down_;
+  WeightRef wqkv_, wo_, w_gate_up_, w_down_;
 };
 
 struct ModelWeights {
-  Tensor embed;       // (V, C)
+  Tensor embed;       // (V, C); f32, or bf16 in a QLoRA model (frozen, like the projections)
   Tensor final_norm;  // (C)
-  Tensor lm_head;     // (V, C); shares storage with embed when tied
+  Tensor lm_head;     // (V, C); shares storage with embed when tied; f32 or bf16 as embed
   std::vector<LayerWeights> layers;
 };
+
+// An f32 or bf16 (V, C) tensor as a matmul operand.
+WeightRef weight_ref(const Tensor& t);
 
 class Model {
  public:
@@ -87,7 +87,8 @@ class Model {
   // Writable weights for full fine-tuning: weights still viewing the file mapping are copied first.
   ModelWeights& mutable_weights();
   // QLoRA: replaces every layer's projection matrices by NF4 (bitsandbytes layout, optional double
-  // quantisation) and frees the f32 copies. Returns the bytes the matrices take now.
+  // quantisation) and frees the f32 copies; the frozen embedding (and lm_head) go to bf16, as the compute
+  // dtype bitsandbytes' QLoRA keeps them in. Returns the bytes the matrices take now.
   int64_t quantize_nf4(bool double_quant);
   const std::string& source_dtype() const { return source_dtype_; }
   const std::string& dir() const { return dir_; }

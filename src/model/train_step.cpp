@@ -7,6 +7,7 @@
 #include "core/check.h"
 #include "tensor/blas.h"
 #include "tensor/kernels.h"
+#include "tensor/matmul.h"
 #include "tensor/rope.h"
 #include "tensor/thread_pool.h"
 
@@ -203,8 +204,7 @@ class Pass {
   void forward(std::vector<LayerCache>& caches, Buf& x) {
     const int64_t T = d_.T, C = d_.C;
     x = uninit(T * C);
-    for (int64_t t = 0; t < T; ++t)
-      std::memcpy(&x[static_cast<size_t>(t * C)], w_.embed.f32() + seq_.tokens[t] * C, static_cast<size_t>(C) * 4);
+    gather_rows(x.data(), weight_ref(w_.embed), seq_.tokens.data(), T);
     caches.resize(static_cast<size_t>(c_.num_layers));
     for (int64_t l = 0; l < c_.num_layers; ++l) {
       LayerCache& lc = caches[static_cast<size_t>(l)];
@@ -227,6 +227,7 @@ class Pass {
     Buf dxf = dx ? zeros(T * C) : Buf();
     StepStats st;
     const int64_t chunk = 64;
+    const WeightRef head_w = weight_ref(w_.lm_head);
     Buf logits = uninit(chunk * V);
     std::vector<double> row_loss(static_cast<size_t>(chunk));
     for (int64_t r0 = 0; r0 < T; r0 += chunk) {
@@ -234,7 +235,7 @@ class Pass {
       bool any = false;
       for (int64_t r = r0; r < r0 + rows; ++r) any |= seq_.targets[r] >= 0;
       if (!any) continue;
-      mm_nt(logits.data(), &xf[static_cast<size_t>(r0 * C)], w_.lm_head.f32(), rows, V, C, C, C, V);
+      matmul_xwt(logits.data(), &xf[static_cast<size_t>(r0 * C)], head_w, rows, C, V);
       parallel_rows(rows, [&](int64_t rb, int64_t re) {
         for (int64_t r = rb; r < re; ++r) {
           float* z = &logits[static_cast<size_t>(r * V)];
@@ -251,7 +252,11 @@ class Pass {
             row_loss[static_cast<size_t>(r)] = -std::log(pt);
           } else {
             std::vector<float> raw(static_cast<size_t>(V));
-            k.gemv_rows(raw.data(), w_.lm_head.f32(), &xf[static_cast<size_t>((r0 + r) * C)], nullptr, 0, V, C);
+            std::vector<float> hrow(static_cast<size_t>(C));
+            for (int32_t v = 0; v < V; ++v) {  // a head row at a time: it may be bf16 (QLoRA)
+              gather_rows(hrow.data(), head_w, &v, 1);
+              raw[static_cast<size_t>(v)] = k.dot(hrow.data(), &xf[static_cast<size_t>((r0 + r) * C)], C);
+            }
             const float mx = *std::max_element(raw.begin(), raw.end());
             double sum = 0;
             for (float v : raw) sum += std::exp(static_cast<double>(v - mx));
@@ -271,7 +276,7 @@ class Pass {
       }
       if (!dx) continue;
       // dxf = dz W; dW_head += dz^T xf
-      mm_nn(&dxf[static_cast<size_t>(r0 * C)], logits.data(), w_.lm_head.f32(), rows, C, V, V, C, C);
+      matmul_dyw(&dxf[static_cast<size_t>(r0 * C)], logits.data(), head_w, rows, V, C);
       if (grads) mm_tn(grads->lm_head.f32(), logits.data(), &xf[static_cast<size_t>(r0 * C)], V, C, rows, V, C, C, 1.0f, 1.0f);
     }
     if (dx) {
@@ -291,12 +296,12 @@ class Pass {
     const Dims& d = d_;
     const int64_t T = d.T, C = d.C, I = d.I;
     const LayerWeights& L = w_.layers[static_cast<size_t>(l)];
-    const LayerMatrices M(L);  // NF4 layers (QLoRA) are dequantised again here, one layer at a time
+    const LayerMatrices M(L);  // NF4 layers (QLoRA) are dequantised block by block inside each GEMM
     LayerWeights* G = grads ? &grads->layers[static_cast<size_t>(l)] : nullptr;
 
     // MLP: x_out = x_mid + down(act); act = silu(g) * u; (g, u) = gate_up(xn2)
     Buf dact = uninit(T * I);
-    mm_nn(dact.data(), dx.data(), M.w_down(), T, I, C, C, I, I);
+    matmul_dyw(dact.data(), dx.data(), M.w_down(), T, C, I);
     if (G) {
       mm_tn(G->w_down.f32(), dx.data(), lc.act.data(), C, I, T, C, I, I, 1.0f, 1.0f);
       if (!G->b_down.empty()) bias_grad(G->b_down.f32(), dx.data(), T, C, C, 0);
@@ -312,7 +317,7 @@ class Pass {
       }
     });
     Buf dxn2 = uninit(T * C);
-    mm_nn(dxn2.data(), dgu.data(), M.w_gate_up(), T, C, 2 * I, 2 * I, C, C);
+    matmul_dyw(dxn2.data(), dgu.data(), M.w_gate_up(), T, 2 * I, C);
     if (G) {
       mm_tn(G->w_gate_up.f32(), dgu.data(), lc.xn2.data(), 2 * I, C, T, 2 * I, C, C, 1.0f, 1.0f);
       if (!G->b_gate_up.empty()) bias_grad(G->b_gate_up.f32(), dgu.data(), T, 2 * I, 2 * I, 0);
@@ -325,7 +330,7 @@ class Pass {
 
     // Attention: x_mid = x_in + o(att)
     Buf datt = uninit(T * d.HD);
-    mm_nn(datt.data(), dmid.data(), M.wo(), T, d.HD, C, C, d.HD, d.HD);
+    matmul_dyw(datt.data(), dmid.data(), M.wo(), T, C, d.HD);
     if (G) {
       mm_tn(G->wo.f32(), dmid.data(), lc.att.data(), C, d.HD, T, C, d.HD, d.HD, 1.0f, 1.0f);
       if (!G->bo.empty()) bias_grad(G->bo.f32(), dmid.data(), T, C, C, 0);
@@ -347,7 +352,7 @@ class Pass {
       }
     }
     Buf dxn1 = uninit(T * C);
-    mm_nn(dxn1.data(), dqkv.data(), M.wqkv(), T, C, d.NQKV, d.NQKV, C, C);
+    matmul_dyw(dxn1.data(), dqkv.data(), M.wqkv(), T, d.NQKV, C);
     if (G) {
       mm_tn(G->wqkv.f32(), dqkv.data(), lc.xn1.data(), d.NQKV, C, T, d.NQKV, C, C, 1.0f, 1.0f);
       if (!G->bqkv.empty()) bias_grad(G->bqkv.f32(), dqkv.data(), T, d.NQKV, d.NQKV, 0);
@@ -575,7 +580,7 @@ class Pass {
     lc.rstd1 = uninit(T);
     rmsnorm_fwd(lc.xn1.data(), lc.rstd1.data(), x.data(), L.attn_norm.f32(), T, C, d.eps);
     lc.qkv = uninit(T * d.NQKV);
-    mm_nt(lc.qkv.data(), lc.xn1.data(), M.wqkv(), T, d.NQKV, C, C, C, d.NQKV);
+    matmul_xwt(lc.qkv.data(), lc.xn1.data(), M.wqkv(), T, C, d.NQKV);
     add_bias(lc.qkv.data(), L.bqkv, T, d.NQKV);
     lora_forward_group(l, 0, lc, lc.xn1.data(), lc.qkv.data());
     if (c_.qk_norm) {
@@ -607,7 +612,7 @@ class Pass {
       }
     });
     Buf tmp = uninit(T * C);
-    mm_nt(tmp.data(), lc.att.data(), M.wo(), T, C, d.HD, d.HD, d.HD, C);
+    matmul_xwt(tmp.data(), lc.att.data(), M.wo(), T, d.HD, C);
     add_bias(tmp.data(), L.bo, T, C);
     lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data());
     add_rows(x.data(), tmp.data(), T, C);
@@ -616,7 +621,7 @@ class Pass {
     lc.rstd2 = uninit(T);
     rmsnorm_fwd(lc.xn2.data(), lc.rstd2.data(), x.data(), L.mlp_norm.f32(), T, C, d.eps);
     lc.gu = uninit(T * 2 * I);
-    mm_nt(lc.gu.data(), lc.xn2.data(), M.w_gate_up(), T, 2 * I, C, C, C, 2 * I);
+    matmul_xwt(lc.gu.data(), lc.xn2.data(), M.w_gate_up(), T, C, 2 * I);
     add_bias(lc.gu.data(), L.b_gate_up, T, 2 * I);
     lora_forward_group(l, 1, lc, lc.xn2.data(), lc.gu.data());
     lc.act = uninit(T * I);
@@ -626,7 +631,7 @@ class Pass {
         k.swiglu(&lc.act[static_cast<size_t>(t * I)], gu, gu + I, I);
       }
     });
-    mm_nt(tmp.data(), lc.act.data(), M.w_down(), T, C, I, I, I, C);
+    matmul_xwt(tmp.data(), lc.act.data(), M.w_down(), T, I, C);
     add_bias(tmp.data(), L.b_down, T, C);
     lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), tmp.data());
     add_rows(x.data(), tmp.data(), T, C);

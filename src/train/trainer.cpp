@@ -12,6 +12,7 @@
 #include <random>
 #include <sstream>
 
+#include "core/env.h"
 #include "core/file.h"
 #include "io/safetensors.h"
 #include "model/peft.h"
@@ -184,6 +185,9 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   // the layer runs.
   TL_ASSIGN_OR_RETURN(Model model, spec.method == TrainMethod::kQlora ? Model::load_nf4(model_dir, spec.double_quant)
                                                                       : Model::load(model_dir));
+  // From here on the step's buffers are the same every step: keep them in the heap (after loading, whose
+  // freed per-layer f32 copies should go back to the kernel).
+  keep_freed_memory();
   const ModelConfig& mc = model.config();
   if (spec.method == TrainMethod::kQlora) {
     std::fprintf(stderr, "qlora: layer projections held as NF4%s\n", spec.double_quant ? " with double quantisation" : "");

@@ -1,6 +1,6 @@
-// QLoRA: a model whose projections are stored as NF4 gives exactly the loss and LoRA gradients of the
-// f32 model holding the dequantised weights (the dequantisation happens inside the pass, one layer at a
-// time), and the f32 copies are gone.
+// QLoRA: a model whose projections are stored as NF4 (and its embedding as bf16) gives exactly the loss
+// and LoRA gradients of the f32 model holding the dequantised weights (the dequantisation happens inside
+// each GEMM, block by block), and the f32 copies are gone.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -30,6 +30,13 @@ TEST(Qlora, EqualsLoraOnDequantisedWeights) {
     for (LayerWeights& L : ref_model->mutable_weights().layers) {
       for (Tensor* t : {&L.wqkv, &L.wo, &L.w_gate_up, &L.w_down}) dequantise_in_place(*t, dq);
     }
+    // The frozen embedding is kept in bf16 under QLoRA: the reference holds the same rounded values.
+    ModelWeights& rw = ref_model->mutable_weights();
+    for (int64_t i = 0; i < rw.embed.numel(); ++i) rw.embed.f32()[i] = bf16_to_f32(f32_to_bf16(rw.embed.f32()[i]));
+    if (!ref_model->config().tie_word_embeddings)
+      for (int64_t i = 0; i < rw.lm_head.numel(); ++i)
+        rw.lm_head.f32()[i] = bf16_to_f32(f32_to_bf16(rw.lm_head.f32()[i]));
+    EXPECT_EQ(nf4_model->weights().embed.dtype(), DType::kBF16);
     for (const LayerWeights& L : nf4_model->weights().layers) {
       EXPECT_TRUE(L.wqkv.empty() && L.w_down.empty());
       EXPECT_TRUE(L.nf4_wqkv && L.nf4_w_down);

@@ -1,0 +1,52 @@
+// GEMMs against a weight matrix stored as f32, NF4 (QLoRA's frozen base) or bf16 (QLoRA's frozen
+// embedding), for the forward (x W^T) and the input-gradient pass (dy W).
+//
+// Why: QLoRA's promise is that the frozen model never sits in memory at full precision. A quantised
+// matrix is dequantised here one block of rows (about 4 MB of f32) at a time, straight before the GEMM
+// that consumes it, so a whole f32 layer never exists either; an f32 matrix goes to sgemm as it is.
+// Blocks split the output columns only (rows of W for x W^T, columns of W for dy W), never the sum, so
+// each output element is the same single sgemm sum as on the whole dequantised matrix.
+//
+// Usage:
+//   tl::WeightRef w = tl::WeightRef::of_nf4(&q, rows, cols);        // or of_f32(p, rows, cols)
+//   tl::matmul_xwt(y, x, w, tokens, /*ldx=*/cols, /*ldy=*/rows);     // y (T, rows) = x (T, cols) W^T
+//   tl::matmul_dyw(dx, dy, w, tokens, /*lddy=*/rows, /*lddx=*/cols); // dx (T, cols) = dy (T, rows) W
+#pragma once
+
+#include <cstdint>
+
+#include "tensor/nf4.h"
+
+namespace tl {
+
+// A (rows, cols) row-major weight matrix in one of the storage formats. Non-owning.
+struct WeightRef {
+  const float* f32 = nullptr;
+  const Nf4Tensor* nf4 = nullptr;  // the matrix flattened row-major
+  const uint16_t* bf16 = nullptr;
+  int64_t rows = 0, cols = 0;
+
+  static WeightRef of_f32(const float* p, int64_t rows, int64_t cols) { return {p, nullptr, nullptr, rows, cols}; }
+  static WeightRef of_nf4(const Nf4Tensor* q, int64_t rows, int64_t cols) { return {nullptr, q, nullptr, rows, cols}; }
+  static WeightRef of_bf16(const uint16_t* p, int64_t rows, int64_t cols) { return {nullptr, nullptr, p, rows, cols}; }
+  bool empty() const { return !f32 && !nf4 && !bf16; }
+};
+
+// y (m, w.rows) = alpha * x (m, w.cols) W^T + beta * y; x rows ldx apart, y rows ldy apart.
+void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha = 1.0f,
+                float beta = 0.0f);
+
+// dx (m, w.cols) = alpha * dy (m, w.rows) W + beta * dx; dy rows lddy apart, dx rows lddx apart.
+void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx,
+                float alpha = 1.0f, float beta = 0.0f);
+
+// y[r] = W[r, :] . x + bias[r] for every row (one token: decode), bias may be null; rows in parallel.
+void matvec(float* y, const WeightRef& w, const float* x, const float* bias);
+
+// out (n, w.cols) = rows ids[0..n) of W as f32 (an embedding lookup).
+void gather_rows(float* out, const WeightRef& w, const int32_t* ids, int64_t n);
+
+// Rows per conversion block for a matrix `cols` wide (a multiple of 16, at least 16).
+int64_t matmul_block_rows(int64_t cols);
+
+}  // namespace tl

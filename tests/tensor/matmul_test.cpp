@@ -1,0 +1,83 @@
+// The block-converting GEMMs of tensor/matmul.h (QLoRA's NF4 projections, its bf16 embedding) against
+// sgemm on the whole converted matrix, with shapes that need several ragged blocks: each output element
+// is the same single sgemm sum, so the results must be bit-identical.
+#include "tensor/matmul.h"
+
+#include <gtest/gtest.h>
+
+#include <random>
+#include <vector>
+
+#include "tensor/blas.h"
+#include "tensor/dtype.h"
+
+namespace tl {
+namespace {
+
+std::vector<float> randn(size_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> d(0.0f, 1.0f);
+  std::vector<float> v(n);
+  for (auto& x : v) x = d(rng);
+  return v;
+}
+
+struct Fixture {
+  int64_t rows, cols;
+  std::vector<float> w;      // the f32 matrix the quantised one stands for
+  Nf4Tensor q;
+  std::vector<uint16_t> b16;
+  std::vector<float> deq, from_bf16;  // what the blocks must reproduce
+};
+
+Fixture make(int64_t rows, int64_t cols) {
+  Fixture f{rows, cols, randn(static_cast<size_t>(rows * cols), 7), {}, {}, {}, {}};
+  f.q = nf4_quantize(f.w.data(), rows * cols, true);
+  f.deq.resize(f.w.size());
+  nf4_dequantize(f.deq.data(), f.q, 0, rows * cols);
+  for (float x : f.w) f.b16.push_back(f32_to_bf16(x));
+  for (uint16_t h : f.b16) f.from_bf16.push_back(bf16_to_f32(h));
+  return f;
+}
+
+// 4500 rows of 256: two row blocks for x W^T, two column blocks for dy W (the last ones ragged).
+TEST(Matmul, BlocksEqualOneGemmOnTheConvertedMatrix) {
+  const Fixture f = make(4500, 256);
+  ASSERT_GT(f.rows, matmul_block_rows(f.cols));  // more than one block (else this tests nothing)
+  const int64_t m = 37;
+  const auto x = randn(static_cast<size_t>(m * f.cols), 8), dy = randn(static_cast<size_t>(m * f.rows), 9);
+  for (int kind = 0; kind < 2; ++kind) {
+    const WeightRef w = kind == 0 ? WeightRef::of_nf4(&f.q, f.rows, f.cols) : WeightRef::of_bf16(f.b16.data(), f.rows, f.cols);
+    const std::vector<float>& full = kind == 0 ? f.deq : f.from_bf16;
+    std::vector<float> y(static_cast<size_t>(m * f.rows), 1.0f), ref = y;
+    matmul_xwt(y.data(), x.data(), w, m, f.cols, f.rows, 0.5f, 0.25f);
+    sgemm(false, true, m, static_cast<int>(f.rows), static_cast<int>(f.cols), 0.5f, x.data(), static_cast<int>(f.cols),
+          full.data(), static_cast<int>(f.cols), 0.25f, ref.data(), static_cast<int>(f.rows));
+    EXPECT_EQ(y, ref) << (kind == 0 ? "nf4" : "bf16") << " x W^T";
+    std::vector<float> dx(static_cast<size_t>(m * f.cols), 1.0f), dref = dx;
+    matmul_dyw(dx.data(), dy.data(), w, m, f.rows, f.cols, 1.0f, 1.0f);
+    sgemm(false, false, m, static_cast<int>(f.cols), static_cast<int>(f.rows), 1.0f, dy.data(), static_cast<int>(f.rows),
+          full.data(), static_cast<int>(f.cols), 1.0f, dref.data(), static_cast<int>(f.cols));
+    EXPECT_EQ(dx, dref) << (kind == 0 ? "nf4" : "bf16") << " dy W";
+    // One token (decode), against the f32 decode path on the converted matrix, and an embedding lookup.
+    std::vector<float> bias = randn(static_cast<size_t>(f.rows), 10), v(static_cast<size_t>(f.rows)), vref(v.size());
+    matvec(v.data(), w, x.data(), bias.data());
+    matvec(vref.data(), WeightRef::of_f32(full.data(), f.rows, f.cols), x.data(), bias.data());
+    EXPECT_EQ(v, vref);
+    const int32_t ids[] = {0, 4499, 640};
+    std::vector<float> g(static_cast<size_t>(3 * f.cols));
+    gather_rows(g.data(), w, ids, 3);
+    for (int i = 0; i < 3; ++i)
+      for (int64_t c = 0; c < f.cols; ++c)
+        ASSERT_EQ(g[static_cast<size_t>(i * f.cols + c)], full[static_cast<size_t>(ids[i] * f.cols + c)]);
+  }
+  // f32 operands go straight to sgemm.
+  std::vector<float> y(static_cast<size_t>(m * f.rows)), ref(y.size());
+  matmul_xwt(y.data(), x.data(), WeightRef::of_f32(f.w.data(), f.rows, f.cols), m, f.cols, f.rows);
+  sgemm(false, true, m, static_cast<int>(f.rows), static_cast<int>(f.cols), 1.0f, x.data(), static_cast<int>(f.cols),
+        f.w.data(), static_cast<int>(f.cols), 0.0f, ref.data(), static_cast<int>(f.rows));
+  EXPECT_EQ(y, ref);
+}
+
+}  // namespace
+}  // namespace tl
