@@ -267,11 +267,20 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
   const RopeTable rope = rope_table(pos.data(), T, inv_freq_.data(), D);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t group = H / KV;
+  // Row-parallel rmsnorm and residual add over the T tokens (one token: on the caller).
+  auto rmsnorm_rows = [&](float* out, const float* in, const float* w) {
+    if (T == 1) return k.rmsnorm(out, in, w, 1, C, eps);
+    pool.parallel_for(T, [&](int64_t b, int64_t e) { k.rmsnorm(out + b * C, in + b * C, w, e - b, C, eps); }, 8);
+  };
+  auto add_rows = [&](float* y, const float* v) {
+    if (T == 1) return k.axpy(y, 1.0f, v, C);
+    pool.parallel_for(T, [&](int64_t b, int64_t e) { k.axpy(y + b * C, 1.0f, v + b * C, (e - b) * C); }, 8);
+  };
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = W.layers[static_cast<size_t>(l)];
     const LayerMatrices M(L);
-    k.rmsnorm(xn.data(), x.data(), L.attn_norm.f32(), T, C, eps);
+    rmsnorm_rows(xn.data(), x.data(), L.attn_norm.f32());
     linear(qkv.data(), xn.data(), M.wqkv(), L.bqkv, T);
     if (c.qk_norm) {
       for (int64_t t = 0; t < T; ++t) {
@@ -282,16 +291,21 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
     }
     rope_apply(qkv.data(), T, NQKV, H, D, rope);
     rope_apply(qkv.data() + H * D, T, NQKV, KV, D, rope);
-    for (int64_t g = 0; g < KV; ++g) {
-      float* kt = cache.kt(l, g);
-      float* vc = cache.v(l, g);
-      for (int64_t t = 0; t < T; ++t) {
-        const float* kr = &qkv[static_cast<size_t>(t * NQKV + H * D + g * D)];
-        const float* vr = kr + KV * D;
-        for (int64_t d = 0; d < D; ++d) kt[d * kstride + p0 + t] = kr[d];
-        std::memcpy(vc + (p0 + t) * D, vr, static_cast<size_t>(D) * 4);
+    // K transposed and V into the cache; KV heads in parallel (each writes only its own slices).
+    auto store_kv = [&](int64_t gb, int64_t ge) {
+      for (int64_t g = gb; g < ge; ++g) {
+        float* kt = cache.kt(l, g);
+        float* vc = cache.v(l, g);
+        for (int64_t t = 0; t < T; ++t) {
+          const float* kr = &qkv[static_cast<size_t>(t * NQKV + H * D + g * D)];
+          const float* vr = kr + KV * D;
+          for (int64_t d = 0; d < D; ++d) kt[d * kstride + p0 + t] = kr[d];
+          std::memcpy(vc + (p0 + t) * D, vr, static_cast<size_t>(D) * 4);
+        }
       }
-    }
+    };
+    if (T == 1) store_kv(0, KV);
+    else pool.parallel_for(KV, store_kv);
     pool.parallel_for(T * KV, [&](int64_t b, int64_t e) {
       thread_local std::vector<float> scores;
       const size_t need = static_cast<size_t>(group * (p0 + T + 16));
@@ -306,8 +320,8 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
       }
     });
     linear(tmp.data(), att.data(), M.wo(), L.bo, T);
-    k.axpy(x.data(), 1.0f, tmp.data(), T * C);
-    k.rmsnorm(xn.data(), x.data(), L.mlp_norm.f32(), T, C, eps);
+    add_rows(x.data(), tmp.data());
+    rmsnorm_rows(xn.data(), x.data(), L.mlp_norm.f32());
     linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, T);
     pool.parallel_for(T, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
@@ -316,7 +330,7 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
       }
     });
     linear(tmp.data(), act.data(), M.w_down(), L.b_down, T);
-    k.axpy(x.data(), 1.0f, tmp.data(), T * C);
+    add_rows(x.data(), tmp.data());
   }
   cache.length_ = p0 + T;
   return Status::ok();
