@@ -95,26 +95,6 @@ void add_rows(float* y, const float* x, int64_t rows, int64_t n) {
   parallel_rows(rows, [&](int64_t b, int64_t e) { k.axpy(y + b * n, 1.0f, x + b * n, (e - b) * n); });
 }
 
-// Inverse rotation for the gradient of RoPE: R is orthogonal, so dx_pre = R^T dx.
-void rope_bwd(float* dx, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim, const RopeTable& table) {
-  const int64_t half = head_dim / 2;
-  parallel_rows(rows, [&](int64_t rb, int64_t re) {
-  for (int64_t r = rb; r < re; ++r) {
-    const float* c = &table.cos[static_cast<size_t>(r * half)];
-    const float* s = &table.sin[static_cast<size_t>(r * half)];
-    float* row = dx + r * row_stride;
-    for (int64_t h = 0; h < n_heads; ++h) {
-      float* v = row + h * head_dim;
-      for (int64_t i = 0; i < half; ++i) {
-        const float a = v[i], b = v[i + half];
-        v[i] = a * c[i] + b * s[i];
-        v[i + half] = b * c[i] - a * s[i];
-      }
-    }
-  }
-  });
-}
-
 // splitmix64 of (seed, a, b, c): counter-based randomness, so dropout masks are recomputed in backward
 // instead of stored, and resume reproduces them exactly.
 inline uint64_t mix(uint64_t x) {
@@ -338,8 +318,8 @@ class Pass {
     lora_backward(l, LoraTarget::kO, lc, lc.att.data(), dmid.data(), datt.data(), lgrads);
     Buf dqkv = uninit(T * d.NQKV);
     attention_backward(lc, datt, dqkv);
-    rope_bwd(dqkv.data(), T, d.NQKV, d.H, d.D, rope_);
-    rope_bwd(dqkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
+    rope_apply_inverse(dqkv.data(), T, d.NQKV, d.H, d.D, rope_);
+    rope_apply_inverse(dqkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
     if (c_.qk_norm) {
       // Serial over tokens: the q/k norm weight gradients accumulate across them.
       for (int64_t t = 0; t < T; ++t) {

@@ -22,7 +22,10 @@ RopeTable rope_table(const int32_t* positions, int64_t rows, const float* inv_fr
   return t;
 }
 
-void rope_apply(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim, const RopeTable& table) {
+namespace {
+// Rotates each head's pairs (i, i + half) by the table's angle times `sign` (+1 forward, -1 inverse).
+void rope_rotate(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim, const RopeTable& table,
+                 float sign) {
   const int64_t half = head_dim / 2;
   auto run = [&](int64_t rb, int64_t re) {
     for (int64_t r = rb; r < re; ++r) {
@@ -32,9 +35,9 @@ void rope_apply(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int
       for (int64_t h = 0; h < n_heads; ++h) {
         float* v = row + h * head_dim;
         for (int64_t i = 0; i < half; ++i) {
-          const float a = v[i], b = v[i + half];
-          v[i] = a * c[i] - b * s[i];
-          v[i + half] = b * c[i] + a * s[i];
+          const float a = v[i], b = v[i + half], sn = sign * s[i];
+          v[i] = a * c[i] - b * sn;
+          v[i + half] = b * c[i] + a * sn;
         }
       }
     }
@@ -42,6 +45,16 @@ void rope_apply(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int
   // Decode (one row) stays on the caller; a prompt or training sequence splits its rows.
   if (rows < 16) run(0, rows);
   else ThreadPool::global().parallel_for(rows, run, 8);
+}
+}  // namespace
+
+void rope_apply(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim, const RopeTable& table) {
+  rope_rotate(x, rows, row_stride, n_heads, head_dim, table, 1.0f);
+}
+
+void rope_apply_inverse(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
+                        const RopeTable& table) {
+  rope_rotate(x, rows, row_stride, n_heads, head_dim, table, -1.0f);
 }
 
 void rope_forward(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,

@@ -20,6 +20,9 @@ RopeTable rope_table(const int32_t* positions, int64_t rows, const float* inv_fr
 // x: (rows, row_stride) with `n_heads` head vectors of `head_dim` at the start of each row; row r uses
 // table row r. Rotates in place.
 void rope_apply(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim, const RopeTable& table);
+// The inverse rotation R^T (R is orthogonal): the gradient of rope_apply, applied in place.
+void rope_apply_inverse(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,
+                        const RopeTable& table);
 
 // Both steps at once (for single uses and tests).
 void rope_forward(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, int64_t head_dim,

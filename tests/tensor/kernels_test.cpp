@@ -210,6 +210,22 @@ TEST(Rope, RotateHalfConvention) {
   EXPECT_NEAR(x[3], 4 * std::cos(0.5) + 2 * std::sin(0.5), 1e-6);
 }
 
+// The inverse is the transpose rotation: applied after the forward it gives the input back, on enough
+// rows (40) that both run split across the thread pool.
+TEST(Rope, InverseUndoesForward) {
+  const int64_t rows = 40, heads = 3, dim = 8, stride = heads * dim + 5;
+  std::vector<int32_t> pos(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) pos[static_cast<size_t>(r)] = static_cast<int32_t>(7 * r);
+  const float inv[4] = {1.0f, 0.3f, 0.01f, 0.001f};
+  const RopeTable t = rope_table(pos.data(), rows, inv, dim);
+  auto x = randn(static_cast<size_t>(rows * stride), 51);
+  const auto x0 = x;
+  rope_apply(x.data(), rows, stride, heads, dim, t);
+  EXPECT_NE(x, x0);
+  rope_apply_inverse(x.data(), rows, stride, heads, dim, t);
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(x[i], x0[i], 1e-5) << i;
+}
+
 TEST(ThreadPool, CoversRangeExactlyOnce) {
   ThreadPool pool(3);
   std::vector<int> hits(1000, 0);
