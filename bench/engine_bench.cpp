@@ -4,7 +4,7 @@
 // prints each side's sgemm GFLOP/s and decode against the memory-bandwidth bound (weight bytes per token
 // vs a measured copy bandwidth). Medians of --reps runs.
 //
-//   build/bench/engine_bench [--reps 5] [--dir /tmp/tuneloop-bench-qwen2-50m]
+//   build/bench/engine_bench [--reps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--profile-prefill]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -107,9 +107,11 @@ int main(int argc, char** argv) {
   keep_freed_memory();
   std::string dir = "/tmp/tuneloop-bench-qwen2-50m";
   int reps = 5, prefill_n = 512, decode_n = 64;
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[i + 1]);
+  bool profile_prefill = false;  // --profile-prefill: only our prefill, `reps` times (for perf)
+  for (int i = 1; i < argc; ++i) {
+    if (!std::strcmp(argv[i], "--profile-prefill")) profile_prefill = true;
+    else if (i + 1 < argc && !std::strcmp(argv[i], "--dir")) dir = argv[++i];
+    else if (i + 1 < argc && !std::strcmp(argv[i], "--reps")) reps = std::atoi(argv[++i]);
   }
   const ModelConfig cfg = bench_config();
   if (!file_exists(dir + "/model.safetensors")) {
@@ -136,6 +138,16 @@ int main(int argc, char** argv) {
   std::vector<int32_t> ids(static_cast<size_t>(prefill_n));
   for (int i = 0; i < prefill_n; ++i) ids[static_cast<size_t>(i)] = (i * 7919 + 13) % static_cast<int>(cfg.vocab_size);
 
+  if (profile_prefill) {
+    std::vector<float> out;
+    for (int r = 0; r < reps; ++r) {
+      KvCache cache(model->config(), prefill_n);
+      auto t = clk::now();
+      if (!model->forward(ids, cache, out, false).is_ok()) return 1;
+      std::printf("prefill %.1f tokens/s\n", prefill_n / seconds_since(t));
+    }
+    return 0;
+  }
   const double our_gflops = sgemm_gflops();
   const double bw = copy_bandwidth_gbs();
   const double read_bw = read_bandwidth_gbs();
@@ -162,7 +174,7 @@ int main(int argc, char** argv) {
   }
 
   // The reference, same weights, same threads, OpenBLAS forced onto its SkylakeX kernels.
-  std::string cmd = "OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" + std::to_string(threads) +
+  std::string cmd = "env -u GOMP_SPINCOUNT OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" + std::to_string(threads) +
                     " /usr/bin/python3 " + std::string(TL_SOURCE_DIR) + "/bench/reference/engine_reference.py " + dir +
                     " " + std::to_string(threads) + " " + std::to_string(prefill_n) + " " + std::to_string(decode_n) +
                     " " + std::to_string(reps);

@@ -149,7 +149,7 @@ Measured in_child(const std::string& dir, const std::string& method, int64_t T, 
 }
 
 nlohmann::json run_ref(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, int threads) {
-  std::string cmd = "OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" + std::to_string(threads) + " /usr/bin/python3 " +
+  std::string cmd = "env -u GOMP_SPINCOUNT OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" + std::to_string(threads) + " /usr/bin/python3 " +
                     std::string(TL_SOURCE_DIR) + "/bench/reference/train_reference_bench.py " + dir + " " + method + " " +
                     std::to_string(T) + " " + std::to_string(r) + " " + std::to_string(steps) + " " + std::to_string(threads);
   FILE* p = popen(cmd.c_str(), "r");

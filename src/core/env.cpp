@@ -1,11 +1,13 @@
 #include "core/env.h"
 
 #include <malloc.h>
+#include <unistd.h>
 
 #include <cstdlib>
 #include <thread>
 
 namespace tl {
+
 
 int configured_thread_count() {
   if (const char* s = std::getenv("TUNELOOP_THREADS")) {
@@ -22,6 +24,13 @@ void keep_freed_memory() {
   // heap is never trimmed.
   mallopt(M_MMAP_THRESHOLD, 32 << 20);
   mallopt(M_TRIM_THRESHOLD, -1);
+}
+
+void ensure_openmp_defaults(char** argv) {
+  if (std::getenv("OMP_WAIT_POLICY") || std::getenv("GOMP_SPINCOUNT")) return;
+  setenv("GOMP_SPINCOUNT", "10000", 1);
+  execv("/proc/self/exe", argv);
+  // No /proc or exec refused: carry on with libgomp's defaults (slower neighbours, same results).
 }
 
 }  // namespace tl

@@ -57,9 +57,11 @@ void linear(float* out, const float* in, const WeightRef& w, const Tensor& bias,
   matmul_xwt(out, in, w, t, w.cols, n);
   if (bp) {
     const KernelTable& k = kernels();
-    ThreadPool::global().parallel_for(t, [&](int64_t b, int64_t e) {
+    auto add = [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) k.axpy(out + r * n, 1.0f, bp, n);
-    }, 8);
+    };
+    if (t * n < kMinParallelWork) add(0, t);
+    else ThreadPool::global().parallel_for(t, add, 8);
   }
 }
 
@@ -269,11 +271,11 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
   const int64_t group = H / KV;
   // Row-parallel rmsnorm and residual add over the T tokens (one token: on the caller).
   auto rmsnorm_rows = [&](float* out, const float* in, const float* w) {
-    if (T == 1) return k.rmsnorm(out, in, w, 1, C, eps);
+    if (T * C < kMinParallelWork) return k.rmsnorm(out, in, w, T, C, eps);
     pool.parallel_for(T, [&](int64_t b, int64_t e) { k.rmsnorm(out + b * C, in + b * C, w, e - b, C, eps); }, 8);
   };
   auto add_rows = [&](float* y, const float* v) {
-    if (T == 1) return k.axpy(y, 1.0f, v, C);
+    if (T * C < kMinParallelWork) return k.axpy(y, 1.0f, v, T * C);
     pool.parallel_for(T, [&](int64_t b, int64_t e) { k.axpy(y + b * C, 1.0f, v + b * C, (e - b) * C); }, 8);
   };
 
@@ -304,7 +306,7 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
         }
       }
     };
-    if (T == 1) store_kv(0, KV);
+    if (T * KV * D < kMinParallelWork) store_kv(0, KV);
     else pool.parallel_for(KV, store_kv);
     pool.parallel_for(T * KV, [&](int64_t b, int64_t e) {
       thread_local std::vector<float> scores;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 
 #include "core/check.h"
 #include "tensor/blas.h"
@@ -34,9 +35,11 @@ using Buf = std::vector<float, DefaultInitAllocator<float>>;
 Buf zeros(int64_t n) { return Buf(static_cast<size_t>(n), 0.0f); }
 Buf uninit(int64_t n) { return Buf(static_cast<size_t>(n)); }
 
-// Row loops of the elementwise passes run on the thread pool (the same OpenMP team as the GEMMs).
+// Row loops of the elementwise passes run on the thread pool (the same OpenMP team as the GEMMs), unless
+// rows x width is too little work to be worth a parallel region.
 template <class F>
-void parallel_rows(int64_t rows, F&& fn) {
+void parallel_rows(int64_t rows, int64_t width, F&& fn) {
+  if (rows * width < kMinParallelWork) return fn(int64_t{0}, rows);
   ThreadPool::global().parallel_for(rows, [&](int64_t b, int64_t e) { fn(b, e); }, 8);
 }
 
@@ -62,7 +65,7 @@ void mm_tn(float* c, const float* a, const float* b, int64_t m, int64_t n, int64
 // out (rows, dim) = rmsnorm(in) * w; rstd (rows) kept for backward.
 void rmsnorm_fwd(float* out, float* rstd, const float* in, const float* w, int64_t rows, int64_t dim, float eps) {
   const KernelTable& k = kernels();
-  parallel_rows(rows, [&](int64_t b, int64_t e) {
+  parallel_rows(rows, dim, [&](int64_t b, int64_t e) {
     k.rmsnorm_rstd(out + b * dim, rstd + b, in + b * dim, w, e - b, dim, eps);
   });
 }
@@ -74,17 +77,19 @@ void rmsnorm_bwd(float* dx, float* dw, const float* dy, const float* x, const fl
                  int64_t dim) {
   // dw first: dx may alias dy. Columns split across threads, rows summed in order (deterministic).
   if (dw) {
-    ThreadPool::global().parallel_for(dim, [&](int64_t b, int64_t e) {
+    auto run = [&](int64_t b, int64_t e) {
       for (int64_t r = 0; r < rows; ++r) {
         const float* xr = x + r * dim;
         const float* dyr = dy + r * dim;
         const float rs = rstd[r];
         for (int64_t i = b; i < e; ++i) dw[i] += dyr[i] * xr[i] * rs;
       }
-    }, 64);
+    };
+    if (rows * dim < kMinParallelWork) run(0, dim);
+    else ThreadPool::global().parallel_for(dim, run, 64);
   }
   const KernelTable& k = kernels();
-  parallel_rows(rows, [&](int64_t b, int64_t e) {
+  parallel_rows(rows, dim, [&](int64_t b, int64_t e) {
     k.rmsnorm_backward(dx + b * dim, dy + b * dim, x + b * dim, w, rstd + b, e - b, dim);
   });
 }
@@ -92,7 +97,7 @@ void rmsnorm_bwd(float* dx, float* dw, const float* dy, const float* x, const fl
 // y (rows, n) += x (rows, n), rows in parallel.
 void add_rows(float* y, const float* x, int64_t rows, int64_t n) {
   const KernelTable& k = kernels();
-  parallel_rows(rows, [&](int64_t b, int64_t e) { k.axpy(y + b * n, 1.0f, x + b * n, (e - b) * n); });
+  parallel_rows(rows, n, [&](int64_t b, int64_t e) { k.axpy(y + b * n, 1.0f, x + b * n, (e - b) * n); });
 }
 
 // splitmix64 of (seed, a, b, c): counter-based randomness, so dropout masks are recomputed in backward
@@ -206,7 +211,9 @@ class Pass {
     rmsnorm_fwd(xf.data(), rstd.data(), x.data(), w_.final_norm.f32(), T, C, d_.eps);
     Buf dxf = dx ? zeros(T * C) : Buf();
     StepStats st;
-    const int64_t chunk = 64;
+    // Rows per chunk: each chunk's two GEMMs stream (and OpenBLAS packs) the whole (V, C) head, so
+    // fewer, larger chunks are faster; ~16 MB of logits per chunk, at least 64 rows.
+    const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 22) / V / 16 * 16);
     const WeightRef head_w = weight_ref(w_.lm_head);
     Buf logits = uninit(chunk * V);
     std::vector<double> row_loss(static_cast<size_t>(chunk));
@@ -216,7 +223,7 @@ class Pass {
       for (int64_t r = r0; r < r0 + rows; ++r) any |= seq_.targets[r] >= 0;
       if (!any) continue;
       matmul_xwt(logits.data(), &xf[static_cast<size_t>(r0 * C)], head_w, rows, C, V);
-      parallel_rows(rows, [&](int64_t rb, int64_t re) {
+      parallel_rows(rows, V, [&](int64_t rb, int64_t re) {
         for (int64_t r = rb; r < re; ++r) {
           float* z = &logits[static_cast<size_t>(r * V)];
           const int32_t target = seq_.targets[r0 + r];
@@ -289,7 +296,7 @@ class Pass {
     lora_backward(l, LoraTarget::kDown, lc, lc.act.data(), dx.data(), dact.data(), lgrads);
     Buf dgu = uninit(T * 2 * I);
     const KernelTable& k = kernels();
-    parallel_rows(T, [&](int64_t b, int64_t e) {
+    parallel_rows(T, I, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         const float* g = &lc.gu[static_cast<size_t>(t * 2 * I)];
         float* dg = &dgu[static_cast<size_t>(t * 2 * I)];
@@ -375,7 +382,7 @@ class Pass {
     const uint64_t base = mix(opt_.dropout_seed ^ mix(static_cast<uint64_t>(l) * 16 + static_cast<uint64_t>(t)));
     const uint64_t threshold = static_cast<uint64_t>(p * 18446744073709551616.0);
     const float keep_scale = static_cast<float>(1.0 / (1.0 - p));
-    parallel_rows(d_.T, [&](int64_t b, int64_t e) {
+    parallel_rows(d_.T, in, [&](int64_t b, int64_t e) {
       for (int64_t i = b * in; i < e * in; ++i) {
         const bool keep = mix(base + static_cast<uint64_t>(i)) >= threshold;
         scratch[static_cast<size_t>(i)] = keep ? x[i] * keep_scale : 0.0f;
@@ -427,7 +434,7 @@ class Pass {
       const uint64_t base = mix(opt_.dropout_seed ^ mix(static_cast<uint64_t>(l) * 16 + static_cast<uint64_t>(t)));
       const uint64_t threshold = static_cast<uint64_t>(p * 18446744073709551616.0);
       const float keep_scale = static_cast<float>(1.0 / (1.0 - p));
-      parallel_rows(T, [&](int64_t b, int64_t e) {
+      parallel_rows(T, s.in, [&](int64_t b, int64_t e) {
         for (int64_t i = b * s.in; i < e * s.in; ++i)
           if (mix(base + static_cast<uint64_t>(i)) >= threshold) dx[i] += tmp[static_cast<size_t>(i)] * keep_scale;
       });
@@ -529,17 +536,19 @@ class Pass {
 
   // Columns split across threads, rows summed in order (deterministic).
   static void bias_grad(float* db, const float* dy, int64_t rows, int64_t n, int64_t stride, int64_t offset) {
-    ThreadPool::global().parallel_for(n, [&](int64_t b, int64_t e) {
+    auto run = [&](int64_t b, int64_t e) {
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t j = b; j < e; ++j) db[j] += dy[r * stride + offset + j];
-    }, 64);
+    };
+    if (rows * n < kMinParallelWork) run(0, n);
+    else ThreadPool::global().parallel_for(n, run, 64);
   }
 
   static void add_bias(float* y, const Tensor& b, int64_t rows, int64_t n) {
     if (b.empty()) return;
     const float* bp = b.f32();
     const KernelTable& k = kernels();
-    parallel_rows(rows, [&](int64_t rb, int64_t re) {
+    parallel_rows(rows, n, [&](int64_t rb, int64_t re) {
       for (int64_t r = rb; r < re; ++r) k.axpy(y + r * n, 1.0f, bp, n);
     });
   }
@@ -578,7 +587,7 @@ class Pass {
     rope_apply(lc.qkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
     // Attention: heads in parallel, each a run of causal blocks of GEMMs (see attention_block).
     lc.att = uninit(T * d.HD);
-    ThreadPool::global().parallel_for(d.H, [&](int64_t hb, int64_t he) {
+    for_heads([&](int64_t hb, int64_t he) {
       thread_local Buf p;
       for (int64_t h = hb; h < he; ++h) {
         const int64_t g = h / d.group;
@@ -605,7 +614,7 @@ class Pass {
     add_bias(lc.gu.data(), L.b_gate_up, T, 2 * I);
     lora_forward_group(l, 1, lc, lc.xn2.data(), lc.gu.data());
     lc.act = uninit(T * I);
-    parallel_rows(T, [&](int64_t b, int64_t e) {
+    parallel_rows(T, I, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         const float* gu = &lc.gu[static_cast<size_t>(t * 2 * I)];
         k.swiglu(&lc.act[static_cast<size_t>(t * I)], gu, gu + I, I);
@@ -623,6 +632,13 @@ class Pass {
   // keys) score block is all that exists at a time per thread. Heads run in parallel on the thread pool;
   // their GEMMs, called inside the parallel region, run single-threaded.
   static constexpr int64_t kQueryBlock = 64;
+
+  // fn(begin, end) over the heads: in parallel, or on the caller when the sequence is too short for a
+  // parallel region to pay.
+  void for_heads(const std::function<void(int64_t, int64_t)>& fn) const {
+    if (d_.T * d_.T * d_.HD < kMinParallelWork) fn(0, d_.H);
+    else ThreadPool::global().parallel_for(d_.H, fn);
+  }
 
   // P (r1 - r0, r1 - k0) for head h, rows [r0, r1), keys from k0 = key_begin(r0): scale Q_h K_g^T, each
   // row t softmaxed over its keys [key_begin(t), t] and zero elsewhere. Backward calls this again rather
@@ -653,7 +669,7 @@ class Pass {
     const KernelTable& k = kernels();
     const int64_t T = d.T, D = d.D;
     Buf dkv = zeros(d.H * 2 * T * D);  // per head: dK (T, D), then dV (T, D)
-    ThreadPool::global().parallel_for(d.H, [&](int64_t hb, int64_t he) {
+    for_heads([&](int64_t hb, int64_t he) {
       thread_local Buf p, dp;
       for (int64_t h = hb; h < he; ++h) {
         const int64_t g = h / d.group;
@@ -683,7 +699,7 @@ class Pass {
         }
       }
     });
-    parallel_rows(T, [&](int64_t b, int64_t e) {
+    parallel_rows(T, d.H * D, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         for (int64_t g = 0; g < d.KV; ++g) {
           float* dk = &dqkv[static_cast<size_t>(t * d.NQKV + d.HD + g * D)];

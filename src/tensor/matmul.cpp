@@ -20,12 +20,14 @@ constexpr int64_t kBlockFloats = int64_t{1} << 20;
 // Writes rows [r0, r1) of w as f32 into out ((r1 - r0), cols), in parallel chunks.
 void rows_to_f32(float* out, const WeightRef& w, int64_t r0, int64_t r1) {
   const int64_t cols = w.cols;
-  ThreadPool::global().parallel_for(r1 - r0, [&](int64_t b, int64_t e) {
+  auto run = [&](int64_t b, int64_t e) {
     const int64_t begin = (r0 + b) * cols, count = (e - b) * cols;
     float* dst = out + b * cols;
     if (w.nf4) nf4_dequantize(dst, *w.nf4, begin, count);
     else convert_to_f32(dst, w.bf16 + begin, DType::kBF16, static_cast<size_t>(count));
-  }, 4);
+  };
+  if ((r1 - r0) * cols < kMinParallelWork) run(0, r1 - r0);
+  else ThreadPool::global().parallel_for(r1 - r0, run, 4);
 }
 
 // One scratch block per thread that converts (the caller's; the conversion itself fans out).
@@ -73,13 +75,15 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
   float* blk = scratch(w.rows * cb);
   for (int64_t c0 = 0; c0 < w.cols; c0 += cb) {
     const int64_t c1 = std::min(w.cols, c0 + cb), width = c1 - c0;
-    ThreadPool::global().parallel_for(w.rows, [&](int64_t b, int64_t e) {
+    auto run = [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) {
         float* dst = blk + r * width;
         if (w.nf4) nf4_dequantize(dst, *w.nf4, r * w.cols + c0, width);
         else convert_to_f32(dst, w.bf16 + r * w.cols + c0, DType::kBF16, static_cast<size_t>(width));
       }
-    }, 64);
+    };
+    if (w.rows * width < kMinParallelWork) run(0, w.rows);
+    else ThreadPool::global().parallel_for(w.rows, run, 64);
     sgemm(false, false, mm, static_cast<int>(width), k, alpha, dy, static_cast<int>(lddy), blk,
           static_cast<int>(width), beta, dx + c0, static_cast<int>(lddx));
   }

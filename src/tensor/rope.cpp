@@ -42,8 +42,8 @@ void rope_rotate(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, in
       }
     }
   };
-  // Decode (one row) stays on the caller; a prompt or training sequence splits its rows.
-  if (rows < 16) run(0, rows);
+  // Decode and short sequences stay on the caller; longer ones split their rows.
+  if (rows * n_heads * head_dim < kMinParallelWork) run(0, rows);
   else ThreadPool::global().parallel_for(rows, run, 8);
 }
 }  // namespace
