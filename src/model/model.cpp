@@ -57,11 +57,9 @@ void linear(float* out, const float* in, const WeightRef& w, const Tensor& bias,
   matmul_xwt(out, in, w, t, w.cols, n);
   if (bp) {
     const KernelTable& k = kernels();
-    auto add = [&](int64_t b, int64_t e) {
+    parallel_rows(t, n, [&](int64_t b, int64_t e) {
       for (int64_t r = b; r < e; ++r) k.axpy(out + r * n, 1.0f, bp, n);
-    };
-    if (t * n < kMinParallelWork) add(0, t);
-    else ThreadPool::global().parallel_for(t, add, 8);
+    });
   }
 }
 
@@ -271,12 +269,10 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
   const int64_t group = H / KV;
   // Row-parallel rmsnorm and residual add over the T tokens (one token: on the caller).
   auto rmsnorm_rows = [&](float* out, const float* in, const float* w) {
-    if (T * C < kMinParallelWork) return k.rmsnorm(out, in, w, T, C, eps);
-    pool.parallel_for(T, [&](int64_t b, int64_t e) { k.rmsnorm(out + b * C, in + b * C, w, e - b, C, eps); }, 8);
+    parallel_rows(T, C, [&](int64_t b, int64_t e) { k.rmsnorm(out + b * C, in + b * C, w, e - b, C, eps); });
   };
   auto add_rows = [&](float* y, const float* v) {
-    if (T * C < kMinParallelWork) return k.axpy(y, 1.0f, v, T * C);
-    pool.parallel_for(T, [&](int64_t b, int64_t e) { k.axpy(y + b * C, 1.0f, v + b * C, (e - b) * C); }, 8);
+    parallel_rows(T, C, [&](int64_t b, int64_t e) { k.axpy(y + b * C, 1.0f, v + b * C, (e - b) * C); });
   };
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -306,8 +302,7 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
         }
       }
     };
-    if (T * KV * D < kMinParallelWork) store_kv(0, KV);
-    else pool.parallel_for(KV, store_kv);
+    parallel_rows(KV, T * D, store_kv, 1);
     pool.parallel_for(T * KV, [&](int64_t b, int64_t e) {
       thread_local std::vector<float> scores;
       const size_t need = static_cast<size_t>(group * (p0 + T + 16));

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
+#include <span>
 
 #include "core/check.h"
 #include "tensor/blas.h"
@@ -34,14 +35,6 @@ using Buf = std::vector<float, DefaultInitAllocator<float>>;
 
 Buf zeros(int64_t n) { return Buf(static_cast<size_t>(n), 0.0f); }
 Buf uninit(int64_t n) { return Buf(static_cast<size_t>(n)); }
-
-// Row loops of the elementwise passes run on the thread pool (the same OpenMP team as the GEMMs), unless
-// rows x width is too little work to be worth a parallel region.
-template <class F>
-void parallel_rows(int64_t rows, int64_t width, F&& fn) {
-  if (rows * width < kMinParallelWork) return fn(int64_t{0}, rows);
-  ThreadPool::global().parallel_for(rows, [&](int64_t b, int64_t e) { fn(b, e); }, 8);
-}
 
 // C (M, N) = alpha * A (M, K) B^T (N, K) + beta * C
 void mm_nt(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
@@ -77,16 +70,14 @@ void rmsnorm_bwd(float* dx, float* dw, const float* dy, const float* x, const fl
                  int64_t dim) {
   // dw first: dx may alias dy. Columns split across threads, rows summed in order (deterministic).
   if (dw) {
-    auto run = [&](int64_t b, int64_t e) {
+    parallel_rows(dim, rows, [&](int64_t b, int64_t e) {
       for (int64_t r = 0; r < rows; ++r) {
         const float* xr = x + r * dim;
         const float* dyr = dy + r * dim;
         const float rs = rstd[r];
         for (int64_t i = b; i < e; ++i) dw[i] += dyr[i] * xr[i] * rs;
       }
-    };
-    if (rows * dim < kMinParallelWork) run(0, dim);
-    else ThreadPool::global().parallel_for(dim, run, 64);
+    }, 64);
   }
   const KernelTable& k = kernels();
   parallel_rows(rows, dim, [&](int64_t b, int64_t e) {
@@ -239,11 +230,7 @@ class Pass {
             row_loss[static_cast<size_t>(r)] = -std::log(pt);
           } else {
             std::vector<float> raw(static_cast<size_t>(V));
-            std::vector<float> hrow(static_cast<size_t>(C));
-            for (int32_t v = 0; v < V; ++v) {  // a head row at a time: it may be bf16 (QLoRA)
-              gather_rows(hrow.data(), head_w, &v, 1);
-              raw[static_cast<size_t>(v)] = k.dot(hrow.data(), &xf[static_cast<size_t>((r0 + r) * C)], C);
-            }
+            matvec(raw.data(), head_w, &xf[static_cast<size_t>((r0 + r) * C)], nullptr);
             const float mx = *std::max_element(raw.begin(), raw.end());
             double sum = 0;
             for (float v : raw) sum += std::exp(static_cast<double>(v - mx));
@@ -448,29 +435,28 @@ class Pass {
   struct Group {
     std::array<LoraTarget, 3> targets{};
     std::array<const LoraModule*, 3> modules{};
-    int n = 0;
+    int n = 0;                // present targets
+    bool one_by_one = false;  // dropout or unequal ranks: no shared GEMMs
     int64_t r = 0, in = 0;
   };
 
-  // The group's present modules; n = 0 when it has none or must go target by target.
+  // The group's present modules.
   Group lora_group(int64_t l, int gi) const {
+    static constexpr std::array<LoraTarget, 3> kQkv = {LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV};
+    static constexpr std::array<LoraTarget, 2> kGateUp = {LoraTarget::kGate, LoraTarget::kUp};
+    const std::span<const LoraTarget> all = gi == 0 ? std::span<const LoraTarget>(kQkv) : std::span<const LoraTarget>(kGateUp);
     Group g;
-    const bool dropout = opt_.training && lora_.config && lora_.config->dropout > 0.0;
-    const std::array<LoraTarget, 3> all = gi == 0 ? std::array<LoraTarget, 3>{LoraTarget::kQ, LoraTarget::kK, LoraTarget::kV}
-                                                  : std::array<LoraTarget, 3>{LoraTarget::kGate, LoraTarget::kUp, LoraTarget::kUp};
-    const int count = gi == 0 ? 3 : 2;
-    bool mixed_ranks = false;
-    for (int i = 0; i < count; ++i) {
-      const LoraModule* m = lora_module(l, all[static_cast<size_t>(i)]);
+    g.one_by_one = opt_.training && lora_.config && lora_.config->dropout > 0.0;
+    for (LoraTarget t : all) {
+      const LoraModule* m = lora_module(l, t);
       if (!m) continue;
-      if (g.n > 0 && m->a.dim(0) != g.r) mixed_ranks = true;
+      if (g.n > 0 && m->a.dim(0) != g.r) g.one_by_one = true;
       g.r = m->a.dim(0);
-      g.targets[static_cast<size_t>(g.n)] = all[static_cast<size_t>(i)];
+      g.targets[static_cast<size_t>(g.n)] = t;
       g.modules[static_cast<size_t>(g.n)] = m;
       ++g.n;
     }
     g.in = target_slot(d_, all[0]).in;
-    if (dropout || mixed_ranks) g.n = -g.n;  // the caller goes target by target
     return g;
   }
 
@@ -484,8 +470,8 @@ class Pass {
 
   void lora_forward_group(int64_t l, int gi, LayerCache& lc, const float* x, float* y) {
     const Group g = lora_group(l, gi);
-    if (g.n < 0) {
-      for (int i = 0; i < -g.n; ++i) lora_forward(l, g.targets[static_cast<size_t>(i)], lc, x, y);
+    if (g.one_by_one) {
+      for (int i = 0; i < g.n; ++i) lora_forward(l, g.targets[static_cast<size_t>(i)], lc, x, y);
       return;
     }
     if (g.n == 0) return;
@@ -505,8 +491,8 @@ class Pass {
                            LoraWeights* lgrads) {
     if (!lgrads) return;
     const Group g = lora_group(l, gi);
-    if (g.n < 0) {
-      for (int i = 0; i < -g.n; ++i) lora_backward(l, g.targets[static_cast<size_t>(i)], lc, x, dy, dx, lgrads);
+    if (g.one_by_one) {
+      for (int i = 0; i < g.n; ++i) lora_backward(l, g.targets[static_cast<size_t>(i)], lc, x, dy, dx, lgrads);
       return;
     }
     if (g.n == 0) return;
@@ -536,12 +522,10 @@ class Pass {
 
   // Columns split across threads, rows summed in order (deterministic).
   static void bias_grad(float* db, const float* dy, int64_t rows, int64_t n, int64_t stride, int64_t offset) {
-    auto run = [&](int64_t b, int64_t e) {
+    parallel_rows(n, rows, [&](int64_t b, int64_t e) {
       for (int64_t r = 0; r < rows; ++r)
         for (int64_t j = b; j < e; ++j) db[j] += dy[r * stride + offset + j];
-    };
-    if (rows * n < kMinParallelWork) run(0, n);
-    else ThreadPool::global().parallel_for(n, run, 64);
+    }, 64);
   }
 
   static void add_bias(float* y, const Tensor& b, int64_t rows, int64_t n) {
@@ -585,7 +569,7 @@ class Pass {
     }
     rope_apply(lc.qkv.data(), T, d.NQKV, d.H, d.D, rope_);
     rope_apply(lc.qkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
-    // Attention: heads in parallel, each a run of causal blocks of GEMMs (see attention_block).
+    // Attention: heads in parallel, each a run of causal blocks of GEMMs (see attention_probs).
     lc.att = uninit(T * d.HD);
     for_heads([&](int64_t hb, int64_t he) {
       thread_local Buf p;
@@ -633,11 +617,9 @@ class Pass {
   // their GEMMs, called inside the parallel region, run single-threaded.
   static constexpr int64_t kQueryBlock = 64;
 
-  // fn(begin, end) over the heads: in parallel, or on the caller when the sequence is too short for a
-  // parallel region to pay.
+  // fn(begin, end) over the heads (a head's work grows as T^2 D).
   void for_heads(const std::function<void(int64_t, int64_t)>& fn) const {
-    if (d_.T * d_.T * d_.HD < kMinParallelWork) fn(0, d_.H);
-    else ThreadPool::global().parallel_for(d_.H, fn);
+    parallel_rows(d_.H, d_.T * d_.T * d_.D, fn, 1);
   }
 
   // P (r1 - r0, r1 - k0) for head h, rows [r0, r1), keys from k0 = key_begin(r0): scale Q_h K_g^T, each

@@ -26,8 +26,7 @@ void rows_to_f32(float* out, const WeightRef& w, int64_t r0, int64_t r1) {
     if (w.nf4) nf4_dequantize(dst, *w.nf4, begin, count);
     else convert_to_f32(dst, w.bf16 + begin, DType::kBF16, static_cast<size_t>(count));
   };
-  if ((r1 - r0) * cols < kMinParallelWork) run(0, r1 - r0);
-  else ThreadPool::global().parallel_for(r1 - r0, run, 4);
+  parallel_rows(r1 - r0, cols, run, 4);
 }
 
 // One scratch block per thread that converts (the caller's; the conversion itself fans out).
@@ -82,8 +81,7 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
         else convert_to_f32(dst, w.bf16 + r * w.cols + c0, DType::kBF16, static_cast<size_t>(width));
       }
     };
-    if (w.rows * width < kMinParallelWork) run(0, w.rows);
-    else ThreadPool::global().parallel_for(w.rows, run, 64);
+    parallel_rows(w.rows, width, run, 64);
     sgemm(false, false, mm, static_cast<int>(width), k, alpha, dy, static_cast<int>(lddy), blk,
           static_cast<int>(width), beta, dx + c0, static_cast<int>(lddx));
   }

@@ -42,9 +42,7 @@ void rope_rotate(float* x, int64_t rows, int64_t row_stride, int64_t n_heads, in
       }
     }
   };
-  // Decode and short sequences stay on the caller; longer ones split their rows.
-  if (rows * n_heads * head_dim < kMinParallelWork) run(0, rows);
-  else ThreadPool::global().parallel_for(rows, run, 8);
+  parallel_rows(rows, n_heads * head_dim, run);
 }
 }  // namespace
 

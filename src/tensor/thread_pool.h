@@ -44,4 +44,12 @@ class ThreadPool {
   int threads_;
 };
 
+// parallel_for over `rows` items of `width` elements each, on the caller when rows * width is below
+// kMinParallelWork.
+inline void parallel_rows(int64_t rows, int64_t width, const std::function<void(int64_t, int64_t)>& fn,
+                          int64_t min_chunk = 8) {
+  if (rows * width < kMinParallelWork) return fn(0, rows);
+  ThreadPool::global().parallel_for(rows, fn, min_chunk);
+}
+
 }  // namespace tl
