@@ -49,6 +49,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
   }
+  if (method == "lora") model->pack_for_training();  // as the trainer does
   keep_freed_memory();  // after loading, as the trainer does
   const ModelConfig& c = model->config();
   std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));

@@ -46,10 +46,22 @@ Tensor cat_rows(const std::vector<const Tensor*>& parts) {
   return out;
 }
 
-// out (T, N) = in (T, K) W^T (N, K) + bias (N). One token: a parallel GEMV; more: one GEMM.
-void linear(float* out, const float* in, const WeightRef& w, const Tensor& bias, int64_t t) {
+// out (T, N) = in (T, K) W^T (N, K) + bias (N), added to out when `accumulate` (a residual). One token:
+// a parallel GEMV; more: one GEMM. Packed matrices take the bias and the residual in the GEMM's store.
+void linear(float* out, const float* in, const WeightRef& w, const Tensor& bias, int64_t t, bool accumulate = false) {
   const float* bp = bias.empty() ? nullptr : bias.f32();
   const int64_t n = w.rows;
+  if (w.packed) {
+    packed_gemm(out, n, in, w.cols, t, *w.packed, bp, accumulate);
+    return;
+  }
+  if (accumulate) {
+    thread_local std::vector<float> tmp;
+    tmp.resize(static_cast<size_t>(t * n));
+    linear(tmp.data(), in, w, bias, t);
+    parallel_rows(t, n, [&](int64_t b, int64_t e) { kernels().axpy(out + b * n, 1.0f, tmp.data() + b * n, (e - b) * n); });
+    return;
+  }
   if (t == 1) {
     matvec(out, w, in, bp);
     return;
@@ -79,6 +91,16 @@ Tensor to_bf16(const Tensor& t) {
 }  // namespace
 
 namespace {
+void drop_packed(ModelWeights& w) {
+  w.packed_lm_head.reset();
+  w.packed_t_lm_head.reset();
+  for (LayerWeights& L : w.layers) {
+    for (auto* p : {&L.packed_wqkv, &L.packed_wo, &L.packed_w_gate_up, &L.packed_w_down, &L.packed_t_wqkv,
+                    &L.packed_t_wo, &L.packed_t_w_gate_up, &L.packed_t_w_down})
+      p->reset();
+  }
+}
+
 // Quantises `t` into `out` and frees it; the file pages of views are released too.
 void to_nf4(Tensor& t, std::shared_ptr<const Nf4Tensor>& out, bool double_quant) {
   out = std::make_shared<const Nf4Tensor>(nf4_quantize(std::as_const(t).f32(), t.numel(), double_quant));
@@ -159,7 +181,47 @@ Result<Model> Model::load_impl(const std::string& dir, bool nf4, bool double_qua
   m.weights_ = std::move(w);
   m.source_dtype_ = files.dominant_dtype();
   m.dir_ = dir;
+  if (!nf4) m.pack_matrices();
   return m;
+}
+
+void Model::pack_matrices() {
+  ModelWeights& w = *weights_;
+  auto pack = [](const Tensor& t, std::shared_ptr<const PackedMatrix>& out) {
+    if (t.empty() || t.dtype() != DType::kF32 || t.rank() != 2) return;
+    out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(t.f32(), t.dim(0), t.dim(1)));
+    if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
+  };
+  for (LayerWeights& L : w.layers) {
+    pack(L.wqkv, L.packed_wqkv);
+    pack(L.wo, L.packed_wo);
+    pack(L.w_gate_up, L.packed_w_gate_up);
+    pack(L.w_down, L.packed_w_down);
+  }
+  pack(w.lm_head, w.packed_lm_head);
+}
+
+void Model::pack_for_training() {
+  ModelWeights& w = *weights_;
+  auto pack_t = [](const Tensor& t, const std::shared_ptr<const PackedMatrix>& frozen,
+                   std::shared_ptr<const PackedMatrix>& out) {
+    if (!frozen || t.empty()) return;  // only matrices that are frozen f32 (packed for the forward)
+    const int64_t n = t.dim(0), k = t.dim(1);
+    std::vector<float> tr(static_cast<size_t>(n * k));
+    const float* src = t.f32();
+    parallel_rows(k, n, [&](int64_t b, int64_t e) {
+      for (int64_t c = b; c < e; ++c)
+        for (int64_t r = 0; r < n; ++r) tr[static_cast<size_t>(c * n + r)] = src[r * k + c];
+    }, 16);
+    out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(tr.data(), k, n));
+  };
+  for (LayerWeights& L : w.layers) {
+    pack_t(L.wqkv, L.packed_wqkv, L.packed_t_wqkv);
+    pack_t(L.wo, L.packed_wo, L.packed_t_wo);
+    pack_t(L.w_gate_up, L.packed_w_gate_up, L.packed_t_w_gate_up);
+    pack_t(L.w_down, L.packed_w_down, L.packed_t_w_down);
+  }
+  pack_t(w.lm_head, w.packed_lm_head, w.packed_t_lm_head);
 }
 
 ModelWeights& Model::mutable_weights() {
@@ -167,6 +229,8 @@ ModelWeights& Model::mutable_weights() {
     if (!t.empty() && t.is_view()) t = t.to_f32();
   };
   ModelWeights& w = *weights_;
+  // Writable weights change under the packed copies: drop them (the GEMMs fall back to sgemm).
+  drop_packed(w);
   own(w.embed);
   own(w.final_norm);
   if (config_.tie_word_embeddings) w.lm_head = w.embed;
@@ -179,11 +243,11 @@ ModelWeights& Model::mutable_weights() {
   return w;
 }
 
-WeightRef weight_ref(const Tensor& t) {
+WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed, const PackedMatrix* packed_t) {
   if (t.empty()) return {};
   if (t.dtype() == DType::kBF16)
     return WeightRef::of_bf16(static_cast<const uint16_t*>(t.data()), t.dim(0), t.rank() == 2 ? t.dim(1) : 1);
-  return WeightRef::of_f32(t.f32(), t.dim(0), t.rank() == 2 ? t.dim(1) : 1);
+  return WeightRef::of_f32(t.f32(), t.dim(0), t.rank() == 2 ? t.dim(1) : 1).with_packed(packed, packed_t);
 }
 
 LayerMatrices::LayerMatrices(const LayerWeights& L) {
@@ -199,10 +263,10 @@ LayerMatrices::LayerMatrices(const LayerWeights& L) {
   const int64_t nqkv = rows_of(L.wqkv, L.nf4_wqkv, C);
   const int64_t hd = L.nf4_wo ? L.nf4_wo->numel / C : L.wo.dim(1);
   const int64_t i2 = rows_of(L.w_gate_up, L.nf4_w_gate_up, C);
-  wqkv_ = get(L.wqkv, L.nf4_wqkv, nqkv, C);
-  wo_ = get(L.wo, L.nf4_wo, C, hd);
-  w_gate_up_ = get(L.w_gate_up, L.nf4_w_gate_up, i2, C);
-  w_down_ = get(L.w_down, L.nf4_w_down, C, i2 / 2);
+  wqkv_ = get(L.wqkv, L.nf4_wqkv, nqkv, C).with_packed(L.packed_wqkv.get(), L.packed_t_wqkv.get());
+  wo_ = get(L.wo, L.nf4_wo, C, hd).with_packed(L.packed_wo.get(), L.packed_t_wo.get());
+  w_gate_up_ = get(L.w_gate_up, L.nf4_w_gate_up, i2, C).with_packed(L.packed_w_gate_up.get(), L.packed_t_w_gate_up.get());
+  w_down_ = get(L.w_down, L.nf4_w_down, C, i2 / 2).with_packed(L.packed_w_down.get(), L.packed_t_w_down.get());
 }
 
 int64_t Model::quantize_nf4(bool double_quant) {
@@ -213,6 +277,7 @@ int64_t Model::quantize_nf4(bool double_quant) {
     bytes += static_cast<int64_t>(out->packed.size() + out->absmax.size() * 4 + out->absmax_q.size() +
                                   out->nested_absmax.size() * 4);
   };
+  drop_packed(*weights_);
   for (LayerWeights& L : weights_->layers) {
     q(L.wqkv, L.nf4_wqkv);
     q(L.wo, L.nf4_wo);
@@ -231,6 +296,7 @@ Model Model::from_weights(ModelConfig config, ModelWeights weights) {
   m.config_ = std::move(config);
   m.weights_ = std::make_shared<ModelWeights>(std::move(weights));
   m.source_dtype_ = "F32";
+  m.pack_matrices();
   return m;
 }
 
@@ -256,7 +322,7 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
   const ModelWeights& W = *weights_;
 
   x.resize(static_cast<size_t>(T * C));
-  std::vector<float> xn(static_cast<size_t>(T * C)), tmp(static_cast<size_t>(T * C));
+  std::vector<float> xn(static_cast<size_t>(T * C));
   std::vector<float> qkv(static_cast<size_t>(T * NQKV)), att(static_cast<size_t>(T * H * D));
   std::vector<float> gate_up(static_cast<size_t>(T * 2 * I)), act(static_cast<size_t>(T * I));
   std::vector<int32_t> pos(static_cast<size_t>(T));
@@ -267,12 +333,9 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
   const RopeTable rope = rope_table(pos.data(), T, inv_freq_.data(), D);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t group = H / KV;
-  // Row-parallel rmsnorm and residual add over the T tokens (one token: on the caller).
+  // Row-parallel rmsnorm over the T tokens (one token: on the caller).
   auto rmsnorm_rows = [&](float* out, const float* in, const float* w) {
     parallel_rows(T, C, [&](int64_t b, int64_t e) { k.rmsnorm(out + b * C, in + b * C, w, e - b, C, eps); });
-  };
-  auto add_rows = [&](float* y, const float* v) {
-    parallel_rows(T, C, [&](int64_t b, int64_t e) { k.axpy(y + b * C, 1.0f, v + b * C, (e - b) * C); });
   };
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
@@ -316,8 +379,7 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
                        cache.v(l, g), D, begin, p + 1, D, scale, scores.data());
       }
     });
-    linear(tmp.data(), att.data(), M.wo(), L.bo, T);
-    add_rows(x.data(), tmp.data());
+    linear(x.data(), att.data(), M.wo(), L.bo, T, /*accumulate=*/true);
     rmsnorm_rows(xn.data(), x.data(), L.mlp_norm.f32());
     linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, T);
     pool.parallel_for(T, [&](int64_t b, int64_t e) {
@@ -326,8 +388,7 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
         k.swiglu(&act[static_cast<size_t>(t * I)], gu, gu + I, I);
       }
     });
-    linear(tmp.data(), act.data(), M.w_down(), L.b_down, T);
-    add_rows(x.data(), tmp.data());
+    linear(x.data(), act.data(), M.w_down(), L.b_down, T, /*accumulate=*/true);
   }
   cache.length_ = p0 + T;
   return Status::ok();
@@ -345,7 +406,7 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
   std::vector<float> xn(static_cast<size_t>(rows * C));
   kernels().rmsnorm(xn.data(), x.data() + first * C, W.final_norm.f32(), rows, C, static_cast<float>(c.rms_norm_eps));
   logits.resize(static_cast<size_t>(rows * c.vocab_size));
-  linear(logits.data(), xn.data(), weight_ref(W.lm_head), Tensor(), rows);
+  linear(logits.data(), xn.data(), weight_ref(W.lm_head, W.packed_lm_head.get()), Tensor(), rows);
   return Status::ok();
 }
 

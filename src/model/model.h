@@ -47,6 +47,11 @@ struct LayerWeights {
   // QLoRA: the four projection matrices stored as NF4 instead (the f32 tensors above are then empty);
   // they are dequantised one layer at a time when used, never all at once.
   std::shared_ptr<const Nf4Tensor> nf4_wqkv, nf4_wo, nf4_w_gate_up, nf4_w_down;
+  // The four f32 matrices packed for our GEMM (tensor/packed.h), used by every forward; empty for NF4
+  // layers and once the weights are made writable (full fine-tuning changes them every step).
+  std::shared_ptr<const PackedMatrix> packed_wqkv, packed_wo, packed_w_gate_up, packed_w_down;
+  // Their transposes packed, for the input-gradient pass of LoRA training (Model::pack_for_training).
+  std::shared_ptr<const PackedMatrix> packed_t_wqkv, packed_t_wo, packed_t_w_gate_up, packed_t_w_down;
 };
 
 // A layer's four projection matrices as the matmul operands of tensor/matmul.h: f32 tensors as they are,
@@ -67,11 +72,13 @@ struct ModelWeights {
   Tensor embed;       // (V, C); f32, or bf16 in a QLoRA model (frozen, like the projections)
   Tensor final_norm;  // (C)
   Tensor lm_head;     // (V, C); shares storage with embed when tied; f32 or bf16 as embed
+  std::shared_ptr<const PackedMatrix> packed_lm_head;  // when lm_head is f32 and the weights are frozen
+  std::shared_ptr<const PackedMatrix> packed_t_lm_head;  // its transpose (Model::pack_for_training)
   std::vector<LayerWeights> layers;
 };
 
-// An f32 or bf16 (V, C) tensor as a matmul operand.
-WeightRef weight_ref(const Tensor& t);
+// An f32 or bf16 (V, C) tensor as a matmul operand (with its packed copy when given).
+WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed = nullptr, const PackedMatrix* packed_t = nullptr);
 
 class Model {
  public:
@@ -90,6 +97,9 @@ class Model {
   // quantisation) and frees the f32 copies; the frozen embedding (and lm_head) go to bf16, as the compute
   // dtype bitsandbytes' QLoRA keeps them in. Returns the bytes the matrices take now.
   int64_t quantize_nf4(bool double_quant);
+  // LoRA training on frozen f32 weights: also packs every matrix's transpose, which the input-gradient
+  // GEMMs dy W read (one more copy of the projections and the head, in exchange for no per-step packing).
+  void pack_for_training();
   const std::string& source_dtype() const { return source_dtype_; }
   const std::string& dir() const { return dir_; }
 
@@ -111,6 +121,9 @@ class Model {
   Status run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x) const;
 
   static Result<Model> load_impl(const std::string& dir, bool nf4, bool double_quant);
+  // Packs every f32 projection matrix and the LM head (tensor/packed.h); file pages of views are released
+  // (training reads the row-major matrices again for its input gradients, faulting them back in).
+  void pack_matrices();
 
   ModelConfig config_;
   std::shared_ptr<ModelWeights> weights_;

@@ -16,6 +16,18 @@ namespace tl {
 
 enum class Isa { kScalar, kAvx2, kAvx512 };
 
+// One term of a packed-panel GEMM: rows of `a` (lda apart) times the 32-column panels starting at `b`:
+// each panel k rows of 32 floats, ldb apart (32 in a packed matrix, the row length when a row-major
+// matrix is read in place); consecutive panels panel_stride floats apart. See tensor/packed.h.
+struct PanelSegment {
+  const float* a;
+  int64_t lda;
+  const float* b;
+  int64_t k;
+  int64_t panel_stride;
+  int64_t ldb;
+};
+
 struct KernelTable {
   // sum_i a[i] * b[i]
   float (*dot)(const float* a, const float* b, int64_t n);
@@ -49,6 +61,12 @@ struct KernelTable {
   void (*attend_group)(float* out, int64_t out_stride, const float* q, int64_t q_stride, int64_t n_heads,
                        const float* kt, int64_t ldk, const float* v, int64_t ldv, int64_t key_begin, int64_t n_keys,
                        int64_t head_dim, float scale, float* scores);
+  // c (m, n) = sum over nseg (<= 4) segments of a_s (m, k_s) times the panels of b_s (k_s, n padded to 32s),
+  // + bias (n) when non-null, + c when accumulate. Each element is one FMA chain over the segments in order, so the
+  // result does not depend on m, the tiling or the ISA.
+  void (*panel_gemm)(float* c, int64_t ldc, const PanelSegment* segs, int nseg, int64_t m, int64_t n,
+                     const float* bias, bool accumulate);
+  int panel_rows;  // rows per register tile in panel_gemm (work splits are best made in multiples)
 };
 
 // The table for the best ISA this CPU supports (or TUNELOOP_ISA).

@@ -46,6 +46,10 @@ int64_t matmul_block_rows(int64_t cols) {
 void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha,
                 float beta) {
   const int mm = static_cast<int>(m), k = static_cast<int>(w.cols);
+  if (w.packed && alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+    packed_gemm(y, ldy, x, ldx, m, *w.packed, nullptr, beta == 1.0f);
+    return;
+  }
   if (w.f32) {
     sgemm(false, true, mm, static_cast<int>(w.rows), k, alpha, x, static_cast<int>(ldx), w.f32, k, beta, y,
           static_cast<int>(ldy));
@@ -64,6 +68,10 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
 void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx, float alpha,
                 float beta) {
   const int mm = static_cast<int>(m), k = static_cast<int>(w.rows);
+  if (w.packed_t && alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+    packed_gemm(dx, lddx, dy, lddy, m, *w.packed_t, nullptr, beta == 1.0f);
+    return;
+  }
   if (w.f32) {
     sgemm(false, false, mm, static_cast<int>(w.cols), k, alpha, dy, static_cast<int>(lddy), w.f32,
           static_cast<int>(w.cols), beta, dx, static_cast<int>(lddx));
@@ -89,6 +97,10 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
 
 void matvec(float* y, const WeightRef& w, const float* x, const float* bias) {
   const KernelTable& k = kernels();
+  if (w.packed) {
+    packed_gemm(y, w.rows, x, w.cols, 1, *w.packed, bias, false);
+    return;
+  }
   if (w.f32) {
     ThreadPool::global().parallel_for(w.rows, [&](int64_t b, int64_t e) { k.gemv_rows(y, w.f32, x, bias, b, e, w.cols); },
                                       64);

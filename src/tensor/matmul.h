@@ -16,31 +16,44 @@
 #include <cstdint>
 
 #include "tensor/nf4.h"
+#include "tensor/packed.h"
 
 namespace tl {
 
-// A (rows, cols) row-major weight matrix in one of the storage formats. Non-owning.
+// A (rows, cols) row-major weight matrix in one of the storage formats, optionally with a packed copy
+// (tensor/packed.h) that the forward GEMMs and matvec prefer. Non-owning.
 struct WeightRef {
   const float* f32 = nullptr;
   const Nf4Tensor* nf4 = nullptr;  // the matrix flattened row-major
   const uint16_t* bf16 = nullptr;
   int64_t rows = 0, cols = 0;
+  const PackedMatrix* packed = nullptr;    // W packed: used by x W^T and matvec
+  const PackedMatrix* packed_t = nullptr;  // W^T packed: used by dy W (frozen weights in LoRA training)
 
   static WeightRef of_f32(const float* p, int64_t rows, int64_t cols) { return {p, nullptr, nullptr, rows, cols}; }
   static WeightRef of_nf4(const Nf4Tensor* q, int64_t rows, int64_t cols) { return {nullptr, q, nullptr, rows, cols}; }
   static WeightRef of_bf16(const uint16_t* p, int64_t rows, int64_t cols) { return {nullptr, nullptr, p, rows, cols}; }
-  bool empty() const { return !f32 && !nf4 && !bf16; }
+  bool empty() const { return !f32 && !nf4 && !bf16 && !packed; }
+  WeightRef with_packed(const PackedMatrix* p, const PackedMatrix* pt = nullptr) const {
+    WeightRef r = *this;
+    r.packed = p;
+    r.packed_t = pt;
+    return r;
+  }
 };
 
-// y (m, w.rows) = alpha * x (m, w.cols) W^T + beta * y; x rows ldx apart, y rows ldy apart.
+// y (m, w.rows) = alpha * x (m, w.cols) W^T + beta * y; x rows ldx apart, y rows ldy apart. With a packed
+// copy (and alpha 1, beta 0 or 1) this is packed_gemm.
 void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha = 1.0f,
                 float beta = 0.0f);
 
-// dx (m, w.cols) = alpha * dy (m, w.rows) W + beta * dx; dy rows lddy apart, dx rows lddx apart.
+// dx (m, w.cols) = alpha * dy (m, w.rows) W + beta * dx; dy rows lddy apart, dx rows lddx apart. With a
+// packed W^T (and alpha 1, beta 0 or 1) this is packed_gemm.
 void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx,
                 float alpha = 1.0f, float beta = 0.0f);
 
 // y[r] = W[r, :] . x + bias[r] for every row (one token: decode), bias may be null; rows in parallel.
+// With a packed copy: packed_gemm's single-row path, bit-identical to matmul_xwt's rows.
 void matvec(float* y, const WeightRef& w, const float* x, const float* bias);
 
 // out (n, w.cols) = rows ids[0..n) of W as f32 (an embedding lookup).

@@ -1,6 +1,6 @@
 // The engine against PyTorch: tiny random checkpoints written by tests/reference/model_reference.py
 // (every supported architecture and option; f32, bf16, f16; one sharded) must give the reference logits
-// within 1e-4, incremental decoding must reproduce the full-sequence logits within 1e-5, and greedy
+// within 1e-4, incremental decoding must reproduce the full-sequence logits exactly (the issue asks 1e-5), and greedy
 // generation must pick the reference's tokens.
 #include <gtest/gtest.h>
 
@@ -69,22 +69,16 @@ TEST_P(ModelReference, FullSequenceLogitsMatchPyTorch) {
   EXPECT_LE(max_abs_diff(logits.data(), f.expected.f32(), logits.size()), 1e-4f);
 }
 
-// Prefill sums the projections with OpenBLAS's GEMM and decoding with our GEMV, so the two agree to
-// rounding, not bit for bit: 1e-5 absolute for logits of order 1, scaled by the largest logit beyond that
-// (the tied, unit-variance-embedding fixtures reach |logit| ~ 45, where one f32 ulp is 3.8e-6).
-float decode_tolerance(const std::vector<float>& logits) {
-  float m = 1.0f;
-  for (float v : logits) m = std::max(m, std::fabs(v));
-  return 1e-5f * m;
-}
-
+// Prefill and decoding run the same kernels per token (the packed GEMM's one-row path is the same FMA
+// chain as its many-row path), so incremental decoding must reproduce the full-sequence logits bit for
+// bit: the issue's 1e-5 with nothing to spare.
 TEST_P(ModelReference, IncrementalDecodingEqualsFullSequence) {
   Fixture f = load_fixture(GetParam());
   const int64_t V = f.model.config().vocab_size;
   KvCache full_cache(f.model.config(), 64);
   std::vector<float> full;
   ASSERT_TRUE(f.model.forward(f.ids, full_cache, full, true).is_ok());
-  const float tol = decode_tolerance(full);
+  const float tol = 0.0f;
   KvCache cache(f.model.config(), 64);
   std::vector<float> step;
   float worst = 0;

@@ -389,9 +389,149 @@ void k_attend_group(float* out, int64_t out_stride, const float* q, int64_t q_st
   if (rest == 1) attend_heads<1>(o, out_stride, qq, q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
 }
 
+
+// Packed-panel GEMM (tensor/packed.h): c (m, n) (+)= sum over segments of a_s (m, k_s) b_s (k_s, 32), b_s
+// one 32-column panel (row kk at b_s + 32 kk), n <= 32 columns kept. Every output element is one FMA
+// chain over the segments' k in order, from zero, then + bias, then + c when accumulating: the tile
+// shape and the ISA never change a result, so one row (decode) and many (prefill) agree bit for bit.
+// kPanelRowsPerTile rows share each panel load; their accumulators stay in registers.
+#if defined(TL_ISA_AVX512)
+constexpr int kPanelRowsPerTile = 12;  // 24 zmm accumulators + 2 for the panel row
+#elif defined(TL_ISA_AVX2)
+constexpr int kPanelRowsPerTile = 2;  // 8 ymm accumulators + 4 for the panel row
+#else
+constexpr int kPanelRowsPerTile = 1;
+#endif
+
+template <int MR>
+void panel_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, int64_t n, const float* bias,
+                bool accumulate) {
+  constexpr int NV = 32 / V::W;
+  V::R acc[MR][NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) acc[i][v] = V::zero();
+  for (int s = 0; s < nseg; ++s) {
+    const float* a = segs[s].a;
+    const float* b = segs[s].b;
+    const int64_t lda = segs[s].lda, kn = segs[s].k, ldb = segs[s].ldb;
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      V::R bv[NV];
+#pragma GCC unroll 32
+      for (int v = 0; v < NV; ++v) bv[v] = V::load(b + kk * ldb + v * V::W);
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const V::R av = V::set1(a[i * lda + kk]);
+#pragma GCC unroll 32
+        for (int v = 0; v < NV; ++v) acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    if (n == 32) {
+      for (int v = 0; v < NV; ++v) {
+        V::R r = acc[i][v];
+        if (bias) r = V::add(r, V::load(bias + v * V::W));
+        if (accumulate) r = V::add(V::load(ci + v * V::W), r);
+        V::store(ci + v * V::W, r);
+      }
+    } else {
+      float t[32];
+      for (int v = 0; v < NV; ++v) V::store(t + v * V::W, acc[i][v]);
+      for (int64_t j = 0; j < n; ++j) {
+        float r = t[j];
+        if (bias) r = r + bias[j];
+        ci[j] = accumulate ? ci[j] + r : r;
+      }
+    }
+  }
+}
+
+// One row (decode) against NP panels at once: a single panel gives only 32 / V::W FMA chains, too few to
+// hide the FMA latency, so NP panels are interleaved; each element's chain is the same as in panel_tile.
+template <int NP>
+void panel_row(float* c, const tl::PanelSegment* segs, int nseg, int64_t n, const float* bias, bool accumulate) {
+  constexpr int NV = 32 / V::W;
+  V::R acc[NP][NV];
+#pragma GCC unroll 8
+  for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) acc[p][v] = V::zero();
+  for (int s = 0; s < nseg; ++s) {
+    const float* a = segs[s].a;
+    const float* b = segs[s].b;
+    const int64_t kn = segs[s].k, ps = segs[s].panel_stride, ldb = segs[s].ldb;
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      const V::R av = V::set1(a[kk]);
+#pragma GCC unroll 8
+      for (int p = 0; p < NP; ++p)
+#pragma GCC unroll 32
+        for (int v = 0; v < NV; ++v) acc[p][v] = V::fmadd(av, V::load(b + p * ps + kk * ldb + v * V::W), acc[p][v]);
+    }
+  }
+  float t[NP * 32];
+  for (int p = 0; p < NP; ++p)
+    for (int v = 0; v < NV; ++v) V::store(t + p * 32 + v * V::W, acc[p][v]);
+  for (int64_t j = 0; j < n; ++j) {
+    float r = t[j];
+    if (bias) r = r + bias[j];
+    c[j] = accumulate ? c[j] + r : r;
+  }
+}
+
+void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, int64_t m, int64_t n,
+                  const float* bias, bool accumulate) {
+  constexpr int MR = kPanelRowsPerTile;
+  tl::PanelSegment moved[4];
+  const int64_t panels = (n + 31) / 32;
+  if (m == 1) {
+    for (int64_t p = 0; p < panels; p += 4) {
+      for (int s = 0; s < nseg; ++s) moved[s] = segs[s], moved[s].b = segs[s].b + p * segs[s].panel_stride;
+      const int64_t cols = std::min<int64_t>(128, n - p * 32);
+      const float* bp = bias ? bias + p * 32 : nullptr;
+      if (cols > 96) panel_row<4>(c + p * 32, moved, nseg, cols, bp, accumulate);
+      else if (cols > 64) panel_row<3>(c + p * 32, moved, nseg, cols, bp, accumulate);
+      else if (cols > 32) panel_row<2>(c + p * 32, moved, nseg, cols, bp, accumulate);
+      else panel_row<1>(c + p * 32, moved, nseg, cols, bp, accumulate);
+    }
+    return;
+  }
+  for (int64_t p = 0; p < panels; ++p) {
+    const int64_t cols = std::min<int64_t>(32, n - p * 32);
+    const float* bp = bias ? bias + p * 32 : nullptr;
+    for (int64_t r = 0; r < m; r += MR) {
+      for (int s = 0; s < nseg; ++s)
+        moved[s] = {segs[s].a + r * segs[s].lda, segs[s].lda, segs[s].b + p * segs[s].panel_stride, segs[s].k,
+                    segs[s].panel_stride, segs[s].ldb};
+      const int64_t rows = std::min<int64_t>(MR, m - r);
+      float* cr = c + r * ldc + p * 32;
+      if (rows == MR) {
+        panel_tile<MR>(cr, ldc, moved, nseg, cols, bp, accumulate);
+        continue;
+      }
+      // The last few rows, one template per count (MR is at most 12).
+      switch (rows) {
+        case 1: panel_tile<1>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        case 2: panel_tile<std::min(2, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        case 3: panel_tile<std::min(3, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        case 4: panel_tile<std::min(4, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        case 5: panel_tile<std::min(5, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        case 6: panel_tile<std::min(6, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        case 7: panel_tile<std::min(7, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        case 8: panel_tile<std::min(8, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        case 9: panel_tile<std::min(9, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        case 10: panel_tile<std::min(10, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+        default: panel_tile<std::min(11, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
+      }
+    }
+  }
+}
+
 const tl::KernelTable kTable = {
     k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
-    k_softmax,      k_gemv_rows,  k_attend_row, k_attend_group,
+    k_softmax,      k_gemv_rows,  k_attend_row, k_attend_group, k_panel_gemm,  kPanelRowsPerTile,
 };
 
 }  // namespace

@@ -1,0 +1,84 @@
+// Weight matrices pre-packed for our own GEMM: W (n, k), the (out, in) layout of a Linear, stored as W^T
+// cut into 32-column panels, each panel k rows of 32 contiguous floats (the last panel zero-padded).
+//
+// Why our own GEMM for x W^T: OpenBLAS re-packs the weight matrix on every call, zeroes C in a separate
+// pass and synchronises its threads with sched_yield; in a prefill or a training step those cost
+// about a quarter of the GEMM time. Frozen weights packed once remove the first, writing C straight from
+// registers removes the second (with the bias and a residual add folded into the store), and splitting
+// whole panels across our OpenMP team removes the third. A LoRA term x_lora B^T rides along as a second
+// segment of the same sum, so the base GEMM and the adapter's up-projection are one pass.
+//
+// Every output element is one FMA chain over k in order (kernels.h, panel_gemm), whatever the number of
+// rows or the ISA: decode (one row) and prefill (many) give bit-identical results.
+//
+// Usage:
+//   tl::PackedMatrix w = tl::PackedMatrix::pack(wdata, out_features, in_features);
+//   tl::packed_gemm(y, ldy, x, ldx, tokens, w, bias, /*accumulate=*/false);       // y = x W^T + bias
+//   const tl::GemmTerm terms[] = {tl::GemmTerm::of_packed(x, ldx, w),                // y += x W^T + u B^T
+//                                 tl::GemmTerm::of_packed(u, r, lora_b_packed)};
+//   tl::gemm(y, ldy, tokens, w.rows(), terms, nullptr, /*accumulate=*/true);
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <span>
+
+namespace tl {
+
+class PackedMatrix {
+ public:
+  static constexpr int64_t kPanel = 32;
+
+  PackedMatrix() = default;
+  // From a row-major (n, k) matrix, rows ldw floats apart (ldw = k when dense).
+  static PackedMatrix pack(const float* w, int64_t n, int64_t k, int64_t ldw = 0);
+  // Re-packs in place from a matrix of the same shape (a LoRA B after each optimiser step).
+  void repack(const float* w, int64_t ldw = 0);
+
+  int64_t rows() const { return n_; }  // n: output features
+  int64_t cols() const { return k_; }  // k: input features
+  int64_t panels() const { return (n_ + kPanel - 1) / kPanel; }
+  const float* panel(int64_t p) const { return data_.get() + p * k_ * kPanel; }
+  bool empty() const { return !data_; }
+  int64_t bytes() const { return panels() * k_ * kPanel * 4; }
+
+  // Element (row r of W, column c), for tests.
+  float at(int64_t r, int64_t c) const { return panel(r / kPanel)[c * kPanel + r % kPanel]; }
+
+ private:
+  struct Free {
+    void operator()(float* p) const;
+  };
+  std::unique_ptr<float[], Free> data_;
+  int64_t n_ = 0, k_ = 0;
+};
+
+// One term of gemm(): x (m, k) times either W^T for a packed W (n, k), or B (k, n) row-major (rows ldb
+// apart) read in place: B's 32-column strips are the panels, so it should be short (a LoRA A, k = r);
+// long ones thrash the cache, pack their transpose instead.
+struct GemmTerm {
+  const float* x = nullptr;
+  int64_t ldx = 0;
+  const PackedMatrix* packed = nullptr;
+  const float* b = nullptr;
+  int64_t k = 0, ldb = 0;
+
+  static GemmTerm of_packed(const float* x, int64_t ldx, const PackedMatrix& w) { return {x, ldx, &w, nullptr, w.cols(), 0}; }
+  static GemmTerm of_rowmajor(const float* x, int64_t ldx, const float* b, int64_t k, int64_t ldb) {
+    return {x, ldx, nullptr, b, k, ldb};
+  }
+};
+
+// y (m, n) = sum of the terms (packed ones must have rows() = n) + bias (n, may be null), added to y
+// when accumulate. Row blocks and panels run in parallel on the thread pool; at most 4 terms.
+void gemm(float* y, int64_t ldy, int64_t m, int64_t n, std::span<const GemmTerm> terms, const float* bias,
+          bool accumulate);
+
+// y (m, w.rows()) (+)= x W^T + bias.
+inline void packed_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const PackedMatrix& w,
+                        const float* bias, bool accumulate) {
+  const GemmTerm t = GemmTerm::of_packed(x, ldx, w);
+  gemm(y, ldy, m, w.rows(), std::span<const GemmTerm>(&t, 1), bias, accumulate);
+}
+
+}  // namespace tl
