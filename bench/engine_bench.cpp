@@ -21,6 +21,7 @@
 #include "tensor/blas.h"
 #include "tensor/kernels.h"
 #include "tensor/thread_pool.h"
+#include "reference_process.h"
 
 using namespace tl;
 using clk = std::chrono::steady_clock;
@@ -151,7 +152,32 @@ int main(int argc, char** argv) {
   const double our_gflops = sgemm_gflops();
   const double bw = copy_bandwidth_gbs();
   const double read_bw = read_bandwidth_gbs();
-  std::vector<double> prefill, decode;
+  // The reference, same weights, same threads, OpenBLAS forced onto its SkylakeX kernels. It stays up and
+  // measures one run per request, so its runs interleave with ours: each pair of runs sees the same
+  // machine, and the ratio quoted is the median of the pairs' ratios.
+  const std::string cmd = "env -u GOMP_SPINCOUNT OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" +
+                          std::to_string(threads) + " /usr/bin/python3 " + std::string(TL_SOURCE_DIR) +
+                          "/bench/reference/engine_reference.py " + dir + " " + std::to_string(threads) + " " +
+                          std::to_string(prefill_n) + " " + std::to_string(decode_n) + " " + std::to_string(reps) +
+                          " --serve";
+  RefProcess refp(cmd);
+  nlohmann::json ref = nlohmann::json::parse(refp.ok() ? refp.read_line() : std::string(), nullptr, false);
+  if (ref.is_discarded() || !ref.contains("sgemm_gflops")) {
+    std::fprintf(stderr, "error: the PyTorch reference did not start (%s)\n", cmd.c_str());
+    return 1;
+  }
+  auto ref_run = [&](const char* what) {
+    refp.send(what);
+    const std::string line = refp.read_line();
+    char* end = nullptr;
+    const double v = std::strtod(line.c_str(), &end);
+    if (end == line.c_str()) {
+      std::fprintf(stderr, "error: the PyTorch reference failed on '%s': %s\n", what, line.c_str());
+      std::exit(1);
+    }
+    return v;
+  };
+  std::vector<double> prefill, decode, ref_prefills, ref_decodes, prefill_ratio, decode_ratio;
   std::vector<float> logits;
   {
     KvCache warm(model->config(), 64);
@@ -163,6 +189,8 @@ int main(int argc, char** argv) {
     Status st = model->forward(ids, cache, logits, false);
     if (!st.is_ok()) return 1;
     prefill.push_back(prefill_n / seconds_since(t));
+    ref_prefills.push_back(ref_run("prefill"));
+    prefill_ratio.push_back(prefill.back() / ref_prefills.back());
   }
   for (int r = 0; r < reps; ++r) {
     GenerateOptions opt;
@@ -171,25 +199,10 @@ int main(int argc, char** argv) {
     auto g = generate(*model, std::span<const int32_t>(ids.data(), 64), opt);
     if (!g.is_ok()) return 1;
     decode.push_back(decode_n / g->decode_seconds);
+    ref_decodes.push_back(ref_run("decode"));
+    decode_ratio.push_back(decode.back() / ref_decodes.back());
   }
-
-  // The reference, same weights, same threads, OpenBLAS forced onto its SkylakeX kernels.
-  std::string cmd = "env -u GOMP_SPINCOUNT OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" + std::to_string(threads) +
-                    " /usr/bin/python3 " + std::string(TL_SOURCE_DIR) + "/bench/reference/engine_reference.py " + dir +
-                    " " + std::to_string(threads) + " " + std::to_string(prefill_n) + " " + std::to_string(decode_n) +
-                    " " + std::to_string(reps);
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  int rc = p ? pclose(p) : -1;
-  nlohmann::json ref = nlohmann::json::parse(out, nullptr, false);
-  if (rc != 0 || ref.is_discarded()) {
-    std::fprintf(stderr, "error: the PyTorch reference failed (rc %d): %s\n", rc, out.c_str());
-    return 1;
-  }
-  const double ref_prefill = median(ref["prefill_tps"].get<std::vector<double>>());
-  const double ref_decode = median(ref["decode_tps"].get<std::vector<double>>());
+  const double ref_prefill = median(ref_prefills), ref_decode = median(ref_decodes);
   const double weight_bytes = static_cast<double>(cfg.parameter_count()) * 4.0;
   const double bound = bw * 1e9 / weight_bytes;
   const double read_bound = read_bw * 1e9 / weight_bytes;
@@ -202,14 +215,20 @@ int main(int argc, char** argv) {
   std::printf("decode bound: %.1f tokens/s from copy bandwidth, %.1f tokens/s from read bandwidth\n", bound,
               read_bound);
   std::printf("%-22s %12s %12s %8s\n", "median of runs", "tuneloop", "PyTorch", "ratio");
-  std::printf("%-22s %12.1f %12.1f %7.2fx\n", "prefill 512 tok/s", our_prefill, ref_prefill, our_prefill / ref_prefill);
-  std::printf("%-22s %12.1f %12.1f %7.2fx\n", "decode tok/s", our_decode, ref_decode, our_decode / ref_decode);
+  std::printf("%-22s %12.1f %12.1f %7.2fx\n", "prefill 512 tok/s", our_prefill, ref_prefill, median(prefill_ratio));
+  std::printf("%-22s %12.1f %12.1f %7.2fx\n", "decode tok/s", our_decode, ref_decode, median(decode_ratio));
+  std::printf("(runs interleaved with the reference's; ratio = median of the %d pairs' ratios)\n", reps);
   std::printf("decode vs bandwidth bound: %.0f%% of the copy bound, %.0f%% of the read bound\n",
               100.0 * our_decode / bound, 100.0 * our_decode / read_bound);
   std::printf("runs: prefill [");
   for (double v : prefill) std::printf(" %.0f", v);
   std::printf(" ] decode [");
   for (double v : decode) std::printf(" %.1f", v);
+  std::printf(" ]\n");
+  std::printf("pair ratios: prefill [");
+  for (double v : prefill_ratio) std::printf(" %.2f", v);
+  std::printf(" ] decode [");
+  for (double v : decode_ratio) std::printf(" %.2f", v);
   std::printf(" ]\n");
   return 0;
 }

@@ -88,6 +88,7 @@ class Ref:
 
 def main():
     model_dir, threads, prefill_n, decode_n, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+    serve = "--serve" in sys.argv[6:]
     torch.set_num_threads(threads)
     cfg = json.load(open(model_dir + "/config.json"))
     ref = Ref(cfg, load(model_dir + "/model.safetensors"))
@@ -100,22 +101,41 @@ def main():
         torch.mm(a, b)
         gf.append(2 * n ** 3 / (time.perf_counter() - t) / 1e9)
     ids = [int(i) for i in torch.randint(0, cfg["vocab_size"], (prefill_n,), generator=torch.Generator().manual_seed(0))]
+
+    def one_prefill():
+        t = time.perf_counter()
+        ref.forward(ids, {}, 0)
+        return prefill_n / (time.perf_counter() - t)
+
+    def one_decode():
+        cache = {}
+        logits = ref.forward(ids[:64], cache, 0)
+        nxt = int(logits.argmax())
+        t = time.perf_counter()
+        for i in range(decode_n):
+            logits = ref.forward([nxt], cache, 64 + i)
+            nxt = int(logits.argmax())
+        return decode_n / (time.perf_counter() - t)
+
     prefill, decode = [], []
     with torch.inference_mode():
         ref.forward(ids[:32], {}, 0)
+        if serve:
+            # Interleaved with tuneloop's runs: one measurement per command line.
+            print(json.dumps({"sgemm_gflops": float(np.median(gf)), "threads": torch.get_num_threads()}), flush=True)
+            for line in sys.stdin:
+                cmd = line.strip()
+                if cmd == "prefill":
+                    print(one_prefill(), flush=True)
+                elif cmd == "decode":
+                    print(one_decode(), flush=True)
+                else:
+                    return
+            return
         for _ in range(reps):
-            t = time.perf_counter()
-            ref.forward(ids, {}, 0)
-            prefill.append(prefill_n / (time.perf_counter() - t))
+            prefill.append(one_prefill())
         for _ in range(reps):
-            cache = {}
-            logits = ref.forward(ids[:64], cache, 0)
-            nxt = int(logits.argmax())
-            t = time.perf_counter()
-            for i in range(decode_n):
-                logits = ref.forward([nxt], cache, 64 + i)
-                nxt = int(logits.argmax())
-            decode.append(decode_n / (time.perf_counter() - t))
+            decode.append(one_decode())
     print(json.dumps({"sgemm_gflops": float(np.median(gf)), "prefill_tps": prefill, "decode_tps": decode,
                       "threads": torch.get_num_threads()}))
 

@@ -1,0 +1,69 @@
+// A reference process driven line by line over pipes, so a benchmark can interleave its runs with ours:
+// on a shared, noisy machine, runs measured minutes apart compare the machine's moods, not the code.
+//
+//   RefProcess ref("env ... /usr/bin/python3 bench/reference/engine_reference.py ... --serve");
+//   std::string hello = ref.read_line();      // the reference prints one line once it is ready
+//   ref.send("prefill");  double tps = std::stod(ref.read_line());
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <string>
+
+class RefProcess {
+ public:
+  explicit RefProcess(const std::string& cmd) {
+    int to_child[2], from_child[2];
+    if (pipe(to_child) != 0 || pipe(from_child) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(to_child[0], 0);
+      dup2(from_child[1], 1);
+      close(to_child[1]);
+      close(from_child[0]);
+      execl("/bin/sh", "sh", "-c", cmd.c_str(), static_cast<char*>(nullptr));
+      _exit(127);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    in_ = fdopen(to_child[1], "w");
+    out_ = fdopen(from_child[0], "r");
+  }
+  RefProcess(const RefProcess&) = delete;
+  RefProcess& operator=(const RefProcess&) = delete;
+  ~RefProcess() {
+    if (in_) {
+      std::fputs("quit\n", in_);
+      std::fclose(in_);
+    }
+    if (out_) std::fclose(out_);
+    if (pid_ > 0) waitpid(pid_, nullptr, 0);
+  }
+
+  bool ok() const { return pid_ > 0 && in_ && out_; }
+  void send(const std::string& line) {
+    std::fputs((line + "\n").c_str(), in_);
+    std::fflush(in_);
+  }
+  // The next line (without its newline); empty when the process has gone.
+  std::string read_line() {
+    std::string s;
+    char buf[4096];
+    while (std::fgets(buf, sizeof buf, out_)) {
+      s += buf;
+      if (!s.empty() && s.back() == '\n') {
+        s.pop_back();
+        return s;
+      }
+    }
+    return s;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  FILE* in_ = nullptr;
+  FILE* out_ = nullptr;
+};
