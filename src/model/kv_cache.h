@@ -1,8 +1,8 @@
 // KvCache: keys and values of every layer for the tokens processed so far, so decoding a new token
 // costs one token's work instead of the whole prefix.
 //
-// Layout per layer and KV head: keys transposed, (head_dim, capacity), so one query's scores against
-// all keys are a run of contiguous FMAs; values (capacity, head_dim), so the weighted sum is too.
+// Layout per layer and KV head: keys transposed, (head_dim, capacity), and values (capacity, head_dim):
+// the two row-major B operands of attention's GEMMs (S = Q K^T, O = P V), read in place.
 #pragma once
 
 #include <cstdint>
@@ -24,8 +24,7 @@ class KvCache {
   // kt(layer, kv_head) -> (head_dim, stride()); v(layer, kv_head) -> (capacity, head_dim)
   float* kt(int64_t layer, int64_t kv_head) { return keys_.data() + (layer * kv_heads_ + kv_head) * head_dim_ * stride_; }
   float* v(int64_t layer, int64_t kv_head) { return values_.data() + (layer * kv_heads_ + kv_head) * capacity_ * head_dim_; }
-  // Row length of the transposed keys: capacity plus padding, so vector kernels may read a whole
-  // vector past the last key (zeros, never used).
+  // Row length of the transposed keys.
   int64_t stride() const { return stride_; }
 
  private:

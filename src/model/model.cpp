@@ -10,12 +10,16 @@
 #include "io/safetensors.h"
 #include "tensor/blas.h"
 #include "tensor/kernels.h"
+#include "tensor/packed.h"
 #include "tensor/rope.h"
 #include "tensor/thread_pool.h"
 
 namespace tl {
 
 namespace {
+
+// Query rows per attention block in a prefill: a block's scores (rows x keys) are one GEMM.
+constexpr int64_t kQueryBlock = 64;
 
 // Reads tensor `name`, checks its shape, and returns it as f32 (a view for f32 files, a converted copy
 // otherwise).
@@ -333,6 +337,8 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
   const RopeTable rope = rope_table(pos.data(), T, inv_freq_.data(), D);
   const float scale = 1.0f / std::sqrt(static_cast<float>(D));
   const int64_t group = H / KV;
+  // The first key position p attends to (sliding windows).
+  auto key_begin = [&](int64_t p) { return c.sliding_window > 0 ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0; };
   // Row-parallel rmsnorm over the T tokens (one token: on the caller).
   auto rmsnorm_rows = [&](float* out, const float* in, const float* w) {
     parallel_rows(T, C, [&](int64_t b, int64_t e) { k.rmsnorm(out + b * C, in + b * C, w, e - b, C, eps); });
@@ -366,19 +372,47 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
       }
     };
     parallel_rows(KV, T * D, store_kv, 1);
-    pool.parallel_for(T * KV, [&](int64_t b, int64_t e) {
-      thread_local std::vector<float> scores;
-      const size_t need = static_cast<size_t>(group * (p0 + T + 16));
-      if (scores.size() < need) scores.resize(need);
-      for (int64_t item = b; item < e; ++item) {
-        const int64_t t = item / KV, g = item % KV;
-        const int64_t p = p0 + t;
-        const int64_t begin = c.sliding_window > 0 ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0;
-        k.attend_group(&att[static_cast<size_t>(t * H * D + g * group * D)], D,
-                       &qkv[static_cast<size_t>(t * NQKV + g * group * D)], D, group, cache.kt(l, g), kstride,
-                       cache.v(l, g), D, begin, p + 1, D, scale, scores.data());
+    // Attention as GEMMs on the packed kernel (tensor/packed.h), K^T and V read in place from the cache:
+    // for a set of query rows, S = Q K^T over their keys, each row scaled and softmaxed over its own keys
+    // (zero elsewhere), then O = P V. Every score and output is one FMA chain whatever the rows, so a
+    // decode step (the heads of a KV group as rows) gives the prefill's values (one head's block of
+    // tokens as rows) bit for bit. Trailing zeros of P add nothing to a chain.
+    auto attend = [&](const float* q, int64_t lda, int64_t rows, int64_t pos0, bool one_position, float* out,
+                      int64_t ldo, int64_t g) {
+      thread_local std::vector<float> s;
+      const int64_t last = one_position ? pos0 : pos0 + rows - 1;
+      const int64_t k0 = key_begin(pos0), nk = last + 1 - k0;
+      s.resize(static_cast<size_t>(rows * nk));
+      const GemmTerm qk = GemmTerm::of_rowmajor(q, lda, cache.kt(l, g) + k0, D, kstride);
+      gemm(s.data(), nk, rows, nk, std::span<const GemmTerm>(&qk, 1), nullptr, false);
+      for (int64_t i = 0; i < rows; ++i) {
+        const int64_t p = one_position ? pos0 : pos0 + i;
+        const int64_t kb = key_begin(p) - k0, n = p + 1 - k0;
+        float* row = &s[static_cast<size_t>(i * nk)];
+        std::fill(row, row + kb, 0.0f);
+        for (int64_t j = kb; j < n; ++j) row[j] *= scale;
+        k.softmax(row + kb, n - kb);
+        std::fill(row + n, row + nk, 0.0f);
       }
-    });
+      const GemmTerm pv = GemmTerm::of_rowmajor(s.data(), nk, cache.v(l, g) + k0 * D, nk, D);
+      gemm(out, ldo, rows, D, std::span<const GemmTerm>(&pv, 1), nullptr, false);
+    };
+    if (T == 1) {
+      parallel_rows(KV, group * (p0 + 1) * D, [&](int64_t b, int64_t e) {
+        for (int64_t g = b; g < e; ++g)
+          attend(&qkv[static_cast<size_t>(g * group * D)], D, group, p0, true, &att[static_cast<size_t>(g * group * D)],
+                 D, g);
+      }, 1);
+    } else {
+      const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
+      parallel_rows(H * blocks, kQueryBlock * (p0 + T) * D, [&](int64_t b, int64_t e) {
+        for (int64_t item = b; item < e; ++item) {
+          const int64_t h = item / blocks, r0 = item % blocks * kQueryBlock, rows = std::min(kQueryBlock, T - r0);
+          attend(&qkv[static_cast<size_t>(r0 * NQKV + h * D)], NQKV, rows, p0 + r0, false,
+                 &att[static_cast<size_t>(r0 * H * D + h * D)], H * D, h / group);
+        }
+      }, 1);
+    }
     linear(x.data(), att.data(), M.wo(), L.bo, T, /*accumulate=*/true);
     rmsnorm_rows(xn.data(), x.data(), L.mlp_norm.f32());
     linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, T);

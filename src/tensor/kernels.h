@@ -51,16 +51,6 @@ struct KernelTable {
   // y[r] = W[r, :] . x + bias[r] for r in [r0, r1); W (rows, cols); bias may be null
   void (*gemv_rows)(float* y, const float* w, const float* x, const float* bias, int64_t r0, int64_t r1,
                     int64_t cols);
-  // One query row of attention over keys [key_begin, n_keys): out (head_dim) = softmax(scale q.K^T) V.
-  // K is stored transposed, kt[d * ldk + j]; V rows at v + j * ldv; scores: scratch of n_keys floats.
-  void (*attend_row)(float* out, const float* q, const float* kt, int64_t ldk, const float* v, int64_t ldv,
-                     int64_t key_begin, int64_t n_keys, int64_t head_dim, float scale, float* scores);
-  // attend_row for `n_heads` query heads sharing one KV head (grouped-query attention): query h at
-  // q + h * q_stride, output at out + h * out_stride. K must stay readable (finite) for 15 columns past
-  // n_keys (KvCache pads for this). scores: scratch of n_heads * (n_keys + 16) floats.
-  void (*attend_group)(float* out, int64_t out_stride, const float* q, int64_t q_stride, int64_t n_heads,
-                       const float* kt, int64_t ldk, const float* v, int64_t ldv, int64_t key_begin, int64_t n_keys,
-                       int64_t head_dim, float scale, float* scores);
   // c (m, n) = sum over nseg (<= 4) segments of a_s (m, k_s) times the panels of b_s (k_s, n padded to 32s),
   // + bias (n) when non-null, + c when accumulate. Each element is one FMA chain over the segments in order, so the
   // result does not depend on m, the tiling or the ISA.

@@ -151,28 +151,6 @@ TEST_P(Kernels, GemvRows) {
   }
 }
 
-TEST_P(Kernels, AttendRowMatchesNaiveAttention) {
-  const int64_t D = 24, L = 45, ldk = 64, begin = 5;
-  auto q = randn(D, 11), kt = randn(static_cast<size_t>(D * ldk), 12), v = randn(static_cast<size_t>(L * D), 13);
-  std::vector<float> out(D), scores(L);
-  const float scale = 0.2f;
-  k().attend_row(out.data(), q.data(), kt.data(), ldk, v.data(), D, begin, L, D, scale, scores.data());
-  std::vector<double> p(L, 0.0);
-  double mx = -1e30, sum = 0;
-  for (int64_t j = begin; j < L; ++j) {
-    double s = 0;
-    for (int64_t d = 0; d < D; ++d) s += static_cast<double>(q[static_cast<size_t>(d)]) * kt[static_cast<size_t>(d * ldk + j)];
-    p[static_cast<size_t>(j)] = s * scale;
-    mx = std::max(mx, p[static_cast<size_t>(j)]);
-  }
-  for (int64_t j = begin; j < L; ++j) sum += (p[static_cast<size_t>(j)] = std::exp(p[static_cast<size_t>(j)] - mx));
-  for (int64_t d = 0; d < D; ++d) {
-    double ref = 0;
-    for (int64_t j = begin; j < L; ++j) ref += p[static_cast<size_t>(j)] / sum * v[static_cast<size_t>(j * D + d)];
-    EXPECT_NEAR(out[static_cast<size_t>(d)], ref, 1e-5);
-  }
-}
-
 INSTANTIATE_TEST_SUITE_P(AllIsas, Kernels, ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512),
                          [](const auto& p) { return std::string(isa_name(p.param)); });
 
@@ -235,36 +213,6 @@ TEST(ThreadPool, CoversRangeExactlyOnce) {
     });
   }
   for (int h : hits) EXPECT_EQ(h, 50);
-}
-
-}  // namespace
-}  // namespace tl
-
-namespace tl {
-namespace {
-
-TEST(AttendGroup, MatchesRowAtATimeForEveryIsaAndGroupSize) {
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
-    if (!cpu_supports(isa)) continue;
-    const KernelTable& k = kernels_for(isa);
-    for (int64_t D : {8, 16, 64}) {
-      for (int64_t heads : {1, 2, 3, 4, 7}) {
-        const int64_t L = 37, ldk = L + 16, begin = 3;
-        auto q = randn(static_cast<size_t>(heads * D), 30), kt = randn(static_cast<size_t>(D * ldk), 31),
-             v = randn(static_cast<size_t>(L * D), 32);
-        std::vector<float> out(static_cast<size_t>(heads * D)), ref(static_cast<size_t>(D)),
-            scores(static_cast<size_t>(heads * (L + 16)));
-        k.attend_group(out.data(), D, q.data(), D, heads, kt.data(), ldk, v.data(), D, begin, L, D, 0.125f,
-                       scores.data());
-        for (int64_t h = 0; h < heads; ++h) {
-          k.attend_row(ref.data(), q.data() + h * D, kt.data(), ldk, v.data(), D, begin, L, D, 0.125f, scores.data());
-          for (int64_t d = 0; d < D; ++d)
-            EXPECT_NEAR(out[static_cast<size_t>(h * D + d)], ref[static_cast<size_t>(d)], 1e-5)
-                << isa_name(isa) << " D=" << D << " heads=" << heads;
-        }
-      }
-    }
-  }
 }
 
 }  // namespace

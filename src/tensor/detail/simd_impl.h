@@ -315,81 +315,6 @@ void k_gemv_rows(float* y, const float* w, const float* x, const float* bias, in
   for (; r < r1; ++r) y[r] = k_dot(w + r * cols, x, cols) + (bias ? bias[r] : 0.0f);
 }
 
-// One query row of causal attention against keys [0, n_keys):
-//   scores[j] = scale * q . K[j]     with K stored transposed: kt[d * ldk + j]
-//   p = softmax(scores); out = sum_j p[j] * V[j]   with V rows at v + j * ldv
-// `scores` is scratch of at least n_keys floats. Keys outside [key_begin, n_keys) are masked.
-void k_attend_row(float* out, const float* q, const float* kt, int64_t ldk, const float* v, int64_t ldv,
-                  int64_t key_begin, int64_t n_keys, int64_t head_dim, float scale, float* scores) {
-  const int64_t n = n_keys - key_begin;
-  float* s = scores;
-  std::fill(s, s + n, 0.0f);
-  for (int64_t d = 0; d < head_dim; ++d) k_axpy(s, q[d] * scale, kt + d * ldk + key_begin, n);
-  k_softmax(s, n);
-  std::fill(out, out + head_dim, 0.0f);
-  for (int64_t j = 0; j < n; ++j) k_axpy(out, s[j], v + (key_begin + j) * ldv, head_dim);
-}
-
-// G query heads that share one KV head, against keys [key_begin, n_keys). Scores for W keys at a time
-// are accumulated in registers over d (one load of K feeds G FMAs); the weighted sum keeps the output in
-// registers over keys (one load of V feeds G FMAs). Reads K up to W-1 columns past n_keys: the cache
-// pads its capacity for that and those scores are never used.
-template <int G>
-void attend_heads(float* out, int64_t out_stride, const float* q, int64_t q_stride, const float* kt, int64_t ldk,
-                  const float* v, int64_t ldv, int64_t key_begin, int64_t n_keys, int64_t head_dim, float scale,
-                  float* scores) {
-  const int64_t n = n_keys - key_begin;
-  const int64_t n_pad = (n + V::W - 1) / V::W * V::W;
-  const float* k0 = kt + key_begin;
-  // Scaled queries, laid out (head_dim, G) so one d step broadcasts G adjacent floats.
-  float qs[G * 256];
-  for (int64_t d = 0; d < head_dim; ++d)
-    for (int g = 0; g < G; ++g) qs[d * G + g] = q[g * q_stride + d] * scale;
-  for (int64_t j = 0; j < n_pad; j += V::W) {
-    V::R acc[G];
-    for (int g = 0; g < G; ++g) acc[g] = V::zero();
-    for (int64_t d = 0; d < head_dim; ++d) {
-      V::R kv = V::load(k0 + d * ldk + j);
-      for (int g = 0; g < G; ++g) acc[g] = V::fmadd(V::set1(qs[d * G + g]), kv, acc[g]);
-    }
-    for (int g = 0; g < G; ++g) V::store(scores + g * n_pad + j, acc[g]);
-  }
-  for (int g = 0; g < G; ++g) k_softmax(scores + g * n_pad, n);
-  const float* v0 = v + key_begin * ldv;
-  for (int64_t d = 0; d < head_dim; d += V::W) {
-    V::R acc[G];
-    for (int g = 0; g < G; ++g) acc[g] = V::zero();
-    for (int64_t j = 0; j < n; ++j) {
-      V::R vv = V::load(v0 + j * ldv + d);
-      for (int g = 0; g < G; ++g) acc[g] = V::fmadd(V::set1(scores[g * n_pad + j]), vv, acc[g]);
-    }
-    for (int g = 0; g < G; ++g) V::store(out + g * out_stride + d, acc[g]);
-  }
-}
-
-void k_attend_group(float* out, int64_t out_stride, const float* q, int64_t q_stride, int64_t n_heads, const float* kt,
-                    int64_t ldk, const float* v, int64_t ldv, int64_t key_begin, int64_t n_keys, int64_t head_dim,
-                    float scale, float* scores) {
-  if (head_dim % V::W != 0 || head_dim > 256) {
-    // Head sizes that are not a whole number of vectors (or beyond the stack buffer) go row at a time.
-    for (int64_t h = 0; h < n_heads; ++h) {
-      k_attend_row(out + h * out_stride, q + h * q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
-    }
-    return;
-  }
-  int64_t h = 0;
-  for (; h + 4 <= n_heads; h += 4)
-    attend_heads<4>(out + h * out_stride, out_stride, q + h * q_stride, q_stride, kt, ldk, v, ldv, key_begin, n_keys,
-                    head_dim, scale, scores);
-  const int64_t rest = n_heads - h;
-  float* o = out + h * out_stride;
-  const float* qq = q + h * q_stride;
-  if (rest == 3) attend_heads<3>(o, out_stride, qq, q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
-  if (rest == 2) attend_heads<2>(o, out_stride, qq, q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
-  if (rest == 1) attend_heads<1>(o, out_stride, qq, q_stride, kt, ldk, v, ldv, key_begin, n_keys, head_dim, scale, scores);
-}
-
-
 // Packed-panel GEMM (tensor/packed.h): c (m, n) (+)= sum over segments of a_s (m, k_s) b_s (k_s, 32), b_s
 // one 32-column panel (row kk at b_s + 32 kk), n <= 32 columns kept. Every output element is one FMA
 // chain over the segments' k in order, from zero, then + bias, then + c when accumulating: the tile
@@ -531,7 +456,7 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
 
 const tl::KernelTable kTable = {
     k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
-    k_softmax,      k_gemv_rows,  k_attend_row, k_attend_group, k_panel_gemm,  kPanelRowsPerTile,
+    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile,
 };
 
 }  // namespace
