@@ -32,5 +32,7 @@ Status cmd_quantize(const Argv& argv);
 
 // The model in `dir`, with a PEFT adapter folded in when given.
 Result<Model> load_model_with_adapter(const std::string& dir, const std::optional<std::string>& adapter);
+// The same, for forward passes only: packed, with the row-major copies freed (Model::drop_row_major).
+Result<Model> load_model_for_inference(const std::string& dir, const std::optional<std::string>& adapter);
 
 }  // namespace tl::cli

@@ -47,7 +47,7 @@ Status cmd_generate(const Argv& argv) {
       TL_ASSIGN_OR_RETURN(prompt, tok->encode(rendered, false));
     }
   }
-  TL_ASSIGN_OR_RETURN(Model model, load_model_with_adapter(dir, args.get("--adapter")));
+  TL_ASSIGN_OR_RETURN(Model model, load_model_for_inference(dir, args.get("--adapter")));
   if (tok) {
     // Stop at the model's EOS ids and at the tokenizer's (chat models end turns with their own token).
     opt.stop_ids = model.config().eos_token_ids;

@@ -15,7 +15,7 @@ Status cmd_logits(const Argv& argv) {
   TL_ASSIGN_OR_RETURN(std::string ids_text, args.require("--ids"));
   TL_ASSIGN_OR_RETURN(std::string out, args.require("--out"));
   TL_ASSIGN_OR_RETURN(std::vector<int> ids, parse_id_list("--ids", ids_text));
-  TL_ASSIGN_OR_RETURN(Model model, load_model_with_adapter(args.positionals()[0], args.get("--adapter")));
+  TL_ASSIGN_OR_RETURN(Model model, load_model_for_inference(args.positionals()[0], args.get("--adapter")));
   KvCache cache(model.config(), static_cast<int64_t>(ids.size()));
   std::vector<float> logits;
   TL_TRY(model.forward(std::vector<int32_t>(ids.begin(), ids.end()), cache, logits, true).with_context("--ids"));

@@ -35,6 +35,13 @@ Result<Model> load_model_with_adapter(const std::string& dir, const std::optiona
   return model;
 }
 
+Result<Model> load_model_for_inference(const std::string& dir, const std::optional<std::string>& adapter) {
+  TL_ASSIGN_OR_RETURN(Model model, load_model_with_adapter(dir, adapter));
+  model.pack_matrices();   // again after a merge
+  model.drop_row_major();  // each matrix held once
+  return model;
+}
+
 Status cmd_loss(const Argv& argv) {
   TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {"--adapter", "--data", "--format", "--max-seq-len"}, {"--json"}));
   if (args.positionals().size() != 1) return invalid_argument("loss: expected one MODEL_DIR");
@@ -47,6 +54,7 @@ Status cmd_loss(const Argv& argv) {
   DatasetStats stats;
   TL_ASSIGN_OR_RETURN(std::vector<Example> examples, load_examples(data, tok, opt, &stats));
   TL_ASSIGN_OR_RETURN(Model model, Model::load(dir));
+  model.drop_row_major();  // forward passes only
   std::optional<peft::Adapter> adapter;
   if (auto a = args.get("--adapter")) {
     TL_ASSIGN_OR_RETURN(peft::Adapter loaded, peft::load(*a, model.config()));

@@ -192,7 +192,7 @@ Result<Model> Model::load_impl(const std::string& dir, bool nf4, bool double_qua
 void Model::pack_matrices() {
   ModelWeights& w = *weights_;
   auto pack = [](const Tensor& t, std::shared_ptr<const PackedMatrix>& out) {
-    if (t.empty() || t.dtype() != DType::kF32 || t.rank() != 2) return;
+    if (out || t.empty() || t.dtype() != DType::kF32 || t.rank() != 2) return;
     out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(t.f32(), t.dim(0), t.dim(1)));
     if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
   };
@@ -205,7 +205,39 @@ void Model::pack_matrices() {
   pack(w.lm_head, w.packed_lm_head);
 }
 
+namespace {
+// The (row-major tensor, packed copy) pairs of a model: the four projections of every layer, and the LM
+// head when it has its own storage.
+template <typename F>
+void for_each_packable(ModelWeights& w, bool tied, F&& f) {
+  for (LayerWeights& L : w.layers) {
+    f(L.wqkv, L.packed_wqkv);
+    f(L.wo, L.packed_wo);
+    f(L.w_gate_up, L.packed_w_gate_up);
+    f(L.w_down, L.packed_w_down);
+  }
+  if (!tied) f(w.lm_head, w.packed_lm_head);
+}
+}  // namespace
+
+void Model::drop_row_major() {
+  for_each_packable(*weights_, config_.tie_word_embeddings, [](Tensor& t, const std::shared_ptr<const PackedMatrix>& p) {
+    if (!p || t.empty()) return;
+    if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
+    t = Tensor();
+  });
+}
+
+void Model::restore_row_major() {
+  for_each_packable(*weights_, config_.tie_word_embeddings, [](Tensor& t, const std::shared_ptr<const PackedMatrix>& p) {
+    if (!p || !t.empty()) return;
+    t = Tensor::zeros(DType::kF32, {p->rows(), p->cols()});
+    p->unpack(t.f32());
+  });
+}
+
 void Model::pack_for_training() {
+  restore_row_major();
   ModelWeights& w = *weights_;
   auto pack_t = [](const Tensor& t, const std::shared_ptr<const PackedMatrix>& frozen,
                    std::shared_ptr<const PackedMatrix>& out) {
@@ -232,6 +264,7 @@ ModelWeights& Model::mutable_weights() {
   auto own = [](Tensor& t) {
     if (!t.empty() && t.is_view()) t = t.to_f32();
   };
+  restore_row_major();
   ModelWeights& w = *weights_;
   // Writable weights change under the packed copies: drop them (the GEMMs fall back to sgemm).
   drop_packed(w);
@@ -248,7 +281,8 @@ ModelWeights& Model::mutable_weights() {
 }
 
 WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed, const PackedMatrix* packed_t) {
-  if (t.empty()) return {};
+  if (t.empty()) return packed ? WeightRef{nullptr, nullptr, nullptr, packed->rows(), packed->cols(), packed, packed_t}
+                               : WeightRef{};
   if (t.dtype() == DType::kBF16)
     return WeightRef::of_bf16(static_cast<const uint16_t*>(t.data()), t.dim(0), t.rank() == 2 ? t.dim(1) : 1);
   return WeightRef::of_f32(t.f32(), t.dim(0), t.rank() == 2 ? t.dim(1) : 1).with_packed(packed, packed_t);
@@ -256,17 +290,19 @@ WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed, const PackedMa
 
 LayerMatrices::LayerMatrices(const LayerWeights& L) {
   auto get = [](const Tensor& t, const std::shared_ptr<const Nf4Tensor>& q, int64_t rows, int64_t cols) {
-    return q ? WeightRef::of_nf4(q.get(), rows, cols) : WeightRef::of_f32(t.f32(), rows, cols);
+    if (q) return WeightRef::of_nf4(q.get(), rows, cols);
+    return WeightRef::of_f32(t.empty() ? nullptr : t.f32(), rows, cols);  // empty: packed only
   };
   // Shapes come from the norms and biases, which stay f32: C from the norm, the fused widths from the
   // NF4 element counts.
   const int64_t C = L.attn_norm.numel();
-  auto rows_of = [&](const Tensor& t, const std::shared_ptr<const Nf4Tensor>& q, int64_t cols) {
-    return q ? q->numel / cols : t.dim(0);
+  auto rows_of = [&](const Tensor& t, const std::shared_ptr<const Nf4Tensor>& q,
+                     const std::shared_ptr<const PackedMatrix>& p, int64_t cols) {
+    return q ? q->numel / cols : t.empty() ? p->rows() : t.dim(0);
   };
-  const int64_t nqkv = rows_of(L.wqkv, L.nf4_wqkv, C);
-  const int64_t hd = L.nf4_wo ? L.nf4_wo->numel / C : L.wo.dim(1);
-  const int64_t i2 = rows_of(L.w_gate_up, L.nf4_w_gate_up, C);
+  const int64_t nqkv = rows_of(L.wqkv, L.nf4_wqkv, L.packed_wqkv, C);
+  const int64_t hd = L.nf4_wo ? L.nf4_wo->numel / C : L.wo.empty() ? L.packed_wo->cols() : L.wo.dim(1);
+  const int64_t i2 = rows_of(L.w_gate_up, L.nf4_w_gate_up, L.packed_w_gate_up, C);
   wqkv_ = get(L.wqkv, L.nf4_wqkv, nqkv, C).with_packed(L.packed_wqkv.get(), L.packed_t_wqkv.get());
   wo_ = get(L.wo, L.nf4_wo, C, hd).with_packed(L.packed_wo.get(), L.packed_t_wo.get());
   w_gate_up_ = get(L.w_gate_up, L.nf4_w_gate_up, i2, C).with_packed(L.packed_w_gate_up.get(), L.packed_t_w_gate_up.get());
@@ -274,6 +310,7 @@ LayerMatrices::LayerMatrices(const LayerWeights& L) {
 }
 
 int64_t Model::quantize_nf4(bool double_quant) {
+  restore_row_major();
   int64_t bytes = 0;
   auto q = [&](Tensor& t, std::shared_ptr<const Nf4Tensor>& out) {
     if (t.empty()) return;

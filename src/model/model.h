@@ -48,7 +48,8 @@ struct LayerWeights {
   // they are dequantised one layer at a time when used, never all at once.
   std::shared_ptr<const Nf4Tensor> nf4_wqkv, nf4_wo, nf4_w_gate_up, nf4_w_down;
   // The four f32 matrices packed for our GEMM (tensor/packed.h), used by every forward; empty for NF4
-  // layers and once the weights are made writable (full fine-tuning changes them every step).
+  // layers and once the weights are made writable (full fine-tuning changes them every step). After
+  // Model::drop_row_major() the f32 tensors above are empty and these are the only copy.
   std::shared_ptr<const PackedMatrix> packed_wqkv, packed_wo, packed_w_gate_up, packed_w_down;
   // Their transposes packed, for the input-gradient pass of LoRA training (Model::pack_for_training).
   std::shared_ptr<const PackedMatrix> packed_t_wqkv, packed_t_wo, packed_t_w_gate_up, packed_t_w_down;
@@ -97,6 +98,14 @@ class Model {
   // quantisation) and frees the f32 copies; the frozen embedding (and lm_head) go to bf16, as the compute
   // dtype bitsandbytes' QLoRA keeps them in. Returns the bytes the matrices take now.
   int64_t quantize_nf4(bool double_quant);
+  // Packs every f32 projection matrix and the LM head not packed yet (tensor/packed.h) for the forward
+  // GEMMs; load() does this. After mutable_weights() (merge_lora, full fine-tuning) the weights are
+  // unpacked until this is called again.
+  void pack_matrices();
+  // Inference only: frees the row-major copies of packed matrices (file pages of views are released), so
+  // the model holds each matrix once. Anything that needs them again (mutable_weights, quantize_nf4,
+  // pack_for_training) rebuilds them from the packed copy first.
+  void drop_row_major();
   // LoRA training on frozen f32 weights: also packs every matrix's transpose, which the input-gradient
   // GEMMs dy W read (one more copy of the projections and the head, in exchange for no per-step packing).
   void pack_for_training();
@@ -121,9 +130,8 @@ class Model {
   Status run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x) const;
 
   static Result<Model> load_impl(const std::string& dir, bool nf4, bool double_quant);
-  // Packs every f32 projection matrix and the LM head (tensor/packed.h); file pages of views are released
-  // (training reads the row-major matrices again for its input gradients, faulting them back in).
-  void pack_matrices();
+  // Rebuilds row-major matrices dropped by drop_row_major() from their packed copies.
+  void restore_row_major();
 
   ModelConfig config_;
   std::shared_ptr<ModelWeights> weights_;

@@ -44,6 +44,17 @@ void PackedMatrix::repack(const float* w, int64_t ldw) {
   }, 1);
 }
 
+void PackedMatrix::unpack(float* w) const {
+  parallel_rows(panels(), k_ * kPanel, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      const float* src = panel(p);
+      const int64_t r0 = p * kPanel, nr = std::min(kPanel, n_ - r0);
+      for (int64_t r = 0; r < nr; ++r)
+        for (int64_t c = 0; c < k_; ++c) w[(r0 + r) * k_ + c] = src[c * kPanel + r];
+    }
+  }, 1);
+}
+
 namespace {
 
 // Sums longer than kLongSum are split in chunks of kSumChunk (256 KB of a panel).

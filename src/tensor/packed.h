@@ -32,8 +32,10 @@ class PackedMatrix {
   PackedMatrix() = default;
   // From a row-major (n, k) matrix, rows ldw floats apart (ldw = k when dense).
   static PackedMatrix pack(const float* w, int64_t n, int64_t k, int64_t ldw = 0);
-  // Re-packs in place from a matrix of the same shape (a LoRA B after each optimiser step).
+  // Re-packs in place from a matrix of the same shape.
   void repack(const float* w, int64_t ldw = 0);
+  // Writes the matrix back row-major (n, k) into w.
+  void unpack(float* w) const;
 
   int64_t rows() const { return n_; }  // n: output features
   int64_t cols() const { return k_; }  // k: input features

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <filesystem>
 #include <nlohmann/json.hpp>
 
@@ -103,6 +104,40 @@ TEST_P(ModelReference, GreedyGenerationMatchesPyTorch) {
   auto r = generate(f.model, f.greedy_prompt, opt);
   ASSERT_TRUE(r.is_ok()) << r.status().message();
   EXPECT_EQ(r->tokens, f.greedy);
+}
+
+// Inference holds each matrix once (packed); whatever needs the row-major matrices again gets them back
+// bit for bit, and the sgemm path they feed still matches the reference.
+TEST_P(ModelReference, DroppingRowMajorCopiesKeepsLogitsAndWeights) {
+  Fixture f = load_fixture(GetParam());
+  const int64_t V = f.model.config().vocab_size;
+  std::vector<float> before, after, unpacked;
+  KvCache c1(f.model.config(), 64), c2(f.model.config(), 64), c3(f.model.config(), 64);
+  ASSERT_TRUE(f.model.forward(f.ids, c1, before, true).is_ok());
+  std::vector<std::vector<float>> saved;
+  auto matrices = [](const ModelWeights& w, bool tied) {
+    std::vector<const Tensor*> m;
+    for (const LayerWeights& L : w.layers)
+      for (const Tensor* t : {&L.wqkv, &L.wo, &L.w_gate_up, &L.w_down}) m.push_back(t);
+    if (!tied) m.push_back(&w.lm_head);
+    return m;
+  };
+  const bool tied = f.model.config().tie_word_embeddings;
+  for (const Tensor* t : matrices(f.model.weights(), tied)) saved.emplace_back(t->f32(), t->f32() + t->numel());
+  f.model.drop_row_major();
+  for (const Tensor* t : matrices(f.model.weights(), tied)) EXPECT_TRUE(t->empty());
+  ASSERT_TRUE(f.model.forward(f.ids, c2, after, true).is_ok());
+  EXPECT_EQ(0.0f, max_abs_diff(before.data(), after.data(), before.size()));
+  const ModelWeights& restored = f.model.mutable_weights();  // rebuilt from the packed copies
+  size_t i = 0;
+  for (const Tensor* t : matrices(restored, tied)) {
+    ASSERT_EQ(static_cast<size_t>(t->numel()), saved[i].size());
+    EXPECT_EQ(0, std::memcmp(t->f32(), saved[i].data(), saved[i].size() * 4)) << "matrix " << i;
+    ++i;
+  }
+  ASSERT_TRUE(f.model.forward(f.ids, c3, unpacked, true).is_ok());  // now through sgemm
+  ASSERT_EQ(static_cast<int64_t>(unpacked.size()), static_cast<int64_t>(f.ids.size()) * V);
+  EXPECT_LE(max_abs_diff(unpacked.data(), f.expected.f32(), unpacked.size()), 1e-4f);
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, ModelReference, ::testing::ValuesIn(cases()),
