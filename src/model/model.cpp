@@ -239,25 +239,31 @@ void Model::restore_row_major() {
 void Model::pack_for_training() {
   restore_row_major();
   ModelWeights& w = *weights_;
-  auto pack_t = [](const Tensor& t, const std::shared_ptr<const PackedMatrix>& frozen,
-                   std::shared_ptr<const PackedMatrix>& out) {
+  // Each matrix's row-major copy is freed as soon as its transpose is packed, so at most one matrix is
+  // held three times.
+  auto pack_t = [](Tensor& t, const std::shared_ptr<const PackedMatrix>& frozen, std::shared_ptr<const PackedMatrix>& out,
+                   bool drop) {
     if (!frozen || t.empty()) return;  // only matrices that are frozen f32 (packed for the forward)
     const int64_t n = t.dim(0), k = t.dim(1);
     std::vector<float> tr(static_cast<size_t>(n * k));
-    const float* src = t.f32();
+    const float* src = std::as_const(t).f32();
     parallel_rows(k, n, [&](int64_t b, int64_t e) {
       for (int64_t c = b; c < e; ++c)
         for (int64_t r = 0; r < n; ++r) tr[static_cast<size_t>(c * n + r)] = src[r * k + c];
     }, 16);
     out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(tr.data(), k, n));
+    if (!drop) return;
+    if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
+    t = Tensor();
   };
   for (LayerWeights& L : w.layers) {
-    pack_t(L.wqkv, L.packed_wqkv, L.packed_t_wqkv);
-    pack_t(L.wo, L.packed_wo, L.packed_t_wo);
-    pack_t(L.w_gate_up, L.packed_w_gate_up, L.packed_t_w_gate_up);
-    pack_t(L.w_down, L.packed_w_down, L.packed_t_w_down);
+    pack_t(L.wqkv, L.packed_wqkv, L.packed_t_wqkv, true);
+    pack_t(L.wo, L.packed_wo, L.packed_t_wo, true);
+    pack_t(L.w_gate_up, L.packed_w_gate_up, L.packed_t_w_gate_up, true);
+    pack_t(L.w_down, L.packed_w_down, L.packed_t_w_down, true);
   }
-  pack_t(w.lm_head, w.packed_lm_head, w.packed_t_lm_head);
+  // A tied head is the embedding, which the lookup still reads row-major.
+  pack_t(w.lm_head, w.packed_lm_head, w.packed_t_lm_head, !config_.tie_word_embeddings);
 }
 
 ModelWeights& Model::mutable_weights() {

@@ -107,7 +107,8 @@ class Model {
   // pack_for_training) rebuilds them from the packed copy first.
   void drop_row_major();
   // LoRA training on frozen f32 weights: also packs every matrix's transpose, which the input-gradient
-  // GEMMs dy W read (one more copy of the projections and the head, in exchange for no per-step packing).
+  // GEMMs dy W read, and frees the row-major copies: each matrix is then held twice (W and W^T packed)
+  // in exchange for no per-step packing.
   void pack_for_training();
   const std::string& source_dtype() const { return source_dtype_; }
   const std::string& dir() const { return dir_; }

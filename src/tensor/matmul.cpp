@@ -36,6 +36,69 @@ float* scratch(int64_t n) {
   return buf.data();
 }
 
+// Converts W's element range [begin, begin + count) (row-major flat index) to f32.
+void convert_range(float* dst, const WeightRef& w, int64_t begin, int64_t count) {
+  if (w.nf4) nf4_dequantize(dst, *w.nf4, begin, count);
+  else convert_to_f32(dst, w.bf16 + begin, DType::kBF16, static_cast<size_t>(count));
+}
+
+// Panel p of x W^T: rows [32p, 32p + 32) of W, columns k0 .. k0 + kn, transposed (kn rows of 32): the
+// rows are converted whole, then transposed reading 32 rows and writing the panel in order.
+void xwt_panel(float* panel, const WeightRef& w, int64_t p, int64_t k0, int64_t kn) {
+  constexpr int64_t P = PackedMatrix::kPanel;
+  thread_local std::vector<float> rows;
+  rows.resize(static_cast<size_t>(P * kn));
+  const int64_t r0 = p * P, nr = std::min(P, w.rows - r0);
+  for (int64_t r = 0; r < nr; ++r) convert_range(rows.data() + r * kn, w, (r0 + r) * w.cols + k0, kn);
+  if (nr < P) std::fill(rows.begin() + nr * kn, rows.end(), 0.0f);
+  const float* src = rows.data();
+  for (int64_t c = 0; c < kn; ++c)
+    for (int64_t r = 0; r < P; ++r) panel[c * P + r] = src[r * kn + c];
+}
+
+// Rows k0 .. k0 + kn of the 32-column strip p of W (dy W's panel).
+void dyw_panel(float* panel, const WeightRef& w, int64_t p, int64_t k0, int64_t kn) {
+  constexpr int64_t P = PackedMatrix::kPanel;
+  const int64_t c0 = p * P, nc = std::min(P, w.cols - c0);
+  if (nc < P) std::fill(panel, panel + kn * P, 0.0f);
+  if (w.bf16) {  // inline: a call per 32 elements would cost more than the conversion
+    for (int64_t r = 0; r < kn; ++r) {
+      const uint16_t* src = w.bf16 + (k0 + r) * w.cols + c0;
+      float* dst = panel + r * P;
+      for (int64_t j = 0; j < nc; ++j) dst[j] = bf16_to_f32(src[j]);
+    }
+    return;
+  }
+  for (int64_t r = 0; r < kn; ++r) convert_range(panel + r * P, w, (k0 + r) * w.cols + c0, nc);
+}
+
+// The packed kernel on panels converted on the fly, one 32-wide panel per task into a per-thread
+// scratch: for x W^T a panel is 32 rows of W transposed, for dy W a 32-column strip of W. Sums are
+// chunked as tensor/packed.h chunks them, so the result is bit for bit the packed GEMM's on the
+// converted matrix. `n_out` output columns in panels; `k` the sum's length; fill(panel, p, k0, kn)
+// writes rows k0 .. k0 + kn of panel p (kn rows of 32, zero-padded past the matrix).
+template <typename Fill>
+void converted_panels(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n_out, int64_t k,
+                      bool accumulate, const float* bias, Fill&& fill) {
+  constexpr int64_t P = PackedMatrix::kPanel;
+  const KernelTable& kt = kernels();
+  const int64_t panels = (n_out + P - 1) / P;
+  const int64_t chunk = k > kLongSum ? kSumChunk : k;
+  ThreadPool::global().parallel_for(panels, [&](int64_t b, int64_t e) {
+    thread_local std::vector<float> panel;
+    panel.resize(static_cast<size_t>(chunk * P));
+    for (int64_t p = b; p < e; ++p) {
+      const int64_t c0 = p * P, cols = std::min(P, n_out - c0);
+      for (int64_t k0 = 0; k0 < k; k0 += chunk) {
+        const int64_t kn = std::min(chunk, k - k0);
+        fill(panel.data(), p, k0, kn);
+        const PanelSegment seg{x + k0, ldx, panel.data(), kn, kn * P, P};
+        kt.panel_gemm(y + c0, ldy, &seg, 1, m, cols, bias && k0 == 0 ? bias + c0 : nullptr, accumulate || k0 > 0);
+      }
+    }
+  }, 1);
+}
+
 }  // namespace
 
 int64_t matmul_block_rows(int64_t cols) {
@@ -53,6 +116,12 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
   if (w.f32) {
     sgemm(false, true, mm, static_cast<int>(w.rows), k, alpha, x, static_cast<int>(ldx), w.f32, k, beta, y,
           static_cast<int>(ldy));
+    return;
+  }
+  if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+    // Panel p: rows [32p, 32p + 32) of W, transposed (k rows of 32).
+    converted_panels(y, ldy, x, ldx, m, w.rows, w.cols, beta == 1.0f, nullptr,
+                     [&](float* panel, int64_t p, int64_t k0, int64_t kn) { xwt_panel(panel, w, p, k0, kn); });
     return;
   }
   const int64_t nb = matmul_block_rows(w.cols);
@@ -75,6 +144,12 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
   if (w.f32) {
     sgemm(false, false, mm, static_cast<int>(w.cols), k, alpha, dy, static_cast<int>(lddy), w.f32,
           static_cast<int>(w.cols), beta, dx, static_cast<int>(lddx));
+    return;
+  }
+  if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+    // Panel p: columns [32p, 32p + 32) of W, its rows k0 .. k0 + kn.
+    converted_panels(dx, lddx, dy, lddy, m, w.cols, w.rows, beta == 1.0f, nullptr,
+                     [&](float* panel, int64_t p, int64_t k0, int64_t kn) { dyw_panel(panel, w, p, k0, kn); });
     return;
   }
   // Blocks of columns, so every output element is still one GEMM's sum over all of W's rows.
@@ -106,19 +181,10 @@ void matvec(float* y, const WeightRef& w, const float* x, const float* bias) {
                                       64);
     return;
   }
-  // Each thread converts its own rows in small blocks and multiplies them. Blocks are a multiple of 4
-  // rows, gemv_rows' grouping, so every row is summed as in the f32 path over the same chunk.
-  ThreadPool::global().parallel_for(w.rows, [&](int64_t b, int64_t e) {
-    const int64_t nb = std::max<int64_t>(4, 16384 / std::max<int64_t>(1, w.cols) / 4 * 4);
-    thread_local std::vector<float> blk;
-    blk.resize(static_cast<size_t>(nb * w.cols));
-    for (int64_t r0 = b; r0 < e; r0 += nb) {
-      const int64_t r1 = std::min(e, r0 + nb), count = (r1 - r0) * w.cols;
-      if (w.nf4) nf4_dequantize(blk.data(), *w.nf4, r0 * w.cols, count);
-      else convert_to_f32(blk.data(), w.bf16 + r0 * w.cols, DType::kBF16, static_cast<size_t>(count));
-      k.gemv_rows(y + r0, blk.data(), x, bias ? bias + r0 : nullptr, 0, r1 - r0, w.cols);
-    }
-  }, 64);
+  // One token: the packed kernel's one-row path on panels converted on the fly, the same chain as the
+  // many-row path, so decode and prefill agree on QLoRA models too.
+  converted_panels(y, w.rows, x, w.cols, 1, w.rows, w.cols, false, bias,
+                   [&](float* panel, int64_t p, int64_t k0, int64_t kn) { xwt_panel(panel, w, p, k0, kn); });
 }
 
 void gather_rows(float* out, const WeightRef& w, const int32_t* ids, int64_t n) {

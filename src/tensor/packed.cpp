@@ -57,9 +57,6 @@ void PackedMatrix::unpack(float* w) const {
 
 namespace {
 
-// Sums longer than kLongSum are split in chunks of kSumChunk (256 KB of a panel).
-constexpr int64_t kLongSum = 2048, kSumChunk = 2048;
-
 // The shared driver: y (m, n) (+)= sum over terms, each given as its first panel (segment with a = the
 // term's x at row 0). Splits row blocks x panel groups over the team.
 void run_panels(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment* base, int nseg, const float* bias,

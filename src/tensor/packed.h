@@ -25,6 +25,11 @@
 
 namespace tl {
 
+// Sums longer than kLongSum run in chunks of kSumChunk floats of k, each chunk's chain added to y (a
+// panel of a long sum would not stay in L2). Part of the contract: code that feeds the same kernel
+// with panels of its own (matmul.h's NF4 and bf16 paths) chunks the same way, and gets the same bits.
+inline constexpr int64_t kLongSum = 2048, kSumChunk = 2048;
+
 class PackedMatrix {
  public:
   static constexpr int64_t kPanel = 32;

@@ -36,6 +36,9 @@ TEST(Qlora, EqualsLoraOnDequantisedWeights) {
     if (!ref_model->config().tie_word_embeddings)
       for (int64_t i = 0; i < rw.lm_head.numel(); ++i)
         rw.lm_head.f32()[i] = bf16_to_f32(f32_to_bf16(rw.lm_head.f32()[i]));
+    // Frozen again, as the trainer holds a LoRA base: packed for the forward and for dy W.
+    ref_model->pack_matrices();
+    ref_model->pack_for_training();
     EXPECT_EQ(nf4_model->weights().embed.dtype(), DType::kBF16);
     for (const LayerWeights& L : nf4_model->weights().layers) {
       EXPECT_TRUE(L.wqkv.empty() && L.w_down.empty());

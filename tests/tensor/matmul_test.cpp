@@ -1,6 +1,7 @@
-// The block-converting GEMMs of tensor/matmul.h (QLoRA's NF4 projections, its bf16 embedding) against
-// sgemm on the whole converted matrix, with shapes that need several ragged blocks: each output element
-// is the same single sgemm sum, so the results must be bit-identical.
+// The converting GEMMs of tensor/matmul.h (QLoRA's NF4 projections, its bf16 embedding) against the same
+// GEMM on the whole converted matrix, with shapes that need several ragged blocks and panels: sgemm for
+// general alpha/beta (row blocks), the packed kernel for the model's alpha-1 GEMMs (panels converted on
+// the fly). Each output element is the same sum, so the results must be bit-identical.
 #include "tensor/matmul.h"
 
 #include <gtest/gtest.h>
@@ -10,6 +11,7 @@
 
 #include "tensor/blas.h"
 #include "tensor/dtype.h"
+#include "tensor/packed.h"
 
 namespace tl {
 namespace {
@@ -54,15 +56,26 @@ TEST(Matmul, BlocksEqualOneGemmOnTheConvertedMatrix) {
     sgemm(false, true, m, static_cast<int>(f.rows), static_cast<int>(f.cols), 0.5f, x.data(), static_cast<int>(f.cols),
           full.data(), static_cast<int>(f.cols), 0.25f, ref.data(), static_cast<int>(f.rows));
     EXPECT_EQ(y, ref) << (kind == 0 ? "nf4" : "bf16") << " x W^T";
+    // alpha 1 (the model's GEMMs): panels converted on the fly into the packed kernel, bit for bit the
+    // packed GEMM on the converted matrix, for x W^T and (through W^T packed; 4500 rows: a chunked sum)
+    // dy W.
+    const PackedMatrix packed = PackedMatrix::pack(full.data(), f.rows, f.cols);
+    std::vector<float> full_t(full.size());
+    for (int64_t r = 0; r < f.rows; ++r)
+      for (int64_t c = 0; c < f.cols; ++c) full_t[static_cast<size_t>(c * f.rows + r)] = full[static_cast<size_t>(r * f.cols + c)];
+    const PackedMatrix packed_t = PackedMatrix::pack(full_t.data(), f.cols, f.rows);
+    std::vector<float> y1(static_cast<size_t>(m * f.rows), 1.0f), ref1 = y1;
+    matmul_xwt(y1.data(), x.data(), w, m, f.cols, f.rows, 1.0f, 1.0f);
+    packed_gemm(ref1.data(), f.rows, x.data(), f.cols, m, packed, nullptr, true);
+    EXPECT_EQ(y1, ref1) << (kind == 0 ? "nf4" : "bf16") << " x W^T, alpha 1";
     std::vector<float> dx(static_cast<size_t>(m * f.cols), 1.0f), dref = dx;
     matmul_dyw(dx.data(), dy.data(), w, m, f.rows, f.cols, 1.0f, 1.0f);
-    sgemm(false, false, m, static_cast<int>(f.cols), static_cast<int>(f.rows), 1.0f, dy.data(), static_cast<int>(f.rows),
-          full.data(), static_cast<int>(f.cols), 1.0f, dref.data(), static_cast<int>(f.cols));
+    packed_gemm(dref.data(), f.cols, dy.data(), f.rows, m, packed_t, nullptr, true);
     EXPECT_EQ(dx, dref) << (kind == 0 ? "nf4" : "bf16") << " dy W";
-    // One token (decode), against the f32 decode path on the converted matrix, and an embedding lookup.
+    // One token (decode), against the packed f32 decode path on the converted matrix, and an embedding lookup.
     std::vector<float> bias = randn(static_cast<size_t>(f.rows), 10), v(static_cast<size_t>(f.rows)), vref(v.size());
     matvec(v.data(), w, x.data(), bias.data());
-    matvec(vref.data(), WeightRef::of_f32(full.data(), f.rows, f.cols), x.data(), bias.data());
+    matvec(vref.data(), WeightRef::of_f32(full.data(), f.rows, f.cols).with_packed(&packed), x.data(), bias.data());
     EXPECT_EQ(v, vref);
     const int32_t ids[] = {0, 4499, 640};
     std::vector<float> g(static_cast<size_t>(3 * f.cols));
