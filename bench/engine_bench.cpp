@@ -2,7 +2,8 @@
 // random model, against the PyTorch eager reference (bench/reference/engine_reference.py) run on the same
 // weights in the same invocation with the same thread count and OpenBLAS on its SkylakeX kernels. Also
 // prints each side's sgemm GFLOP/s and decode against the memory-bandwidth bound (weight bytes per token
-// vs a measured copy bandwidth). Medians of --reps runs.
+// vs a measured copy bandwidth). The reference stays up and its runs alternate with ours; ratios are the
+// median of the --reps pairs' ratios.
 //
 //   build/bench/engine_bench [--reps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--profile-prefill]
 #include <algorithm>

@@ -4,6 +4,7 @@
 //   RefProcess ref("env ... /usr/bin/python3 bench/reference/engine_reference.py ... --serve");
 //   std::string hello = ref.read_line();      // the reference prints one line once it is ready
 //   ref.send("prefill");  double tps = std::stod(ref.read_line());
+//   std::string last = ref.finish();           // closes its input; whatever it prints at the end
 #pragma once
 
 #include <signal.h>
@@ -44,6 +45,12 @@ class RefProcess {
   }
 
   bool ok() const { return pid_ > 0 && in_ && out_; }
+  // Closes the reference's input (its end-of-requests) and returns the last line it prints.
+  std::string finish() {
+    if (in_) std::fclose(in_);
+    in_ = nullptr;
+    return read_line();
+  }
   void send(const std::string& line) {
     std::fputs((line + "\n").c_str(), in_);
     std::fflush(in_);

@@ -7,7 +7,11 @@
 // faster of the two sgemm figures (ours, PyTorch's) measured in the same run. PyTorch has no QLoRA here
 // (no bitsandbytes): qlora compares to our lora.
 //
-//   build/bench/train_bench [--steps 3] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big] [--profile lora|qlora|full]
+// lora and full run step by step in turns with the reference (both processes up at once), and the
+// ratio is the median of the pairs' ratios: on this shared machine, runs a minute apart compare the
+// machine's moods.
+//
+//   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big] [--profile lora|qlora|full]
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,6 +31,7 @@
 #include "model/train_step.h"
 #include "tensor/blas.h"
 #include "train/optimizer.h"
+#include "reference_process.h"
 
 using namespace tl;
 using clk = std::chrono::steady_clock;
@@ -43,7 +48,10 @@ struct Measured {
 };
 
 // Runs in a child: load, set up the method, time `steps` optimizer steps after one warm-up step.
-Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt) {
+// With cmd_fd >= 0 (interleaved runs) it writes one byte when warm, then times one step per 's' read from
+// cmd_fd, writing each step's seconds (a double) to out_fd, until anything else arrives.
+Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt,
+                  int cmd_fd = -1, int out_fd = -1) {
   auto model = method == "qlora" ? Model::load_nf4(dir, true) : Model::load(dir);
   if (!model.is_ok()) {
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
@@ -120,6 +128,18 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
   };
   one_step();
   std::vector<double> times;
+  if (cmd_fd >= 0) {
+    char cmd_byte = 'r';
+    if (write(out_fd, &cmd_byte, 1) != 1) _exit(3);
+    while (read(cmd_fd, &cmd_byte, 1) == 1 && cmd_byte == 's') {
+      auto t0 = clk::now();
+      one_step();
+      const double sec = std::chrono::duration<double>(clk::now() - t0).count();
+      times.push_back(sec);
+      if (write(out_fd, &sec, sizeof sec) != static_cast<ssize_t>(sizeof sec)) _exit(3);
+    }
+    steps = 0;
+  }
   for (int s = 0; s < steps; ++s) {
     auto t0 = clk::now();
     one_step();
@@ -149,16 +169,69 @@ Measured in_child(const std::string& dir, const std::string& method, int64_t T, 
   return m;
 }
 
-nlohmann::json run_ref(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, int threads) {
-  std::string cmd = "env -u GOMP_SPINCOUNT OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" + std::to_string(threads) + " /usr/bin/python3 " +
-                    std::string(TL_SOURCE_DIR) + "/bench/reference/train_reference_bench.py " + dir + " " + method + " " +
-                    std::to_string(T) + " " + std::to_string(r) + " " + std::to_string(steps) + " " + std::to_string(threads);
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  if (p) pclose(p);
-  return nlohmann::json::parse(out, nullptr, false);
+// Our method (in a child) and the PyTorch reference (its own process) side by side, stepping in turns:
+// each pair of steps sees the same machine. Returns our Measured and fills the reference's.
+struct Paired {
+  Measured ours;
+  double ref_step_s = 0, ref_rss_mb = 0, ref_sgemm = 0, ratio = 0;  // ratio: median of pairs' t/s ratios
+  bool ok = false;
+};
+
+Paired run_paired(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, int threads) {
+  Paired out;
+  int to_child[2], from_child[2];
+  if (pipe(to_child) != 0 || pipe(from_child) != 0) return out;
+  pid_t pid = fork();
+  if (pid == 0) {
+    close(to_child[1]);
+    close(from_child[0]);
+    Measured m = run_ours(dir, method, T, r, 0, false, to_child[0], from_child[1]);
+    if (write(from_child[1], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) _exit(3);
+    _exit(0);
+  }
+  close(to_child[0]);
+  close(from_child[1]);
+  const std::string cmd = "env -u GOMP_SPINCOUNT OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" +
+                          std::to_string(threads) + " /usr/bin/python3 " + std::string(TL_SOURCE_DIR) +
+                          "/bench/reference/train_reference_bench.py " + dir + " " + method + " " + std::to_string(T) +
+                          " " + std::to_string(r) + " " + std::to_string(steps) + " " + std::to_string(threads) +
+                          " --serve";
+  RefProcess ref(cmd);
+  const nlohmann::json hello = nlohmann::json::parse(ref.ok() ? ref.read_line() : std::string(), nullptr, false);
+  char ready = 0;
+  const bool ours_ready = read(from_child[0], &ready, 1) == 1;
+  std::vector<double> ours_s, ref_s, ratios;
+  if (ours_ready && !hello.is_discarded() && hello.contains("sgemm_gflops")) {
+    out.ref_sgemm = hello["sgemm_gflops"].get<double>();
+    for (int s = 0; s < steps; ++s) {
+      double sec = 0;
+      const char c = 's';
+      if (write(to_child[1], &c, 1) != 1 || read(from_child[0], &sec, sizeof sec) != static_cast<ssize_t>(sizeof sec)) break;
+      ref.send("step");
+      const std::string line = ref.read_line();
+      char* end = nullptr;
+      const double rsec = std::strtod(line.c_str(), &end);
+      if (end == line.c_str()) break;
+      ours_s.push_back(sec);
+      ref_s.push_back(rsec);
+      ratios.push_back(rsec / sec);
+    }
+  }
+  const char q = 'q';
+  if (write(to_child[1], &q, 1) != 1) {}
+  close(to_child[1]);
+  if (read(from_child[0], &out.ours, sizeof out.ours) != static_cast<ssize_t>(sizeof out.ours)) out.ours = {};
+  close(from_child[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  const nlohmann::json bye = nlohmann::json::parse(ref.finish(), nullptr, false);
+  if (ours_s.size() != static_cast<size_t>(steps) || bye.is_discarded()) return out;
+  out.ours.step_s = median(ours_s);
+  out.ref_step_s = median(ref_s);
+  out.ref_rss_mb = bye["peak_rss_mb"].get<double>();
+  out.ratio = median(ratios);
+  out.ok = true;
+  return out;
 }
 
 double sgemm_gflops() {
@@ -178,7 +251,7 @@ double sgemm_gflops() {
 
 int main(int argc, char** argv) {
   std::string dir = "/tmp/tuneloop-bench-qwen2-50m";
-  int steps = 3;
+  int steps = 5;
   bool big = false;
   std::string profile;  // --profile METHOD: only our side of one method, in this process (for perf)
   for (int i = 1; i < argc; ++i) {
@@ -231,20 +304,17 @@ int main(int argc, char** argv) {
   const int threads = configured_thread_count();
   // Everything that touches OpenBLAS (whose OpenMP threads do not survive fork) runs in the children or
   // after them: first our three methods, each in its own process, then the references, then our sgemm.
-  std::map<std::string, Measured> ours;
-  for (const char* method : {"lora", "qlora", "full"}) {
-    std::fprintf(stderr, "tuneloop %s ...\n", method);
-    ours[method] = in_child(dir, method, T, r, steps);
-  }
-  std::map<std::string, nlohmann::json> refs;
+  std::map<std::string, Paired> runs;
   for (const char* method : {"lora", "full"}) {
-    std::fprintf(stderr, "PyTorch %s ...\n", method);
-    refs[method] = run_ref(dir, method, T, r, steps, threads);
-    if (refs[method].is_discarded()) {
-      std::fprintf(stderr, "error: PyTorch reference failed for %s\n", method);
+    std::fprintf(stderr, "tuneloop and PyTorch %s, %d steps each, in turns ...\n", method, steps);
+    runs[method] = run_paired(dir, method, T, r, steps, threads);
+    if (!runs[method].ok) {
+      std::fprintf(stderr, "error: the paired run of %s failed (is /usr/bin/python3 with torch there?)\n", method);
       return 1;
     }
   }
+  std::fprintf(stderr, "tuneloop qlora ...\n");
+  runs["qlora"].ours = in_child(dir, "qlora", T, r, steps);
   const double gflops = sgemm_gflops();
   // FLOPs per token: every weight used in a matmul (all layers + the output head), causal attention.
   const double n_mat = static_cast<double>(c.parameter_count());
@@ -252,29 +322,31 @@ int main(int argc, char** argv) {
   std::printf("model %.1fM parameters, seq %lld, r=%lld on all 7 projections, %d threads, BLAS core %s\n",
               static_cast<double>(c.parameter_count()) / 1e6, static_cast<long long>(T), static_cast<long long>(r),
               threads, blas_info().core.c_str());
+  const double ref_gflops = runs["lora"].ref_sgemm;
   std::printf("sgemm 2048^3: tuneloop %.0f GFLOP/s, PyTorch %.0f GFLOP/s (MFU below is against the larger)\n",
-              gflops, refs["lora"]["sgemm_gflops"].get<double>());
+              gflops, ref_gflops);
+  std::printf("steps run in turns with the reference's; ratio = median of the %d pairs' ratios\n", steps);
   std::printf("%-6s %12s %12s %8s %9s %10s %6s %6s\n", "method", "tuneloop t/s", "PyTorch t/s", "ratio", "RSS MB",
               "torch RSS", "MFU", "t.MFU");
   for (const char* method : {"lora", "qlora", "full"}) {
-    const Measured& m = ours[method];
+    const Measured& m = runs[method].ours;
     const bool full = std::string(method) == "full";
     const double flops_per_token = (full ? 6.0 : 4.0) * n_mat + 3.0 * attn;
     const double tps = static_cast<double>(T) / m.step_s;
     // Against the faster of the two sgemm figures measured in this run (the conservative MFU).
-    const double peak = std::max(gflops, refs["lora"]["sgemm_gflops"].get<double>());
+    const double peak = std::max(gflops, ref_gflops);
     const double mfu = tps * flops_per_token / (peak * 1e9);
     if (std::string(method) == "qlora") {
-      const Measured& l = ours["lora"];
+      const Measured& l = runs["lora"].ours;
       std::printf("%-6s %12.1f %12s %8s %9.0f %10s %5.0f%% %6s  (vs our lora: %.2fx tokens/s, %.2fx peak RSS)\n", method,
                   tps, "-", "-", m.peak_rss_mb, "-", 100 * mfu, "-", l.step_s / m.step_s, m.peak_rss_mb / l.peak_rss_mb);
       continue;
     }
-    const nlohmann::json& ref = refs[method];
-    const double rtps = static_cast<double>(T) / ref["step_s"].get<double>();
+    const Paired& pr = runs[method];
+    const double rtps = static_cast<double>(T) / pr.ref_step_s;
     const double rmfu = rtps * flops_per_token / (peak * 1e9);
-    std::printf("%-6s %12.1f %12.1f %7.2fx %9.0f %10.0f %5.0f%% %5.0f%%\n", method, tps, rtps, tps / rtps, m.peak_rss_mb,
-                ref["peak_rss_mb"].get<double>(), 100 * mfu, 100 * rmfu);
+    std::printf("%-6s %12.1f %12.1f %7.2fx %9.0f %10.0f %5.0f%% %5.0f%%\n", method, tps, rtps, pr.ratio, m.peak_rss_mb,
+                pr.ref_rss_mb, 100 * mfu, 100 * rmfu);
   }
   return 0;
 }
