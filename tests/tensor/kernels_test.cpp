@@ -4,23 +4,17 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
-#include <random>
 #include <vector>
 
 #include "tensor/blas.h"
 #include "tensor/rope.h"
 #include "tensor/thread_pool.h"
+#include "random_data.h"
 
 namespace tl {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed, float scale = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, scale);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test_data::randn;
 
 class Kernels : public ::testing::TestWithParam<Isa> {
  protected:

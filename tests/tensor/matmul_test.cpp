@@ -6,23 +6,17 @@
 
 #include <gtest/gtest.h>
 
-#include <random>
 #include <vector>
 
 #include "tensor/blas.h"
 #include "tensor/dtype.h"
 #include "tensor/packed.h"
+#include "random_data.h"
 
 namespace tl {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test_data::randn;
 
 struct Fixture {
   int64_t rows, cols;

@@ -9,21 +9,15 @@
 
 #include <cmath>
 #include <cstring>
-#include <random>
 #include <vector>
 
 #include "tensor/kernels.h"
+#include "random_data.h"
 
 namespace tl {
 namespace {
 
-std::vector<float> randn(size_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> d(0.0f, 1.0f);
-  std::vector<float> v(n);
-  for (auto& x : v) x = d(rng);
-  return v;
-}
+using test_data::randn;
 
 // One term: x (m, k) times W^T for W (n, k) row-major (packed in the test), or times B (k, n) row-major.
 struct RefTerm {

@@ -328,6 +328,15 @@ constexpr int kPanelRowsPerTile = 2;  // 8 ymm accumulators + 4 for the panel ro
 constexpr int kPanelRowsPerTile = 1;
 #endif
 
+// Stores one row of a panel's results, n <= 32 of them, from t (the accumulators spilled): + bias, + c.
+inline void store_partial(float* c, const float* t, int64_t n, const float* bias, bool accumulate) {
+  for (int64_t j = 0; j < n; ++j) {
+    float r = t[j];
+    if (bias) r = r + bias[j];
+    c[j] = accumulate ? c[j] + r : r;
+  }
+}
+
 template <int MR>
 void panel_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, int64_t n, const float* bias,
                 bool accumulate) {
@@ -365,11 +374,7 @@ void panel_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, i
     } else {
       float t[32];
       for (int v = 0; v < NV; ++v) V::store(t + v * V::W, acc[i][v]);
-      for (int64_t j = 0; j < n; ++j) {
-        float r = t[j];
-        if (bias) r = r + bias[j];
-        ci[j] = accumulate ? ci[j] + r : r;
-      }
+      store_partial(ci, t, n, bias, accumulate);
     }
   }
 }
@@ -399,11 +404,7 @@ void panel_row(float* c, const tl::PanelSegment* segs, int nseg, int64_t n, cons
   float t[NP * 32];
   for (int p = 0; p < NP; ++p)
     for (int v = 0; v < NV; ++v) V::store(t + p * 32 + v * V::W, acc[p][v]);
-  for (int64_t j = 0; j < n; ++j) {
-    float r = t[j];
-    if (bias) r = r + bias[j];
-    c[j] = accumulate ? c[j] + r : r;
-  }
+  store_partial(c, t, n, bias, accumulate);
 }
 
 void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, int64_t m, int64_t n,
