@@ -169,8 +169,8 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   std::error_code ec;
   fs::create_directories(spec.output_dir, ec);
   if (ec) return io_error("{}: cannot create output_dir: {}", spec.output_dir, ec.message());
+  // Created by the first checkpoint, so a run that fails before one leaves no empty checkpoints/.
   const std::string ckpt_root = spec.output_dir + "/checkpoints";
-  fs::create_directories(ckpt_root, ec);
 
   // Model and tokenizer.
   TL_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(spec.base_model));

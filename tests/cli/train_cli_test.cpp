@@ -178,6 +178,8 @@ TEST_F(TrainCli, DataErrorsNameTheLine) {
   r = with_data("role.jsonl", "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}\n");
   EXPECT_NE(r.out.find("role.jsonl:1: messages[0]: unknown role 'robot'"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(root_ + "/y/adapter_model.safetensors"));
+  // Nothing half-made either: checkpoints/ appears with the first checkpoint, not before.
+  EXPECT_FALSE(fs::exists(root_ + "/y/checkpoints"));
 }
 
 TEST_F(TrainCli, NonFiniteLossStopsWithTheStep) {
