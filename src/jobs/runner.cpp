@@ -2,7 +2,9 @@
 //
 // The child: setpgid(0, 0) so the group id is its pid and kill(-pgid) reaches every descendant;
 // PR_SET_PDEATHSIG(SIGKILL) so a kill -9 of the server also kills the trainer at once (the restart
-// then resumes it from its last checkpoint instead of racing an orphan that is still writing);
+// then resumes it from its last checkpoint instead of racing an orphan that is still writing). The
+// signal fires when the forking *thread* exits, so launch from a thread that outlives the trainer:
+// JobService launches only from its loop thread, and stop() ends trainers itself after joining it;
 // stdin from /dev/null; stdout/stderr appended to WORK_DIR/stdout.log / stderr.log.
 #include "jobs/runner.h"
 
