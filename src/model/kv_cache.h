@@ -22,14 +22,14 @@ class KvCache {
   void truncate(int64_t n) { length_ = n < length_ ? n : length_; }
 
   // kt(layer, kv_head) -> (head_dim, stride()); v(layer, kv_head) -> (capacity, head_dim)
-  float* kt(int64_t layer, int64_t kv_head) { return keys_.data() + (layer * kv_heads_ + kv_head) * head_dim_ * stride_; }
+  float* kt(int64_t layer, int64_t kv_head) { return keys_.data() + (layer * kv_heads_ + kv_head) * head_dim_ * capacity_; }
   float* v(int64_t layer, int64_t kv_head) { return values_.data() + (layer * kv_heads_ + kv_head) * capacity_ * head_dim_; }
   // Row length of the transposed keys.
-  int64_t stride() const { return stride_; }
+  int64_t stride() const { return capacity_; }
 
  private:
   friend class Model;
-  int64_t kv_heads_, head_dim_, capacity_, stride_;
+  int64_t kv_heads_, head_dim_, capacity_;
   int64_t length_ = 0;
   std::vector<float> keys_, values_;
 };

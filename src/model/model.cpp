@@ -95,14 +95,26 @@ Tensor to_bf16(const Tensor& t) {
 }  // namespace
 
 namespace {
-void drop_packed(ModelWeights& w) {
-  w.packed_lm_head.reset();
-  w.packed_t_lm_head.reset();
+// Every packable matrix of a model with its two packed copies: the four projections of every layer,
+// then the LM head (is_head; when tied it is the embedding, which the lookup reads row-major).
+template <typename F>
+void for_each_matrix(ModelWeights& w, F&& f) {
   for (LayerWeights& L : w.layers) {
-    for (auto* p : {&L.packed_wqkv, &L.packed_wo, &L.packed_w_gate_up, &L.packed_w_down, &L.packed_t_wqkv,
-                    &L.packed_t_wo, &L.packed_t_w_gate_up, &L.packed_t_w_down})
-      p->reset();
+    f(L.wqkv, L.packed_wqkv, L.packed_t_wqkv, false);
+    f(L.wo, L.packed_wo, L.packed_t_wo, false);
+    f(L.w_gate_up, L.packed_w_gate_up, L.packed_t_w_gate_up, false);
+    f(L.w_down, L.packed_w_down, L.packed_t_w_down, false);
   }
+  f(w.lm_head, w.packed_lm_head, w.packed_t_lm_head, true);
+}
+
+using PackedPtr = std::shared_ptr<const PackedMatrix>;
+
+void drop_packed(ModelWeights& w) {
+  for_each_matrix(w, [](Tensor&, PackedPtr& p, PackedPtr& pt, bool) {
+    p.reset();
+    pt.reset();
+  });
 }
 
 // Quantises `t` into `out` and frees it; the file pages of views are released too.
@@ -190,46 +202,30 @@ Result<Model> Model::load_impl(const std::string& dir, bool nf4, bool double_qua
 }
 
 void Model::pack_matrices() {
-  ModelWeights& w = *weights_;
-  auto pack = [](const Tensor& t, std::shared_ptr<const PackedMatrix>& out) {
+  for_each_matrix(*weights_, [](const Tensor& t, PackedPtr& out, PackedPtr&, bool) {
     if (out || t.empty() || t.dtype() != DType::kF32 || t.rank() != 2) return;
     out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(t.f32(), t.dim(0), t.dim(1)));
     if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
-  };
-  for (LayerWeights& L : w.layers) {
-    pack(L.wqkv, L.packed_wqkv);
-    pack(L.wo, L.packed_wo);
-    pack(L.w_gate_up, L.packed_w_gate_up);
-    pack(L.w_down, L.packed_w_down);
-  }
-  pack(w.lm_head, w.packed_lm_head);
+  });
 }
 
 namespace {
-// The (row-major tensor, packed copy) pairs of a model: the four projections of every layer, and the LM
-// head when it has its own storage.
-template <typename F>
-void for_each_packable(ModelWeights& w, bool tied, F&& f) {
-  for (LayerWeights& L : w.layers) {
-    f(L.wqkv, L.packed_wqkv);
-    f(L.wo, L.packed_wo);
-    f(L.w_gate_up, L.packed_w_gate_up);
-    f(L.w_down, L.packed_w_down);
-  }
-  if (!tied) f(w.lm_head, w.packed_lm_head);
+// Frees a row-major matrix (its file pages, when a view).
+void free_row_major(Tensor& t) {
+  if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
+  t = Tensor();
 }
 }  // namespace
 
 void Model::drop_row_major() {
-  for_each_packable(*weights_, config_.tie_word_embeddings, [](Tensor& t, const std::shared_ptr<const PackedMatrix>& p) {
-    if (!p || t.empty()) return;
-    if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
-    t = Tensor();
+  const bool tied = config_.tie_word_embeddings;
+  for_each_matrix(*weights_, [tied](Tensor& t, PackedPtr& p, PackedPtr&, bool is_head) {
+    if (p && !t.empty() && !(is_head && tied)) free_row_major(t);
   });
 }
 
 void Model::restore_row_major() {
-  for_each_packable(*weights_, config_.tie_word_embeddings, [](Tensor& t, const std::shared_ptr<const PackedMatrix>& p) {
+  for_each_matrix(*weights_, [](Tensor& t, PackedPtr& p, PackedPtr&, bool) {
     if (!p || !t.empty()) return;
     t = Tensor::zeros(DType::kF32, {p->rows(), p->cols()});
     p->unpack(t.f32());
@@ -238,32 +234,14 @@ void Model::restore_row_major() {
 
 void Model::pack_for_training() {
   restore_row_major();
-  ModelWeights& w = *weights_;
-  // Each matrix's row-major copy is freed as soon as its transpose is packed, so at most one matrix is
-  // held three times.
-  auto pack_t = [](Tensor& t, const std::shared_ptr<const PackedMatrix>& frozen, std::shared_ptr<const PackedMatrix>& out,
-                   bool drop) {
-    if (!frozen || t.empty()) return;  // only matrices that are frozen f32 (packed for the forward)
-    const int64_t n = t.dim(0), k = t.dim(1);
-    std::vector<float> tr(static_cast<size_t>(n * k));
-    const float* src = std::as_const(t).f32();
-    parallel_rows(k, n, [&](int64_t b, int64_t e) {
-      for (int64_t c = b; c < e; ++c)
-        for (int64_t r = 0; r < n; ++r) tr[static_cast<size_t>(c * n + r)] = src[r * k + c];
-    }, 16);
-    out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(tr.data(), k, n));
-    if (!drop) return;
-    if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
-    t = Tensor();
-  };
-  for (LayerWeights& L : w.layers) {
-    pack_t(L.wqkv, L.packed_wqkv, L.packed_t_wqkv, true);
-    pack_t(L.wo, L.packed_wo, L.packed_t_wo, true);
-    pack_t(L.w_gate_up, L.packed_w_gate_up, L.packed_t_w_gate_up, true);
-    pack_t(L.w_down, L.packed_w_down, L.packed_t_w_down, true);
-  }
-  // A tied head is the embedding, which the lookup still reads row-major.
-  pack_t(w.lm_head, w.packed_lm_head, w.packed_t_lm_head, !config_.tie_word_embeddings);
+  // Only matrices that are frozen f32 (packed for the forward). Each row-major copy is freed as soon as
+  // its transpose is packed, so at most one matrix is held three times.
+  const bool tied = config_.tie_word_embeddings;
+  for_each_matrix(*weights_, [tied](Tensor& t, PackedPtr& p, PackedPtr& pt, bool is_head) {
+    if (!p || t.empty()) return;
+    pt = std::make_shared<const PackedMatrix>(PackedMatrix::pack_transpose(std::as_const(t).f32(), t.dim(0), t.dim(1)));
+    if (!(is_head && tied)) free_row_major(t);
+  });
 }
 
 ModelWeights& Model::mutable_weights() {

@@ -36,6 +36,9 @@ float* scratch(int64_t n) {
   return buf.data();
 }
 
+// y = x W (+ y): the updates the packed kernel does (the model's GEMMs); other alpha/beta go to sgemm.
+bool plain_update(float alpha, float beta) { return alpha == 1.0f && (beta == 0.0f || beta == 1.0f); }
+
 // Converts W's element range [begin, begin + count) (row-major flat index) to f32.
 void convert_range(float* dst, const WeightRef& w, int64_t begin, int64_t count) {
   if (w.nf4) nf4_dequantize(dst, *w.nf4, begin, count);
@@ -109,7 +112,7 @@ int64_t matmul_block_rows(int64_t cols) {
 void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha,
                 float beta) {
   const int mm = static_cast<int>(m), k = static_cast<int>(w.cols);
-  if (w.packed && alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+  if (w.packed && plain_update(alpha, beta)) {
     packed_gemm(y, ldy, x, ldx, m, *w.packed, nullptr, beta == 1.0f);
     return;
   }
@@ -118,7 +121,7 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
           static_cast<int>(ldy));
     return;
   }
-  if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+  if (plain_update(alpha, beta)) {
     // Panel p: rows [32p, 32p + 32) of W, transposed (k rows of 32).
     converted_panels(y, ldy, x, ldx, m, w.rows, w.cols, beta == 1.0f, nullptr,
                      [&](float* panel, int64_t p, int64_t k0, int64_t kn) { xwt_panel(panel, w, p, k0, kn); });
@@ -137,7 +140,7 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
 void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx, float alpha,
                 float beta) {
   const int mm = static_cast<int>(m), k = static_cast<int>(w.rows);
-  if (w.packed_t && alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+  if (w.packed_t && plain_update(alpha, beta)) {
     packed_gemm(dx, lddx, dy, lddy, m, *w.packed_t, nullptr, beta == 1.0f);
     return;
   }
@@ -146,7 +149,7 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
           static_cast<int>(w.cols), beta, dx, static_cast<int>(lddx));
     return;
   }
-  if (alpha == 1.0f && (beta == 0.0f || beta == 1.0f)) {
+  if (plain_update(alpha, beta)) {
     // Panel p: columns [32p, 32p + 32) of W, its rows k0 .. k0 + kn.
     converted_panels(dx, lddx, dy, lddy, m, w.cols, w.rows, beta == 1.0f, nullptr,
                      [&](float* panel, int64_t p, int64_t k0, int64_t kn) { dyw_panel(panel, w, p, k0, kn); });

@@ -14,16 +14,42 @@ namespace tl {
 
 void PackedMatrix::Free::operator()(float* p) const { std::free(p); }
 
+namespace {
+// Storage for an (n, k) packed matrix, 64-byte aligned so each 32-float panel row is two cache lines.
+float* alloc_panels(int64_t n, int64_t k) {
+  const int64_t panels = (n + PackedMatrix::kPanel - 1) / PackedMatrix::kPanel;
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(1, panels * k * PackedMatrix::kPanel)) * 4;
+  float* p = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+}  // namespace
+
 PackedMatrix PackedMatrix::pack(const float* w, int64_t n, int64_t k, int64_t ldw) {
   PackedMatrix m;
   m.n_ = n;
   m.k_ = k;
-  // 64-byte aligned, so each 32-float panel row is exactly two cache lines.
-  const size_t bytes = static_cast<size_t>(std::max<int64_t>(1, m.panels() * k * kPanel)) * 4;
-  float* p = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-  if (!p) throw std::bad_alloc();
-  m.data_.reset(p);
+  m.data_.reset(alloc_panels(n, k));
   m.repack(w, ldw);
+  return m;
+}
+
+PackedMatrix PackedMatrix::pack_transpose(const float* w, int64_t n, int64_t k) {
+  // Panel p of W^T is rows [32p, 32p + 32) of W^T = columns [32p, 32p + 32) of W; its row c is W's row c
+  // restricted to those columns.
+  PackedMatrix m;
+  m.n_ = k;
+  m.k_ = n;
+  m.data_.reset(alloc_panels(k, n));
+  float* dst = m.data_.get();
+  parallel_rows(m.panels(), n * kPanel, [&](int64_t b, int64_t e) {
+    for (int64_t p = b; p < e; ++p) {
+      float* out = dst + p * n * kPanel;
+      const int64_t c0 = p * kPanel, nc = std::min(kPanel, k - c0);
+      if (nc < kPanel) std::memset(out, 0, static_cast<size_t>(n * kPanel) * 4);
+      for (int64_t r = 0; r < n; ++r) std::memcpy(out + r * kPanel, w + r * k + c0, static_cast<size_t>(nc) * 4);
+    }
+  }, 1);
   return m;
 }
 

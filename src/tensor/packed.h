@@ -37,6 +37,9 @@ class PackedMatrix {
   PackedMatrix() = default;
   // From a row-major (n, k) matrix, rows ldw floats apart (ldw = k when dense).
   static PackedMatrix pack(const float* w, int64_t n, int64_t k, int64_t ldw = 0);
+  // W^T packed, for a row-major W (n, k): the result has rows() = k, cols() = n. Each 32-column strip of
+  // W becomes a panel row by row, with no transposed copy in between.
+  static PackedMatrix pack_transpose(const float* w, int64_t n, int64_t k);
   // Re-packs in place from a matrix of the same shape.
   void repack(const float* w, int64_t ldw = 0);
   // Writes the matrix back row-major (n, k) into w.

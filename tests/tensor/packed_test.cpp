@@ -78,6 +78,18 @@ TEST(Packed, PackLaysOutPanelsOfTheTranspose) {
     for (int64_t r = n; r < 64; ++r) EXPECT_EQ(p.panel(1)[c * 32 + r - 32], 0.0f);
 }
 
+TEST(Packed, PackTransposeEqualsPackingTheTranspose) {
+  const int64_t n = 37, k = 70;  // a partial last panel on both sides
+  const std::vector<float> w = randn(static_cast<size_t>(n * k), 17);
+  std::vector<float> wt(w.size());
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c) wt[static_cast<size_t>(c * n + r)] = w[static_cast<size_t>(r * k + c)];
+  const PackedMatrix a = PackedMatrix::pack_transpose(w.data(), n, k), b = PackedMatrix::pack(wt.data(), k, n);
+  ASSERT_EQ(a.rows(), k);
+  ASSERT_EQ(a.cols(), n);
+  EXPECT_EQ(0, std::memcmp(a.panel(0), b.panel(0), static_cast<size_t>(a.bytes())));
+}
+
 TEST(Packed, GemmIsTheFmaChainForEveryShape) {
   for (int64_t m : {1, 2, 11, 12, 13, 40}) {
     for (int64_t n : {1, 31, 32, 33, 100}) {
