@@ -57,7 +57,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
   }
-  if (method == "lora") model->pack_for_training();  // as the trainer does
+  if (method == "lora") model->drop_row_major();  // as the trainer does
   keep_freed_memory();  // after loading, as the trainer does
   const ModelConfig& c = model->config();
   std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));
@@ -169,6 +169,54 @@ Measured in_child(const std::string& dir, const std::string& method, int64_t T, 
   return m;
 }
 
+// One of our methods in a forked child, stepped one timed step at a time over pipes (peak RSS stays per
+// process): ready() after the warm-up step, step() returns one step's seconds, finish() its Measured.
+class SteppedChild {
+ public:
+  SteppedChild(const std::string& dir, const std::string& method, int64_t T, int64_t r, bool ckpt) {
+    int to_child[2], from_child[2];
+    if (pipe(to_child) != 0 || pipe(from_child) != 0) return;
+    pid_ = fork();
+    if (pid_ == 0) {
+      close(to_child[1]);
+      close(from_child[0]);
+      Measured m = run_ours(dir, method, T, r, 0, ckpt, to_child[0], from_child[1]);
+      if (write(from_child[1], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) _exit(3);
+      _exit(0);
+    }
+    close(to_child[0]);
+    close(from_child[1]);
+    to_ = to_child[1];
+    from_ = from_child[0];
+  }
+  bool ready() {
+    char c = 0;
+    return from_ >= 0 && read(from_, &c, 1) == 1;
+  }
+  // Seconds of one step, or a negative value if the child is gone.
+  double step() {
+    double sec = -1;
+    const char c = 's';
+    if (write(to_, &c, 1) != 1 || read(from_, &sec, sizeof sec) != static_cast<ssize_t>(sizeof sec)) return -1;
+    return sec;
+  }
+  Measured finish() {
+    Measured m;
+    const char q = 'q';
+    if (write(to_, &q, 1) != 1) {}
+    close(to_);
+    if (read(from_, &m, sizeof m) != static_cast<ssize_t>(sizeof m)) m = {};
+    close(from_);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    return m;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  int to_ = -1, from_ = -1;
+};
+
 // Our method (in a child) and the PyTorch reference (its own process) side by side, stepping in turns:
 // each pair of steps sees the same machine. Returns our Measured and fills the reference's.
 struct Paired {
@@ -179,18 +227,7 @@ struct Paired {
 
 Paired run_paired(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, int threads) {
   Paired out;
-  int to_child[2], from_child[2];
-  if (pipe(to_child) != 0 || pipe(from_child) != 0) return out;
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(to_child[1]);
-    close(from_child[0]);
-    Measured m = run_ours(dir, method, T, r, 0, false, to_child[0], from_child[1]);
-    if (write(from_child[1], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) _exit(3);
-    _exit(0);
-  }
-  close(to_child[0]);
-  close(from_child[1]);
+  SteppedChild child(dir, method, T, r, false);
   const std::string cmd = "env -u GOMP_SPINCOUNT OPENBLAS_CORETYPE=SKYLAKEX OMP_WAIT_POLICY=PASSIVE OMP_NUM_THREADS=" +
                           std::to_string(threads) + " /usr/bin/python3 " + std::string(TL_SOURCE_DIR) +
                           "/bench/reference/train_reference_bench.py " + dir + " " + method + " " + std::to_string(T) +
@@ -198,15 +235,13 @@ Paired run_paired(const std::string& dir, const std::string& method, int64_t T, 
                           " --serve";
   RefProcess ref(cmd);
   const nlohmann::json hello = nlohmann::json::parse(ref.ok() ? ref.read_line() : std::string(), nullptr, false);
-  char ready = 0;
-  const bool ours_ready = read(from_child[0], &ready, 1) == 1;
+  const bool ours_ready = child.ready();
   std::vector<double> ours_s, ref_s, ratios;
   if (ours_ready && !hello.is_discarded() && hello.contains("sgemm_gflops")) {
     out.ref_sgemm = hello["sgemm_gflops"].get<double>();
     for (int s = 0; s < steps; ++s) {
-      double sec = 0;
-      const char c = 's';
-      if (write(to_child[1], &c, 1) != 1 || read(from_child[0], &sec, sizeof sec) != static_cast<ssize_t>(sizeof sec)) break;
+      const double sec = child.step();
+      if (sec < 0) break;
       ref.send("step");
       const std::string line = ref.read_line();
       char* end = nullptr;
@@ -217,13 +252,7 @@ Paired run_paired(const std::string& dir, const std::string& method, int64_t T, 
       ratios.push_back(rsec / sec);
     }
   }
-  const char q = 'q';
-  if (write(to_child[1], &q, 1) != 1) {}
-  close(to_child[1]);
-  if (read(from_child[0], &out.ours, sizeof out.ours) != static_cast<ssize_t>(sizeof out.ours)) out.ours = {};
-  close(from_child[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
+  out.ours = child.finish();
   const nlohmann::json bye = nlohmann::json::parse(ref.finish(), nullptr, false);
   if (ours_s.size() != static_cast<size_t>(steps) || bye.is_discarded()) return out;
   out.ours.step_s = median(ours_s);
@@ -284,14 +313,32 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "writing the 200M benchmark model to %s ...\n", dir.c_str());
       if (!write_random_model(dir, b, 11).is_ok()) return 1;
     }
-    Measured l = in_child(dir, "lora", 256, 16, steps, true);
-    Measured q = in_child(dir, "qlora", 256, 16, steps, true);
+    // LoRA and QLoRA in two live children, stepping in turns, so each pair sees the same machine.
+    SteppedChild lc(dir, "lora", 256, 16, true), qc(dir, "qlora", 256, 16, true);
+    if (!lc.ready() || !qc.ready()) {
+      std::fprintf(stderr, "error: a benchmark child failed to start\n");
+      return 1;
+    }
+    std::vector<double> ls, qs, ratios;
+    for (int s = 0; s < steps; ++s) {
+      const double a = lc.step(), b = qc.step();
+      if (a < 0 || b < 0) break;
+      ls.push_back(a);
+      qs.push_back(b);
+      ratios.push_back(a / b);
+    }
+    const Measured l = lc.finish(), q = qc.finish();
+    if (ls.size() != static_cast<size_t>(steps)) {
+      std::fprintf(stderr, "error: a benchmark child died\n");
+      return 1;
+    }
     auto cfg = ModelConfig::load(dir);
     std::printf("model %.1fM parameters, seq 256, micro-batch 1, r=16 on all 7 projections, gradient checkpointing, %d threads\n",
                 static_cast<double>(cfg->parameter_count()) / 1e6, configured_thread_count());
-    std::printf("lora : %7.1f tokens/s, peak RSS %6.0f MB\n", 256 / l.step_s, l.peak_rss_mb);
+    std::printf("steps run in turns; speed ratio = median of the %d pairs' ratios\n", steps);
+    std::printf("lora : %7.1f tokens/s, peak RSS %6.0f MB\n", 256 / median(ls), l.peak_rss_mb);
     std::printf("qlora: %7.1f tokens/s, peak RSS %6.0f MB  -> %.2fx lora's tokens/s, %.2fx lora's peak RSS\n",
-                256 / q.step_s, q.peak_rss_mb, l.step_s / q.step_s, q.peak_rss_mb / l.peak_rss_mb);
+                256 / median(qs), q.peak_rss_mb, median(ratios), q.peak_rss_mb / l.peak_rss_mb);
     return 0;
   }
   if (!file_exists(dir + "/model.safetensors")) {

@@ -95,26 +95,23 @@ Tensor to_bf16(const Tensor& t) {
 }  // namespace
 
 namespace {
-// Every packable matrix of a model with its two packed copies: the four projections of every layer,
-// then the LM head (is_head; when tied it is the embedding, which the lookup reads row-major).
+// Every packable matrix of a model with its packed copy: the four projections of every layer, then the
+// LM head (is_head; when tied it is the embedding, which the lookup reads row-major).
 template <typename F>
 void for_each_matrix(ModelWeights& w, F&& f) {
   for (LayerWeights& L : w.layers) {
-    f(L.wqkv, L.packed_wqkv, L.packed_t_wqkv, false);
-    f(L.wo, L.packed_wo, L.packed_t_wo, false);
-    f(L.w_gate_up, L.packed_w_gate_up, L.packed_t_w_gate_up, false);
-    f(L.w_down, L.packed_w_down, L.packed_t_w_down, false);
+    f(L.wqkv, L.packed_wqkv, false);
+    f(L.wo, L.packed_wo, false);
+    f(L.w_gate_up, L.packed_w_gate_up, false);
+    f(L.w_down, L.packed_w_down, false);
   }
-  f(w.lm_head, w.packed_lm_head, w.packed_t_lm_head, true);
+  f(w.lm_head, w.packed_lm_head, true);
 }
 
 using PackedPtr = std::shared_ptr<const PackedMatrix>;
 
 void drop_packed(ModelWeights& w) {
-  for_each_matrix(w, [](Tensor&, PackedPtr& p, PackedPtr& pt, bool) {
-    p.reset();
-    pt.reset();
-  });
+  for_each_matrix(w, [](Tensor&, PackedPtr& p, bool) { p.reset(); });
 }
 
 // Quantises `t` into `out` and frees it; the file pages of views are released too.
@@ -202,7 +199,7 @@ Result<Model> Model::load_impl(const std::string& dir, bool nf4, bool double_qua
 }
 
 void Model::pack_matrices() {
-  for_each_matrix(*weights_, [](const Tensor& t, PackedPtr& out, PackedPtr&, bool) {
+  for_each_matrix(*weights_, [](const Tensor& t, PackedPtr& out, bool) {
     if (out || t.empty() || t.dtype() != DType::kF32 || t.rank() != 2) return;
     out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(t.f32(), t.dim(0), t.dim(1)));
     if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
@@ -219,28 +216,16 @@ void free_row_major(Tensor& t) {
 
 void Model::drop_row_major() {
   const bool tied = config_.tie_word_embeddings;
-  for_each_matrix(*weights_, [tied](Tensor& t, PackedPtr& p, PackedPtr&, bool is_head) {
+  for_each_matrix(*weights_, [tied](Tensor& t, PackedPtr& p, bool is_head) {
     if (p && !t.empty() && !(is_head && tied)) free_row_major(t);
   });
 }
 
 void Model::restore_row_major() {
-  for_each_matrix(*weights_, [](Tensor& t, PackedPtr& p, PackedPtr&, bool) {
+  for_each_matrix(*weights_, [](Tensor& t, PackedPtr& p, bool) {
     if (!p || !t.empty()) return;
     t = Tensor::zeros(DType::kF32, {p->rows(), p->cols()});
     p->unpack(t.f32());
-  });
-}
-
-void Model::pack_for_training() {
-  restore_row_major();
-  // Only matrices that are frozen f32 (packed for the forward). Each row-major copy is freed as soon as
-  // its transpose is packed, so at most one matrix is held three times.
-  const bool tied = config_.tie_word_embeddings;
-  for_each_matrix(*weights_, [tied](Tensor& t, PackedPtr& p, PackedPtr& pt, bool is_head) {
-    if (!p || t.empty()) return;
-    pt = std::make_shared<const PackedMatrix>(PackedMatrix::pack_transpose(std::as_const(t).f32(), t.dim(0), t.dim(1)));
-    if (!(is_head && tied)) free_row_major(t);
   });
 }
 
@@ -264,12 +249,12 @@ ModelWeights& Model::mutable_weights() {
   return w;
 }
 
-WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed, const PackedMatrix* packed_t) {
-  if (t.empty()) return packed ? WeightRef{nullptr, nullptr, nullptr, packed->rows(), packed->cols(), packed, packed_t}
+WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed) {
+  if (t.empty()) return packed ? WeightRef{nullptr, nullptr, nullptr, packed->rows(), packed->cols(), packed}
                                : WeightRef{};
   if (t.dtype() == DType::kBF16)
     return WeightRef::of_bf16(static_cast<const uint16_t*>(t.data()), t.dim(0), t.rank() == 2 ? t.dim(1) : 1);
-  return WeightRef::of_f32(t.f32(), t.dim(0), t.rank() == 2 ? t.dim(1) : 1).with_packed(packed, packed_t);
+  return WeightRef::of_f32(t.f32(), t.dim(0), t.rank() == 2 ? t.dim(1) : 1).with_packed(packed);
 }
 
 LayerMatrices::LayerMatrices(const LayerWeights& L) {
@@ -287,10 +272,10 @@ LayerMatrices::LayerMatrices(const LayerWeights& L) {
   const int64_t nqkv = rows_of(L.wqkv, L.nf4_wqkv, L.packed_wqkv, C);
   const int64_t hd = L.nf4_wo ? L.nf4_wo->numel / C : L.wo.empty() ? L.packed_wo->cols() : L.wo.dim(1);
   const int64_t i2 = rows_of(L.w_gate_up, L.nf4_w_gate_up, L.packed_w_gate_up, C);
-  wqkv_ = get(L.wqkv, L.nf4_wqkv, nqkv, C).with_packed(L.packed_wqkv.get(), L.packed_t_wqkv.get());
-  wo_ = get(L.wo, L.nf4_wo, C, hd).with_packed(L.packed_wo.get(), L.packed_t_wo.get());
-  w_gate_up_ = get(L.w_gate_up, L.nf4_w_gate_up, i2, C).with_packed(L.packed_w_gate_up.get(), L.packed_t_w_gate_up.get());
-  w_down_ = get(L.w_down, L.nf4_w_down, C, i2 / 2).with_packed(L.packed_w_down.get(), L.packed_t_w_down.get());
+  wqkv_ = get(L.wqkv, L.nf4_wqkv, nqkv, C).with_packed(L.packed_wqkv.get());
+  wo_ = get(L.wo, L.nf4_wo, C, hd).with_packed(L.packed_wo.get());
+  w_gate_up_ = get(L.w_gate_up, L.nf4_w_gate_up, i2, C).with_packed(L.packed_w_gate_up.get());
+  w_down_ = get(L.w_down, L.nf4_w_down, C, i2 / 2).with_packed(L.packed_w_down.get());
 }
 
 int64_t Model::quantize_nf4(bool double_quant) {

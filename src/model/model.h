@@ -51,8 +51,6 @@ struct LayerWeights {
   // layers and once the weights are made writable (full fine-tuning changes them every step). After
   // Model::drop_row_major() the f32 tensors above are empty and these are the only copy.
   std::shared_ptr<const PackedMatrix> packed_wqkv, packed_wo, packed_w_gate_up, packed_w_down;
-  // Their transposes packed, for the input-gradient pass of LoRA training (Model::pack_for_training).
-  std::shared_ptr<const PackedMatrix> packed_t_wqkv, packed_t_wo, packed_t_w_gate_up, packed_t_w_down;
 };
 
 // A layer's four projection matrices as the matmul operands of tensor/matmul.h: f32 tensors as they are,
@@ -74,12 +72,11 @@ struct ModelWeights {
   Tensor final_norm;  // (C)
   Tensor lm_head;     // (V, C); shares storage with embed when tied; f32 or bf16 as embed
   std::shared_ptr<const PackedMatrix> packed_lm_head;  // when lm_head is f32 and the weights are frozen
-  std::shared_ptr<const PackedMatrix> packed_t_lm_head;  // its transpose (Model::pack_for_training)
   std::vector<LayerWeights> layers;
 };
 
 // An f32 or bf16 (V, C) tensor as a matmul operand (with its packed copy when given).
-WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed = nullptr, const PackedMatrix* packed_t = nullptr);
+WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed = nullptr);
 
 class Model {
  public:
@@ -102,14 +99,11 @@ class Model {
   // GEMMs; load() does this. After mutable_weights() (merge_lora, full fine-tuning) the weights are
   // unpacked until this is called again.
   void pack_matrices();
-  // Inference only: frees the row-major copies of packed matrices (file pages of views are released), so
-  // the model holds each matrix once. Anything that needs them again (mutable_weights, quantize_nf4,
-  // pack_for_training) rebuilds them from the packed copy first.
+  // Inference and LoRA training (frozen weights): frees the row-major copies of packed matrices (file
+  // pages of views are released), so the model holds each matrix once; the forward and the input-gradient
+  // GEMMs both read the packed copy. Anything that needs them again (mutable_weights, quantize_nf4)
+  // rebuilds them from the packed copy first.
   void drop_row_major();
-  // LoRA training on frozen f32 weights: also packs every matrix's transpose, which the input-gradient
-  // GEMMs dy W read, and frees the row-major copies: each matrix is then held twice (W and W^T packed)
-  // in exchange for no per-step packing.
-  void pack_for_training();
   const std::string& source_dtype() const { return source_dtype_; }
   const std::string& dir() const { return dir_; }
 

@@ -57,6 +57,9 @@ struct KernelTable {
   void (*panel_gemm)(float* c, int64_t ldc, const PanelSegment* segs, int nseg, int64_t m, int64_t n,
                      const float* bias, bool accumulate);
   int panel_rows;  // rows per register tile in panel_gemm (work splits are best made in multiples)
+  // dst[j * ldd + i] = src[i * 32 + j] for i, j < 32: one 32 x 32 block of a packed panel transposed (the
+  // input-gradient GEMM reads W's column strips out of the forward's packing).
+  void (*transpose32)(float* dst, int64_t ldd, const float* src);
 };
 
 // The table for the best ISA this CPU supports (or TUNELOOP_ISA).

@@ -59,7 +59,7 @@ void xwt_panel(float* panel, const WeightRef& w, int64_t p, int64_t k0, int64_t 
     for (int64_t r = 0; r < P; ++r) panel[c * P + r] = src[r * kn + c];
 }
 
-// Rows k0 .. k0 + kn of the 32-column strip p of W (dy W's panel).
+// Rows k0 .. k0 + kn of the 32-column strip p of W: dy W's fill (tensor/packed.h, gemm_filled).
 void dyw_panel(float* panel, const WeightRef& w, int64_t p, int64_t k0, int64_t kn) {
   constexpr int64_t P = PackedMatrix::kPanel;
   const int64_t c0 = p * P, nc = std::min(P, w.cols - c0);
@@ -75,11 +75,10 @@ void dyw_panel(float* panel, const WeightRef& w, int64_t p, int64_t k0, int64_t 
   for (int64_t r = 0; r < kn; ++r) convert_range(panel + r * P, w, (k0 + r) * w.cols + c0, nc);
 }
 
-// The packed kernel on panels converted on the fly, one 32-wide panel per task into a per-thread
-// scratch: for x W^T a panel is 32 rows of W transposed, for dy W a 32-column strip of W. Sums are
-// chunked as tensor/packed.h chunks them, so the result is bit for bit the packed GEMM's on the
-// converted matrix. `n_out` output columns in panels; `k` the sum's length; fill(panel, p, k0, kn)
-// writes rows k0 .. k0 + kn of panel p (kn rows of 32, zero-padded past the matrix).
+// x W^T on panels converted on the fly (32 rows of W, transposed), one 32-wide panel per task into a
+// per-thread scratch. Sums are chunked as tensor/packed.h chunks them, so the result is bit for bit the
+// packed GEMM's on the converted matrix. `n_out` output columns in panels; `k` the sum's length;
+// fill(panel, p, k0, kn) writes rows k0 .. k0 + kn of panel p (kn rows of 32, zero-padded past the matrix).
 template <typename Fill>
 void converted_panels(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n_out, int64_t k,
                       bool accumulate, const float* bias, Fill&& fill) {
@@ -140,8 +139,8 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
 void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx, float alpha,
                 float beta) {
   const int mm = static_cast<int>(m), k = static_cast<int>(w.rows);
-  if (w.packed_t && plain_update(alpha, beta)) {
-    packed_gemm(dx, lddx, dy, lddy, m, *w.packed_t, nullptr, beta == 1.0f);
+  if (w.packed && plain_update(alpha, beta)) {
+    packed_gemm_dyw(dx, lddx, dy, lddy, m, *w.packed, beta == 1.0f);
     return;
   }
   if (w.f32) {
@@ -150,9 +149,8 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
     return;
   }
   if (plain_update(alpha, beta)) {
-    // Panel p: columns [32p, 32p + 32) of W, its rows k0 .. k0 + kn.
-    converted_panels(dx, lddx, dy, lddy, m, w.cols, w.rows, beta == 1.0f, nullptr,
-                     [&](float* panel, int64_t p, int64_t k0, int64_t kn) { dyw_panel(panel, w, p, k0, kn); });
+    gemm_filled(dx, lddx, dy, lddy, m, w.cols, w.rows,
+                [&](float* panel, int64_t p, int64_t k0, int64_t kn) { dyw_panel(panel, w, p, k0, kn); }, beta == 1.0f);
     return;
   }
   // Blocks of columns, so every output element is still one GEMM's sum over all of W's rows.

@@ -27,17 +27,15 @@ struct WeightRef {
   const Nf4Tensor* nf4 = nullptr;  // the matrix flattened row-major
   const uint16_t* bf16 = nullptr;
   int64_t rows = 0, cols = 0;
-  const PackedMatrix* packed = nullptr;    // W packed: used by x W^T and matvec
-  const PackedMatrix* packed_t = nullptr;  // W^T packed: used by dy W (frozen weights in LoRA training)
+  const PackedMatrix* packed = nullptr;  // W packed: used by x W^T, matvec and dy W
 
   static WeightRef of_f32(const float* p, int64_t rows, int64_t cols) { return {p, nullptr, nullptr, rows, cols}; }
   static WeightRef of_nf4(const Nf4Tensor* q, int64_t rows, int64_t cols) { return {nullptr, q, nullptr, rows, cols}; }
   static WeightRef of_bf16(const uint16_t* p, int64_t rows, int64_t cols) { return {nullptr, nullptr, p, rows, cols}; }
   bool empty() const { return !f32 && !nf4 && !bf16 && !packed; }
-  WeightRef with_packed(const PackedMatrix* p, const PackedMatrix* pt = nullptr) const {
+  WeightRef with_packed(const PackedMatrix* p) const {
     WeightRef r = *this;
     r.packed = p;
-    r.packed_t = pt;
     return r;
   }
 };
@@ -48,7 +46,8 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
                 float beta = 0.0f);
 
 // dx (m, w.cols) = alpha * dy (m, w.rows) W + beta * dx; dy rows lddy apart, dx rows lddx apart. With a
-// packed W^T (and alpha 1, beta 0 or 1) this is packed_gemm.
+// packed copy, or NF4 / bf16 weights (and alpha 1, beta 0 or 1), this is tensor/packed.h's chunked
+// input-gradient GEMM (packed_gemm_dyw, gemm_filled), the same bits for every storage format.
 void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx,
                 float alpha = 1.0f, float beta = 0.0f);
 

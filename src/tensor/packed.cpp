@@ -15,6 +15,10 @@ namespace tl {
 void PackedMatrix::Free::operator()(float* p) const { std::free(p); }
 
 namespace {
+struct FreeFloats {
+  void operator()(float* p) const { std::free(p); }
+};
+
 // Storage for an (n, k) packed matrix, 64-byte aligned so each 32-float panel row is two cache lines.
 float* alloc_panels(int64_t n, int64_t k) {
   const int64_t panels = (n + PackedMatrix::kPanel - 1) / PackedMatrix::kPanel;
@@ -31,25 +35,6 @@ PackedMatrix PackedMatrix::pack(const float* w, int64_t n, int64_t k, int64_t ld
   m.k_ = k;
   m.data_.reset(alloc_panels(n, k));
   m.repack(w, ldw);
-  return m;
-}
-
-PackedMatrix PackedMatrix::pack_transpose(const float* w, int64_t n, int64_t k) {
-  // Panel p of W^T is rows [32p, 32p + 32) of W^T = columns [32p, 32p + 32) of W; its row c is W's row c
-  // restricted to those columns.
-  PackedMatrix m;
-  m.n_ = k;
-  m.k_ = n;
-  m.data_.reset(alloc_panels(k, n));
-  float* dst = m.data_.get();
-  parallel_rows(m.panels(), n * kPanel, [&](int64_t b, int64_t e) {
-    for (int64_t p = b; p < e; ++p) {
-      float* out = dst + p * n * kPanel;
-      const int64_t c0 = p * kPanel, nc = std::min(kPanel, k - c0);
-      if (nc < kPanel) std::memset(out, 0, static_cast<size_t>(n * kPanel) * 4);
-      for (int64_t r = 0; r < n; ++r) std::memcpy(out + r * kPanel, w + r * k + c0, static_cast<size_t>(nc) * 4);
-    }
-  }, 1);
   return m;
 }
 
@@ -180,6 +165,70 @@ void gemm(float* y, int64_t ldy, int64_t m, int64_t n, std::span<const GemmTerm>
     dst += t.k * P;
   }
   run_panels(y + full, ldy, m, n - full, base, nseg, bias ? bias + full : nullptr, accumulate);
+}
+
+void gemm_filled(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, int64_t n, int64_t k,
+                 const PanelFill& fill, bool accumulate) {
+  if (m <= 0 || n <= 0) return;
+  constexpr int64_t P = PackedMatrix::kPanel;
+  if (k <= 0) {
+    if (!accumulate)
+      for (int64_t i = 0; i < m; ++i) std::memset(dx + i * lddx, 0, static_cast<size_t>(n) * 4);
+    return;
+  }
+  const KernelTable& kt = kernels();
+  const int64_t panels = (n + P - 1) / P;
+  const int threads = ThreadPool::global().size();
+  // Items are (panel, row part): each fills its panel into the thread's scratch (in L1/L2, no other
+  // thread reads it) and runs the kernel down its rows; rows are split only when there are too few
+  // panels to go round.
+  const int64_t tile = kt.panel_rows;
+  const int64_t parts = panels >= 2 * threads ? 1 : (2 * threads + panels - 1) / panels;
+  const int64_t part_rows = std::max<int64_t>(tile, (m + parts - 1) / parts / tile * tile + tile);
+  const int64_t row_parts = (m + part_rows - 1) / part_rows;
+  for (int64_t k0 = 0; k0 < k; k0 += kGradChunk) {
+    const int64_t kn = std::min(kGradChunk, k - k0);
+    auto run = [&](int64_t b, int64_t e) {
+      thread_local std::unique_ptr<float[], FreeFloats> buf;
+      thread_local int64_t capacity = 0;
+      if (kn * P > capacity) {
+        buf.reset(alloc_panels(P, kGradChunk));
+        capacity = kGradChunk * P;
+      }
+      for (int64_t item = b; item < e; ++item) {
+        const int64_t p = item / row_parts, r0 = (item % row_parts) * part_rows, rows = std::min(part_rows, m - r0);
+        fill(buf.get(), p, k0, kn);
+        const PanelSegment seg{dy + r0 * lddy + k0, lddy, buf.get(), kn, kn * P, P};
+        kt.panel_gemm(dx + r0 * lddx + p * P, lddx, &seg, 1, rows, std::min(P, n - p * P), nullptr,
+                      accumulate || k0 > 0);
+      }
+    };
+    const int64_t items = panels * row_parts;
+    if ((n + m) * kn + m * n < kMinParallelWork) run(0, items);
+    else ThreadPool::global().parallel_for(items, run, 1);
+  }
+}
+
+void packed_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, const PackedMatrix& w,
+                     bool accumulate) {
+  constexpr int64_t P = PackedMatrix::kPanel;
+  const KernelTable& kt = kernels();
+  // Strip p of B = W^T is columns [32p, 32p + 32) of W; its rows k0 .. are W's rows, 32 to a panel of
+  // the packing, where they are columns: each 32 x 32 block transposed (k0 is a multiple of 32).
+  auto fill = [&](float* panel, int64_t p, int64_t k0, int64_t kn) {
+    const int64_t c0 = p * P, nc = std::min(P, w.cols() - c0);
+    for (int64_t r = 0; r < kn; r += P) {
+      const float* src = w.panel((k0 + r) / P) + c0 * P;
+      const int64_t nr = std::min(P, kn - r);
+      if (nc == P && nr == P) {
+        kt.transpose32(panel + r * P, P, src);
+        continue;
+      }
+      for (int64_t j = 0; j < nr; ++j)
+        for (int64_t c = 0; c < P; ++c) panel[(r + j) * P + c] = c < nc ? src[c * P + j] : 0.0f;
+    }
+  };
+  gemm_filled(dx, lddx, dy, lddy, m, w.cols(), w.rows(), fill, accumulate);
 }
 
 }  // namespace tl

@@ -20,6 +20,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <span>
 
@@ -37,9 +38,6 @@ class PackedMatrix {
   PackedMatrix() = default;
   // From a row-major (n, k) matrix, rows ldw floats apart (ldw = k when dense).
   static PackedMatrix pack(const float* w, int64_t n, int64_t k, int64_t ldw = 0);
-  // W^T packed, for a row-major W (n, k): the result has rows() = k, cols() = n. Each 32-column strip of
-  // W becomes a panel row by row, with no transposed copy in between.
-  static PackedMatrix pack_transpose(const float* w, int64_t n, int64_t k);
   // Re-packs in place from a matrix of the same shape.
   void repack(const float* w, int64_t ldw = 0);
   // Writes the matrix back row-major (n, k) into w.
@@ -90,5 +88,21 @@ inline void packed_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int6
   const GemmTerm t = GemmTerm::of_packed(x, ldx, w);
   gemm(y, ldy, m, w.rows(), std::span<const GemmTerm>(&t, 1), bias, accumulate);
 }
+
+// The input-gradient GEMM dx (m, n) (+)= dy (m, k) B for a B (k, n) that is not stored as panels: the
+// forward's weight W = B^T packed (no transposed copy is kept), or a quantised one. B's rows run in chunks
+// of kGradChunk; each chunk is laid out as panels in a scratch by fill(panel, p, k0, kn) -- rows
+// k0 .. k0 + kn of B's 32-column strip p as kn rows of 32, zero past n -- and summed by the packed kernel,
+// every chunk's chain added to dx. Chunk by chunk, dy's columns stay in cache while the chunk's panels
+// pass over them (1024 measured a little ahead of 512 and level with 2048 on the bench model's shapes). One chunking for every caller, so f32, bf16 and NF4 weights give the same bits.
+inline constexpr int64_t kGradChunk = 1024;
+using PanelFill = std::function<void(float* panel, int64_t p, int64_t k0, int64_t kn)>;
+void gemm_filled(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, int64_t n, int64_t k,
+                 const PanelFill& fill, bool accumulate);
+
+// dx (m, w.cols()) (+)= dy (m, w.rows()) W for W packed for the forward: its panels' 32 x 32 blocks,
+// transposed, are the fill.
+void packed_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, const PackedMatrix& w,
+                     bool accumulate);
 
 }  // namespace tl

@@ -187,7 +187,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
                                                                       : Model::load(model_dir));
   // From here on the step's buffers are the same every step: keep them in the heap (after loading, whose
   // freed per-layer f32 copies should go back to the kernel).
-  if (spec.method == TrainMethod::kLora) model.pack_for_training();
+  if (spec.method == TrainMethod::kLora) model.drop_row_major();
   keep_freed_memory();
   const ModelConfig& mc = model.config();
   if (spec.method == TrainMethod::kQlora) {

@@ -51,20 +51,15 @@ TEST(Matmul, BlocksEqualOneGemmOnTheConvertedMatrix) {
           full.data(), static_cast<int>(f.cols), 0.25f, ref.data(), static_cast<int>(f.rows));
     EXPECT_EQ(y, ref) << (kind == 0 ? "nf4" : "bf16") << " x W^T";
     // alpha 1 (the model's GEMMs): panels converted on the fly into the packed kernel, bit for bit the
-    // packed GEMM on the converted matrix, for x W^T and (through W^T packed; 4500 rows: a chunked sum)
-    // dy W.
+    // packed GEMMs on the converted matrix, for x W^T and (4500 rows: a chunked sum) dy W.
     const PackedMatrix packed = PackedMatrix::pack(full.data(), f.rows, f.cols);
-    std::vector<float> full_t(full.size());
-    for (int64_t r = 0; r < f.rows; ++r)
-      for (int64_t c = 0; c < f.cols; ++c) full_t[static_cast<size_t>(c * f.rows + r)] = full[static_cast<size_t>(r * f.cols + c)];
-    const PackedMatrix packed_t = PackedMatrix::pack(full_t.data(), f.cols, f.rows);
     std::vector<float> y1(static_cast<size_t>(m * f.rows), 1.0f), ref1 = y1;
     matmul_xwt(y1.data(), x.data(), w, m, f.cols, f.rows, 1.0f, 1.0f);
     packed_gemm(ref1.data(), f.rows, x.data(), f.cols, m, packed, nullptr, true);
     EXPECT_EQ(y1, ref1) << (kind == 0 ? "nf4" : "bf16") << " x W^T, alpha 1";
     std::vector<float> dx(static_cast<size_t>(m * f.cols), 1.0f), dref = dx;
     matmul_dyw(dx.data(), dy.data(), w, m, f.rows, f.cols, 1.0f, 1.0f);
-    packed_gemm(dref.data(), f.cols, dy.data(), f.rows, m, packed_t, nullptr, true);
+    packed_gemm_dyw(dref.data(), f.cols, dy.data(), f.rows, m, packed, true);
     EXPECT_EQ(dx, dref) << (kind == 0 ? "nf4" : "bf16") << " dy W";
     // One token (decode), against the packed f32 decode path on the converted matrix, and an embedding lookup.
     std::vector<float> bias = randn(static_cast<size_t>(f.rows), 10), v(static_cast<size_t>(f.rows)), vref(v.size());

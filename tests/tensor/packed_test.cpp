@@ -2,7 +2,8 @@
 // output element is one std::fma chain over k in order (over the terms in order; long single sums in
 // chunks of 2048, each added to y), then + bias, then + y when accumulating. So the comparison is
 // bit-for-bit, for every ISA's kernel, every row count (one row, the register tile, ragged tails) and
-// ragged column panels; a double-precision product checks the reference itself.
+// ragged column panels; a double-precision product checks the reference itself. The input-gradient GEMM
+// read from the forward's packing (packed_gemm_dyw) is held to its own contract the same way.
 #include "tensor/packed.h"
 
 #include <gtest/gtest.h>
@@ -76,18 +77,6 @@ TEST(Packed, PackLaysOutPanelsOfTheTranspose) {
   // The padding of the last panel is zero, so padded lanes never turn into NaN.
   for (int64_t c = 0; c < k; ++c)
     for (int64_t r = n; r < 64; ++r) EXPECT_EQ(p.panel(1)[c * 32 + r - 32], 0.0f);
-}
-
-TEST(Packed, PackTransposeEqualsPackingTheTranspose) {
-  const int64_t n = 37, k = 70;  // a partial last panel on both sides
-  const std::vector<float> w = randn(static_cast<size_t>(n * k), 17);
-  std::vector<float> wt(w.size());
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < k; ++c) wt[static_cast<size_t>(c * n + r)] = w[static_cast<size_t>(r * k + c)];
-  const PackedMatrix a = PackedMatrix::pack_transpose(w.data(), n, k), b = PackedMatrix::pack(wt.data(), k, n);
-  ASSERT_EQ(a.rows(), k);
-  ASSERT_EQ(a.cols(), n);
-  EXPECT_EQ(0, std::memcmp(a.panel(0), b.panel(0), static_cast<size_t>(a.bytes())));
 }
 
 TEST(Packed, GemmIsTheFmaChainForEveryShape) {
@@ -167,6 +156,61 @@ TEST(Packed, EveryIsaComputesTheSameBits) {
       expect_bitwise(got, std::vector<float>(want.begin(), want.begin() + rows * n),
                      std::string(isa_name(isa)) + " rows " + std::to_string(rows));
     }
+  }
+}
+
+// The input-gradient contract, written out: dx (m, k) (+)= dy (m, n) W for W (n, k); the sum over W's n
+// rows runs in chunks of kGradChunk, each chunk one std::fma chain from zero, added to dx.
+void reference_dyw(float* dx, const float* dy, const float* w, int64_t m, int64_t n, int64_t k, bool accumulate) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j)
+      for (int64_t r0 = 0; r0 < n; r0 += kGradChunk) {
+        float acc = 0.0f;
+        for (int64_t r = r0; r < std::min(n, r0 + kGradChunk); ++r) acc = std::fma(dy[i * n + r], w[r * k + j], acc);
+        dx[i * k + j] = (accumulate || r0 > 0) ? dx[i * k + j] + acc : acc;
+      }
+}
+
+TEST(Packed, InputGradientFromTheForwardPackingIsTheChunkedFmaChain) {
+  // n: one chunk, a ragged one, several (the LM head's vocabulary-long sum); k: ragged strips of W's columns.
+  for (int64_t n : {45, 512, 1100}) {
+    for (int64_t k : {32, 70}) {
+      for (int64_t m : {1, 13, 40}) {
+        const std::vector<float> w = randn(static_cast<size_t>(n * k), 18), dy = randn(static_cast<size_t>(m * n), 19);
+        const std::vector<float> dx0 = randn(static_cast<size_t>(m * k), 20);
+        const PackedMatrix p = PackedMatrix::pack(w.data(), n, k);
+        for (bool acc : {false, true}) {
+          std::vector<float> got = dx0, want = dx0;
+          packed_gemm_dyw(got.data(), k, dy.data(), n, m, p, acc);
+          reference_dyw(want.data(), dy.data(), w.data(), m, n, k, acc);
+          expect_bitwise(got, want, "m " + std::to_string(m) + " n " + std::to_string(n) + " k " + std::to_string(k));
+        }
+      }
+    }
+  }
+  // The reference is the product.
+  const int64_t m = 5, n = 700, k = 40;
+  const std::vector<float> w = randn(static_cast<size_t>(n * k), 21), dy = randn(static_cast<size_t>(m * n), 22);
+  std::vector<float> dx(static_cast<size_t>(m * k));
+  packed_gemm_dyw(dx.data(), k, dy.data(), n, m, PackedMatrix::pack(w.data(), n, k), false);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < k; ++j) {
+      double s = 0;
+      for (int64_t r = 0; r < n; ++r) s += static_cast<double>(dy[i * n + r]) * w[r * k + j];
+      EXPECT_NEAR(dx[static_cast<size_t>(i * k + j)], s, 1e-4 * std::max(1.0, std::abs(s)));
+    }
+}
+
+TEST(Packed, EveryIsaTransposesBlocksAlike) {
+  const std::vector<float> src = randn(32 * 32, 23);
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (!cpu_supports(isa)) continue;
+    std::vector<float> dst(40 * 32, -1.0f);  // rows 40 apart: the stride is honoured, the gaps untouched
+    kernels_for(isa).transpose32(dst.data(), 40, src.data());
+    for (int64_t j = 0; j < 32; ++j)
+      for (int64_t i = 0; i < 40; ++i)
+        ASSERT_EQ(dst[static_cast<size_t>(j * 40 + i)], i < 32 ? src[static_cast<size_t>(i * 32 + j)] : -1.0f)
+            << isa_name(isa) << " row " << j << " col " << i;
   }
 }
 

@@ -455,9 +455,49 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
   }
 }
 
+#if defined(TL_ISA_AVX512)
+// 16 x 16 transpose in registers: pairs of floats, then pairs of pairs within each 128-bit lane, then lanes.
+inline void transpose16(float* dst, int64_t ldd, const float* src, int64_t lds) {
+  __m512 r[16], t[16];
+  for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4i + c]: in lane L, column 4L + c of rows 4i .. 4i + 3.
+  for (int i = 0; i < 4; ++i) {
+    const __m512d a = _mm512_castps_pd(t[4 * i]), b = _mm512_castps_pd(t[4 * i + 2]);
+    const __m512d c = _mm512_castps_pd(t[4 * i + 1]), d = _mm512_castps_pd(t[4 * i + 3]);
+    r[4 * i] = _mm512_castpd_ps(_mm512_unpacklo_pd(a, b));
+    r[4 * i + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(a, b));
+    r[4 * i + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(c, d));
+    r[4 * i + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(c, d));
+  }
+  for (int c = 0; c < 4; ++c) {
+    const __m512 x0 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0x88), x1 = _mm512_shuffle_f32x4(r[c], r[4 + c], 0xdd);
+    const __m512 y0 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0x88);
+    const __m512 y1 = _mm512_shuffle_f32x4(r[8 + c], r[12 + c], 0xdd);
+    _mm512_storeu_ps(dst + c * ldd, _mm512_shuffle_f32x4(x0, y0, 0x88));
+    _mm512_storeu_ps(dst + (c + 4) * ldd, _mm512_shuffle_f32x4(x1, y1, 0x88));
+    _mm512_storeu_ps(dst + (c + 8) * ldd, _mm512_shuffle_f32x4(x0, y0, 0xdd));
+    _mm512_storeu_ps(dst + (c + 12) * ldd, _mm512_shuffle_f32x4(x1, y1, 0xdd));
+  }
+}
+
+void k_transpose32(float* dst, int64_t ldd, const float* src) {
+  for (int bi = 0; bi < 32; bi += 16)
+    for (int bj = 0; bj < 32; bj += 16) transpose16(dst + bj * ldd + bi, ldd, src + bi * 32 + bj, 32);
+}
+#else
+void k_transpose32(float* dst, int64_t ldd, const float* src) {
+  for (int j = 0; j < 32; ++j)
+    for (int i = 0; i < 32; ++i) dst[j * ldd + i] = src[i * 32 + j];
+}
+#endif
+
 const tl::KernelTable kTable = {
     k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
-    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile,
+    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile, k_transpose32,
 };
 
 }  // namespace
