@@ -124,7 +124,7 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  auto model = Model::load(dir);
+  auto model = Model::load_packed(dir);  // as tuneloop generate loads it
   if (!model.is_ok()) {
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     return 1;

@@ -52,12 +52,11 @@ struct Measured {
 // cmd_fd, writing each step's seconds (a double) to out_fd, until anything else arrives.
 Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt,
                   int cmd_fd = -1, int out_fd = -1) {
-  auto model = method == "qlora" ? Model::load_nf4(dir, true) : Model::load(dir);
+  auto model = method == "qlora" ? Model::load_nf4(dir, true) : method == "lora" ? Model::load_packed(dir) : Model::load(dir);
   if (!model.is_ok()) {
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
   }
-  if (method == "lora") model->drop_row_major();  // as the trainer does
   keep_freed_memory();  // after loading, as the trainer does
   const ModelConfig& c = model->config();
   std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));

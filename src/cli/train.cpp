@@ -36,8 +36,9 @@ Result<Model> load_model_with_adapter(const std::string& dir, const std::optiona
 }
 
 Result<Model> load_model_for_inference(const std::string& dir, const std::optional<std::string>& adapter) {
+  if (!adapter) return Model::load_packed(dir);  // each matrix held once, from the start
   TL_ASSIGN_OR_RETURN(Model model, load_model_with_adapter(dir, adapter));
-  model.pack_matrices();   // again after a merge
+  model.pack_matrices();   // again after the merge
   model.drop_row_major();  // each matrix held once
   return model;
 }
@@ -53,8 +54,7 @@ Status cmd_loss(const Argv& argv) {
   TL_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(dir));
   DatasetStats stats;
   TL_ASSIGN_OR_RETURN(std::vector<Example> examples, load_examples(data, tok, opt, &stats));
-  TL_ASSIGN_OR_RETURN(Model model, Model::load(dir));
-  model.drop_row_major();  // forward passes only
+  TL_ASSIGN_OR_RETURN(Model model, Model::load_packed(dir));  // forward passes only
   std::optional<peft::Adapter> adapter;
   if (auto a = args.get("--adapter")) {
     TL_ASSIGN_OR_RETURN(peft::Adapter loaded, peft::load(*a, model.config()));

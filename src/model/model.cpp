@@ -114,6 +114,14 @@ void drop_packed(ModelWeights& w) {
   for_each_matrix(w, [](Tensor&, PackedPtr& p, bool) { p.reset(); });
 }
 
+// Packs an f32 matrix into `out` and frees it (its file pages too, when a view).
+void pack_and_free(Tensor& t, std::shared_ptr<const PackedMatrix>& out) {
+  if (t.empty() || t.dtype() != DType::kF32 || t.rank() != 2) return;
+  out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(std::as_const(t).f32(), t.dim(0), t.dim(1)));
+  if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
+  t = Tensor();
+}
+
 // Quantises `t` into `out` and frees it; the file pages of views are released too.
 void to_nf4(Tensor& t, std::shared_ptr<const Nf4Tensor>& out, bool double_quant) {
   out = std::make_shared<const Nf4Tensor>(nf4_quantize(std::as_const(t).f32(), t.numel(), double_quant));
@@ -122,11 +130,16 @@ void to_nf4(Tensor& t, std::shared_ptr<const Nf4Tensor>& out, bool double_quant)
 }
 }  // namespace
 
-Result<Model> Model::load(const std::string& dir) { return load_impl(dir, false, false); }
+Result<Model> Model::load(const std::string& dir) { return load_impl(dir, Storage::kRowMajor, false); }
 
-Result<Model> Model::load_nf4(const std::string& dir, bool double_quant) { return load_impl(dir, true, double_quant); }
+Result<Model> Model::load_nf4(const std::string& dir, bool double_quant) {
+  return load_impl(dir, Storage::kNf4, double_quant);
+}
 
-Result<Model> Model::load_impl(const std::string& dir, bool nf4, bool double_quant) {
+Result<Model> Model::load_packed(const std::string& dir) { return load_impl(dir, Storage::kPacked, false); }
+
+Result<Model> Model::load_impl(const std::string& dir, Storage storage, bool double_quant) {
+  const bool nf4 = storage == Storage::kNf4;
   if (!is_directory(dir)) return not_found("{}: not a model directory", dir);
   TL_ASSIGN_OR_RETURN(ModelConfig c, ModelConfig::load(dir));
   TL_ASSIGN_OR_RETURN(safetensors::ShardedFiles files, safetensors::ShardedFiles::open(dir));
@@ -178,6 +191,12 @@ Result<Model> Model::load_impl(const std::string& dir, bool nf4, bool double_qua
       to_nf4(L.w_gate_up, L.nf4_w_gate_up, double_quant);
       to_nf4(L.w_down, L.nf4_w_down, double_quant);
     }
+    if (storage == Storage::kPacked) {
+      pack_and_free(L.wqkv, L.packed_wqkv);
+      pack_and_free(L.wo, L.packed_wo);
+      pack_and_free(L.w_gate_up, L.packed_w_gate_up);
+      pack_and_free(L.w_down, L.packed_w_down);
+    }
     if (c.mlp_bias) {
       TL_ASSIGN_OR_RETURN(Tensor bg, get(p + "mlp.gate_proj.bias", {I}));
       TL_ASSIGN_OR_RETURN(Tensor bu, get(p + "mlp.up_proj.bias", {I}));
@@ -195,6 +214,7 @@ Result<Model> Model::load_impl(const std::string& dir, bool nf4, bool double_qua
   m.source_dtype_ = files.dominant_dtype();
   m.dir_ = dir;
   if (!nf4) m.pack_matrices();
+  if (storage == Storage::kPacked) m.drop_row_major();  // the LM head (the layers are done)
   return m;
 }
 

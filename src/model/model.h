@@ -84,6 +84,10 @@ class Model {
   // QLoRA loading: each layer's projections are quantised to NF4 as the layer is read, and the file
   // pages they came from are released, so the f32 model never sits in memory whole.
   static Result<Model> load_nf4(const std::string& dir, bool double_quant);
+  // Inference and LoRA training (frozen weights): each layer's matrices are packed as the layer is read
+  // and their row-major copies freed at once (as drop_row_major() does after load()), so loading never
+  // holds a matrix twice.
+  static Result<Model> load_packed(const std::string& dir);
   // For tests and benchmarks: a model from a config and weights built in memory.
   static Model from_weights(ModelConfig config, ModelWeights weights);
 
@@ -124,7 +128,8 @@ class Model {
   // `tokens` and leaves the residual stream before the final norm in `x` (T, C).
   Status run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x) const;
 
-  static Result<Model> load_impl(const std::string& dir, bool nf4, bool double_quant);
+  enum class Storage { kRowMajor, kPacked, kNf4 };
+  static Result<Model> load_impl(const std::string& dir, Storage storage, bool double_quant);
   // Rebuilds row-major matrices dropped by drop_row_major() from their packed copies.
   void restore_row_major();
 

@@ -183,11 +183,12 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   }
   // qlora: the frozen base lives as NF4 from the moment it is read; each layer is dequantised only while
   // the layer runs.
+  // lora: the frozen f32 matrices held once, packed (tensor/packed.h), from the moment they are read.
   TL_ASSIGN_OR_RETURN(Model model, spec.method == TrainMethod::kQlora ? Model::load_nf4(model_dir, spec.double_quant)
-                                                                      : Model::load(model_dir));
+                                   : spec.method == TrainMethod::kLora ? Model::load_packed(model_dir)
+                                                                       : Model::load(model_dir));
   // From here on the step's buffers are the same every step: keep them in the heap (after loading, whose
   // freed per-layer f32 copies should go back to the kernel).
-  if (spec.method == TrainMethod::kLora) model.drop_row_major();
   keep_freed_memory();
   const ModelConfig& mc = model.config();
   if (spec.method == TrainMethod::kQlora) {

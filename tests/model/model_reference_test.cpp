@@ -108,7 +108,7 @@ TEST_P(ModelReference, GreedyGenerationMatchesPyTorch) {
 
 // Inference holds each matrix once (packed); whatever needs the row-major matrices again gets them back
 // bit for bit, and the sgemm path they feed still matches the reference.
-TEST_P(ModelReference, DroppingRowMajorCopiesKeepsLogitsAndWeights) {
+TEST_P(ModelReference, DroppingRowMajorCopiesKeepsLogitsAndWeights) {  // and load_packed
   Fixture f = load_fixture(GetParam());
   const int64_t V = f.model.config().vocab_size;
   std::vector<float> before, after, unpacked;
@@ -138,6 +138,15 @@ TEST_P(ModelReference, DroppingRowMajorCopiesKeepsLogitsAndWeights) {
   ASSERT_TRUE(f.model.forward(f.ids, c3, unpacked, true).is_ok());  // now through sgemm
   ASSERT_EQ(static_cast<int64_t>(unpacked.size()), static_cast<int64_t>(f.ids.size()) * V);
   EXPECT_LE(max_abs_diff(unpacked.data(), f.expected.f32(), unpacked.size()), 1e-4f);
+  // Loading packed from the start: no row-major copy, the same packed matrices, so the same bits.
+  auto packed = Model::load_packed(std::string(TL_FIXTURES_DIR) + "/models/" + GetParam());
+  ASSERT_TRUE(packed.is_ok()) << packed.status().message();
+  for (const Tensor* t : matrices(packed->weights(), tied)) EXPECT_TRUE(t->empty());
+  std::vector<float> from_packed;
+  KvCache c4(packed->config(), 64);
+  ASSERT_TRUE(packed->forward(f.ids, c4, from_packed, true).is_ok());
+  ASSERT_EQ(from_packed.size(), before.size());
+  EXPECT_EQ(0, std::memcmp(from_packed.data(), before.data(), before.size() * 4));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, ModelReference, ::testing::ValuesIn(cases()),
