@@ -488,6 +488,32 @@ void k_transpose32(float* dst, int64_t ldd, const float* src) {
   for (int bi = 0; bi < 32; bi += 16)
     for (int bj = 0; bj < 32; bj += 16) transpose16(dst + bj * ldd + bi, ldd, src + bi * 32 + bj, 32);
 }
+#elif defined(TL_ISA_AVX2)
+// 8 x 8 transpose in registers: pairs, then pairs of pairs within each 128-bit lane, then lanes.
+inline void transpose8(float* dst, int64_t ldd, const float* src, int64_t lds) {
+  __m256 r[8], t[8];
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  // r[4h + c]: in lane L, column 4L + c of rows 4h .. 4h + 3.
+  for (int h = 0; h < 2; ++h) {
+    r[4 * h] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0x44);
+    r[4 * h + 1] = _mm256_shuffle_ps(t[4 * h], t[4 * h + 2], 0xee);
+    r[4 * h + 2] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0x44);
+    r[4 * h + 3] = _mm256_shuffle_ps(t[4 * h + 1], t[4 * h + 3], 0xee);
+  }
+  for (int c = 0; c < 4; ++c) {
+    _mm256_storeu_ps(dst + c * ldd, _mm256_permute2f128_ps(r[c], r[4 + c], 0x20));
+    _mm256_storeu_ps(dst + (c + 4) * ldd, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
+  }
+}
+
+void k_transpose32(float* dst, int64_t ldd, const float* src) {
+  for (int bi = 0; bi < 32; bi += 8)
+    for (int bj = 0; bj < 32; bj += 8) transpose8(dst + bj * ldd + bi, ldd, src + bi * 32 + bj, 32);
+}
 #else
 void k_transpose32(float* dst, int64_t ldd, const float* src) {
   for (int j = 0; j < 32; ++j)
