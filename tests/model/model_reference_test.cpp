@@ -106,9 +106,10 @@ TEST_P(ModelReference, GreedyGenerationMatchesPyTorch) {
   EXPECT_EQ(r->tokens, f.greedy);
 }
 
-// Inference holds each matrix once (packed); whatever needs the row-major matrices again gets them back
+// Inference holds each matrix once (packed), by drop_row_major() after load() or by load_packed() from
+// the start, with the same logits bit for bit; whatever needs the row-major matrices again gets them back
 // bit for bit, and the sgemm path they feed still matches the reference.
-TEST_P(ModelReference, DroppingRowMajorCopiesKeepsLogitsAndWeights) {  // and load_packed
+TEST_P(ModelReference, DroppingRowMajorCopiesKeepsLogitsAndWeights) {
   Fixture f = load_fixture(GetParam());
   const int64_t V = f.model.config().vocab_size;
   std::vector<float> before, after, unpacked;
