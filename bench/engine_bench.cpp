@@ -168,12 +168,10 @@ int main(int argc, char** argv) {
     return 1;
   }
   auto ref_run = [&](const char* what) {
-    refp.send(what);
-    const std::string line = refp.read_line();
-    char* end = nullptr;
-    const double v = std::strtod(line.c_str(), &end);
-    if (end == line.c_str()) {
-      std::fprintf(stderr, "error: the PyTorch reference failed on '%s': %s\n", what, line.c_str());
+    double v = 0;
+    std::string answer;
+    if (!refp.ask_number(what, &v, &answer)) {
+      std::fprintf(stderr, "error: the PyTorch reference failed on '%s': %s\n", what, answer.c_str());
       std::exit(1);
     }
     return v;

@@ -3,7 +3,7 @@
 //
 //   RefProcess ref("env ... /usr/bin/python3 bench/reference/engine_reference.py ... --serve");
 //   std::string hello = ref.read_line();      // the reference prints one line once it is ready
-//   ref.send("prefill");  double tps = std::stod(ref.read_line());
+//   double tps;  ref.ask_number("prefill", &tps);
 //   std::string last = ref.finish();           // closes its input; whatever it prints at the end
 #pragma once
 
@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 
 class RefProcess {
@@ -54,6 +55,16 @@ class RefProcess {
   void send(const std::string& line) {
     std::fputs((line + "\n").c_str(), in_);
     std::fflush(in_);
+  }
+  // Sends a request and reads the number it answers with; false when the answer (kept in *answer when
+  // given) is not one.
+  bool ask_number(const std::string& request, double* out, std::string* answer = nullptr) {
+    send(request);
+    const std::string line = read_line();
+    if (answer) *answer = line;
+    char* end = nullptr;
+    *out = std::strtod(line.c_str(), &end);
+    return end != line.c_str();
   }
   // The next line (without its newline); empty when the process has gone.
   std::string read_line() {

@@ -149,25 +149,6 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
   return {median(times), static_cast<double>(ru.ru_maxrss) / 1024.0};
 }
 
-Measured in_child(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt = false) {
-  int fds[2];
-  if (pipe(fds) != 0) return {};
-  pid_t pid = fork();
-  if (pid == 0) {
-    close(fds[0]);
-    Measured m = run_ours(dir, method, T, r, steps, ckpt);
-    if (write(fds[1], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) _exit(3);
-    _exit(0);
-  }
-  close(fds[1]);
-  Measured m;
-  if (read(fds[0], &m, sizeof m) != static_cast<ssize_t>(sizeof m)) m = {};
-  close(fds[0]);
-  int status = 0;
-  waitpid(pid, &status, 0);
-  return m;
-}
-
 // One of our methods in a forked child, stepped one timed step at a time over pipes (peak RSS stays per
 // process): ready() after the warm-up step, step() returns one step's seconds, finish() its Measured.
 class SteppedChild {
@@ -216,6 +197,21 @@ class SteppedChild {
   int to_ = -1, from_ = -1;
 };
 
+// `steps` timed steps of one of our methods in its own child; step_s is their median.
+Measured run_alone(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps) {
+  SteppedChild child(dir, method, T, r, false);
+  std::vector<double> times;
+  if (child.ready())
+    for (int s = 0; s < steps; ++s) {
+      const double sec = child.step();
+      if (sec < 0) break;
+      times.push_back(sec);
+    }
+  Measured m = child.finish();
+  m.step_s = median(times);
+  return m;
+}
+
 // Our method (in a child) and the PyTorch reference (its own process) side by side, stepping in turns:
 // each pair of steps sees the same machine. Returns our Measured and fills the reference's.
 struct Paired {
@@ -241,11 +237,8 @@ Paired run_paired(const std::string& dir, const std::string& method, int64_t T, 
     for (int s = 0; s < steps; ++s) {
       const double sec = child.step();
       if (sec < 0) break;
-      ref.send("step");
-      const std::string line = ref.read_line();
-      char* end = nullptr;
-      const double rsec = std::strtod(line.c_str(), &end);
-      if (end == line.c_str()) break;
+      double rsec = 0;
+      if (!ref.ask_number("step", &rsec)) break;
       ours_s.push_back(sec);
       ref_s.push_back(rsec);
       ratios.push_back(rsec / sec);
@@ -360,7 +353,7 @@ int main(int argc, char** argv) {
     }
   }
   std::fprintf(stderr, "tuneloop qlora ...\n");
-  runs["qlora"].ours = in_child(dir, "qlora", T, r, steps);
+  runs["qlora"].ours = run_alone(dir, "qlora", T, r, steps);
   const double gflops = sgemm_gflops();
   // FLOPs per token: every weight used in a matmul (all layers + the output head), causal attention.
   const double n_mat = static_cast<double>(c.parameter_count());

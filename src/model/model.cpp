@@ -114,10 +114,16 @@ void drop_packed(ModelWeights& w) {
   for_each_matrix(w, [](Tensor&, PackedPtr& p, bool) { p.reset(); });
 }
 
-// Packs an f32 matrix into `out` and frees it (its file pages too, when a view).
-void pack_and_free(Tensor& t, std::shared_ptr<const PackedMatrix>& out) {
-  if (t.empty() || t.dtype() != DType::kF32 || t.rank() != 2) return;
-  out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(std::as_const(t).f32(), t.dim(0), t.dim(1)));
+// Packs an f32 matrix not packed yet into `out`. A view's file pages are released: the packing is what
+// the GEMMs read.
+void pack_into(const Tensor& t, PackedPtr& out) {
+  if (out || t.empty() || t.dtype() != DType::kF32 || t.rank() != 2) return;
+  out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(t.f32(), t.dim(0), t.dim(1)));
+  if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
+}
+
+// Frees a row-major matrix (its file pages, when a view).
+void free_row_major(Tensor& t) {
   if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
   t = Tensor();
 }
@@ -192,10 +198,14 @@ Result<Model> Model::load_impl(const std::string& dir, Storage storage, bool dou
       to_nf4(L.w_down, L.nf4_w_down, double_quant);
     }
     if (storage == Storage::kPacked) {
-      pack_and_free(L.wqkv, L.packed_wqkv);
-      pack_and_free(L.wo, L.packed_wo);
-      pack_and_free(L.w_gate_up, L.packed_w_gate_up);
-      pack_and_free(L.w_down, L.packed_w_down);
+      const std::pair<Tensor*, PackedPtr*> mats[] = {{&L.wqkv, &L.packed_wqkv},
+                                                     {&L.wo, &L.packed_wo},
+                                                     {&L.w_gate_up, &L.packed_w_gate_up},
+                                                     {&L.w_down, &L.packed_w_down}};
+      for (auto [t, packed] : mats) {
+        pack_into(*t, *packed);
+        if (*packed) *t = Tensor();  // its file pages went in pack_into
+      }
     }
     if (c.mlp_bias) {
       TL_ASSIGN_OR_RETURN(Tensor bg, get(p + "mlp.gate_proj.bias", {I}));
@@ -219,20 +229,8 @@ Result<Model> Model::load_impl(const std::string& dir, Storage storage, bool dou
 }
 
 void Model::pack_matrices() {
-  for_each_matrix(*weights_, [](const Tensor& t, PackedPtr& out, bool) {
-    if (out || t.empty() || t.dtype() != DType::kF32 || t.rank() != 2) return;
-    out = std::make_shared<const PackedMatrix>(PackedMatrix::pack(t.f32(), t.dim(0), t.dim(1)));
-    if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
-  });
+  for_each_matrix(*weights_, [](const Tensor& t, PackedPtr& out, bool) { pack_into(t, out); });
 }
-
-namespace {
-// Frees a row-major matrix (its file pages, when a view).
-void free_row_major(Tensor& t) {
-  if (t.is_view()) release_mapped_pages(t.data(), t.nbytes());
-  t = Tensor();
-}
-}  // namespace
 
 void Model::drop_row_major() {
   const bool tied = config_.tie_word_embeddings;

@@ -49,7 +49,8 @@ struct LayerWeights {
   std::shared_ptr<const Nf4Tensor> nf4_wqkv, nf4_wo, nf4_w_gate_up, nf4_w_down;
   // The four f32 matrices packed for our GEMM (tensor/packed.h), used by every forward; empty for NF4
   // layers and once the weights are made writable (full fine-tuning changes them every step). After
-  // Model::drop_row_major() the f32 tensors above are empty and these are the only copy.
+  // Model::drop_row_major(), or from Model::load_packed(), the f32 tensors above are empty and these are
+  // the only copy.
   std::shared_ptr<const PackedMatrix> packed_wqkv, packed_wo, packed_w_gate_up, packed_w_down;
 };
 

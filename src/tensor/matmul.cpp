@@ -17,16 +17,18 @@ namespace {
 // blocks much smaller than this cost QLoRA throughput; much larger, memory.
 constexpr int64_t kBlockFloats = int64_t{1} << 20;
 
+// Converts W's element range [begin, begin + count) (row-major flat index) to f32.
+void convert_range(float* dst, const WeightRef& w, int64_t begin, int64_t count) {
+  if (w.nf4) nf4_dequantize(dst, *w.nf4, begin, count);
+  else convert_to_f32(dst, w.bf16 + begin, DType::kBF16, static_cast<size_t>(count));
+}
+
 // Writes rows [r0, r1) of w as f32 into out ((r1 - r0), cols), in parallel chunks.
 void rows_to_f32(float* out, const WeightRef& w, int64_t r0, int64_t r1) {
   const int64_t cols = w.cols;
-  auto run = [&](int64_t b, int64_t e) {
-    const int64_t begin = (r0 + b) * cols, count = (e - b) * cols;
-    float* dst = out + b * cols;
-    if (w.nf4) nf4_dequantize(dst, *w.nf4, begin, count);
-    else convert_to_f32(dst, w.bf16 + begin, DType::kBF16, static_cast<size_t>(count));
-  };
-  parallel_rows(r1 - r0, cols, run, 4);
+  parallel_rows(r1 - r0, cols, [&](int64_t b, int64_t e) {
+    convert_range(out + b * cols, w, (r0 + b) * cols, (e - b) * cols);
+  }, 4);
 }
 
 // One scratch block per thread that converts (the caller's; the conversion itself fans out).
@@ -38,12 +40,6 @@ float* scratch(int64_t n) {
 
 // y = x W (+ y): the updates the packed kernel does (the model's GEMMs); other alpha/beta go to sgemm.
 bool plain_update(float alpha, float beta) { return alpha == 1.0f && (beta == 0.0f || beta == 1.0f); }
-
-// Converts W's element range [begin, begin + count) (row-major flat index) to f32.
-void convert_range(float* dst, const WeightRef& w, int64_t begin, int64_t count) {
-  if (w.nf4) nf4_dequantize(dst, *w.nf4, begin, count);
-  else convert_to_f32(dst, w.bf16 + begin, DType::kBF16, static_cast<size_t>(count));
-}
 
 // Panel p of x W^T: rows [32p, 32p + 32) of W, columns k0 .. k0 + kn, transposed (kn rows of 32): the
 // rows are converted whole, then transposed reading 32 rows and writing the panel in order.
@@ -75,25 +71,23 @@ void dyw_panel(float* panel, const WeightRef& w, int64_t p, int64_t k0, int64_t 
   for (int64_t r = 0; r < kn; ++r) convert_range(panel + r * P, w, (k0 + r) * w.cols + c0, nc);
 }
 
-// x W^T on panels converted on the fly (32 rows of W, transposed), one 32-wide panel per task into a
-// per-thread scratch. Sums are chunked as tensor/packed.h chunks them, so the result is bit for bit the
-// packed GEMM's on the converted matrix. `n_out` output columns in panels; `k` the sum's length;
-// fill(panel, p, k0, kn) writes rows k0 .. k0 + kn of panel p (kn rows of 32, zero-padded past the matrix).
-template <typename Fill>
-void converted_panels(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n_out, int64_t k,
-                      bool accumulate, const float* bias, Fill&& fill) {
+// x W^T on panels converted on the fly (xwt_panel), one 32-wide panel per task into a per-thread
+// scratch. Sums are chunked as tensor/packed.h chunks them, so the result is bit for bit the packed
+// GEMM's on the converted matrix.
+void converted_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const WeightRef& w, bool accumulate,
+                   const float* bias) {
   constexpr int64_t P = PackedMatrix::kPanel;
   const KernelTable& kt = kernels();
-  const int64_t panels = (n_out + P - 1) / P;
+  const int64_t n = w.rows, k = w.cols, panels = (n + P - 1) / P;
   const int64_t chunk = k > kLongSum ? kSumChunk : k;
   ThreadPool::global().parallel_for(panels, [&](int64_t b, int64_t e) {
     thread_local std::vector<float> panel;
     panel.resize(static_cast<size_t>(chunk * P));
     for (int64_t p = b; p < e; ++p) {
-      const int64_t c0 = p * P, cols = std::min(P, n_out - c0);
+      const int64_t c0 = p * P, cols = std::min(P, n - c0);
       for (int64_t k0 = 0; k0 < k; k0 += chunk) {
         const int64_t kn = std::min(chunk, k - k0);
-        fill(panel.data(), p, k0, kn);
+        xwt_panel(panel.data(), w, p, k0, kn);
         const PanelSegment seg{x + k0, ldx, panel.data(), kn, kn * P, P};
         kt.panel_gemm(y + c0, ldy, &seg, 1, m, cols, bias && k0 == 0 ? bias + c0 : nullptr, accumulate || k0 > 0);
       }
@@ -121,9 +115,7 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
     return;
   }
   if (plain_update(alpha, beta)) {
-    // Panel p: rows [32p, 32p + 32) of W, transposed (k rows of 32).
-    converted_panels(y, ldy, x, ldx, m, w.rows, w.cols, beta == 1.0f, nullptr,
-                     [&](float* panel, int64_t p, int64_t k0, int64_t kn) { xwt_panel(panel, w, p, k0, kn); });
+    converted_xwt(y, ldy, x, ldx, m, w, beta == 1.0f, nullptr);
     return;
   }
   const int64_t nb = matmul_block_rows(w.cols);
@@ -158,14 +150,9 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
   float* blk = scratch(w.rows * cb);
   for (int64_t c0 = 0; c0 < w.cols; c0 += cb) {
     const int64_t c1 = std::min(w.cols, c0 + cb), width = c1 - c0;
-    auto run = [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) {
-        float* dst = blk + r * width;
-        if (w.nf4) nf4_dequantize(dst, *w.nf4, r * w.cols + c0, width);
-        else convert_to_f32(dst, w.bf16 + r * w.cols + c0, DType::kBF16, static_cast<size_t>(width));
-      }
-    };
-    parallel_rows(w.rows, width, run, 64);
+    parallel_rows(w.rows, width, [&](int64_t b, int64_t e) {
+      for (int64_t r = b; r < e; ++r) convert_range(blk + r * width, w, r * w.cols + c0, width);
+    }, 64);
     sgemm(false, false, mm, static_cast<int>(width), k, alpha, dy, static_cast<int>(lddy), blk,
           static_cast<int>(width), beta, dx + c0, static_cast<int>(lddx));
   }
@@ -184,8 +171,7 @@ void matvec(float* y, const WeightRef& w, const float* x, const float* bias) {
   }
   // One token: the packed kernel's one-row path on panels converted on the fly, the same chain as the
   // many-row path, so decode and prefill agree on QLoRA models too.
-  converted_panels(y, w.rows, x, w.cols, 1, w.rows, w.cols, false, bias,
-                   [&](float* panel, int64_t p, int64_t k0, int64_t kn) { xwt_panel(panel, w, p, k0, kn); });
+  converted_xwt(y, w.rows, x, w.cols, 1, w, false, bias);
 }
 
 void gather_rows(float* out, const WeightRef& w, const int32_t* ids, int64_t n) {
@@ -193,8 +179,7 @@ void gather_rows(float* out, const WeightRef& w, const int32_t* ids, int64_t n) 
     const int64_t row = ids[t];
     float* dst = out + t * w.cols;
     if (w.f32) std::memcpy(dst, w.f32 + row * w.cols, static_cast<size_t>(w.cols) * 4);
-    else if (w.nf4) nf4_dequantize(dst, *w.nf4, row * w.cols, w.cols);
-    else convert_to_f32(dst, w.bf16 + row * w.cols, DType::kBF16, static_cast<size_t>(w.cols));
+    else convert_range(dst, w, row * w.cols, w.cols);
   }
 }
 

@@ -15,10 +15,6 @@ namespace tl {
 void PackedMatrix::Free::operator()(float* p) const { std::free(p); }
 
 namespace {
-struct FreeFloats {
-  void operator()(float* p) const { std::free(p); }
-};
-
 // Storage for an (n, k) packed matrix, 64-byte aligned so each 32-float panel row is two cache lines.
 float* alloc_panels(int64_t n, int64_t k) {
   const int64_t panels = (n + PackedMatrix::kPanel - 1) / PackedMatrix::kPanel;
@@ -68,6 +64,10 @@ void PackedMatrix::unpack(float* w) const {
 
 namespace {
 
+// The small-loop rule in elements touched (the weights, plus m rows of input and output): below it, a
+// parallel region costs more than it saves.
+bool small_gemm(int64_t m, int64_t n, int64_t k) { return (n + m) * k + m * n < kMinParallelWork; }
+
 // The shared driver: y (m, n) (+)= sum over terms, each given as its first panel (segment with a = the
 // term's x at row 0). Splits row blocks x panel groups over the team.
 void run_panels(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment* base, int nseg, const float* bias,
@@ -105,8 +105,7 @@ void run_panels(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment*
       kt.panel_gemm(y + r0 * ldy + c0, ldy, segs, nseg, rows, cols, bias ? bias + c0 : nullptr, accumulate);
     }
   };
-  // The small-loop rule in elements touched: the weights, plus m rows of input and output.
-  if ((n + m) * k_total + m * n < kMinParallelWork) return run(0, row_blocks * groups);
+  if (small_gemm(m, n, k_total)) return run(0, row_blocks * groups);
   ThreadPool::global().parallel_for(row_blocks * groups, run, 1);
 }
 
@@ -184,17 +183,14 @@ void gemm_filled(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t
   // panels to go round.
   const int64_t tile = kt.panel_rows;
   const int64_t parts = panels >= 2 * threads ? 1 : (2 * threads + panels - 1) / panels;
-  const int64_t part_rows = std::max<int64_t>(tile, (m + parts - 1) / parts / tile * tile + tile);
+  const int64_t per_part = (m + parts - 1) / parts;
+  const int64_t part_rows = (per_part + tile - 1) / tile * tile;
   const int64_t row_parts = (m + part_rows - 1) / part_rows;
   for (int64_t k0 = 0; k0 < k; k0 += kGradChunk) {
     const int64_t kn = std::min(kGradChunk, k - k0);
     auto run = [&](int64_t b, int64_t e) {
-      thread_local std::unique_ptr<float[], FreeFloats> buf;
-      thread_local int64_t capacity = 0;
-      if (kn * P > capacity) {
-        buf.reset(alloc_panels(P, kGradChunk));
-        capacity = kGradChunk * P;
-      }
+      // The thread's scratch: one panel of a chunk, kept for the thread's life.
+      thread_local const std::unique_ptr<float[], decltype(&std::free)> buf(alloc_panels(P, kGradChunk), &std::free);
       for (int64_t item = b; item < e; ++item) {
         const int64_t p = item / row_parts, r0 = (item % row_parts) * part_rows, rows = std::min(part_rows, m - r0);
         fill(buf.get(), p, k0, kn);
@@ -204,7 +200,7 @@ void gemm_filled(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t
       }
     };
     const int64_t items = panels * row_parts;
-    if ((n + m) * kn + m * n < kMinParallelWork) run(0, items);
+    if (small_gemm(m, n, kn)) run(0, items);
     else ThreadPool::global().parallel_for(items, run, 1);
   }
 }

@@ -94,7 +94,8 @@ inline void packed_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int6
 // of kGradChunk; each chunk is laid out as panels in a scratch by fill(panel, p, k0, kn) -- rows
 // k0 .. k0 + kn of B's 32-column strip p as kn rows of 32, zero past n -- and summed by the packed kernel,
 // every chunk's chain added to dx. Chunk by chunk, dy's columns stay in cache while the chunk's panels
-// pass over them (1024 measured a little ahead of 512 and level with 2048 on the bench model's shapes). One chunking for every caller, so f32, bf16 and NF4 weights give the same bits.
+// pass over them (1024 measured a little ahead of 512 and level with 2048 on the bench model's shapes).
+// One chunking for every caller, so f32, bf16 and NF4 weights give the same bits.
 inline constexpr int64_t kGradChunk = 1024;
 using PanelFill = std::function<void(float* panel, int64_t p, int64_t k0, int64_t kn)>;
 void gemm_filled(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, int64_t n, int64_t k,

@@ -36,7 +36,7 @@ TEST(Qlora, EqualsLoraOnDequantisedWeights) {
     if (!ref_model->config().tie_word_embeddings)
       for (int64_t i = 0; i < rw.lm_head.numel(); ++i)
         rw.lm_head.f32()[i] = bf16_to_f32(f32_to_bf16(rw.lm_head.f32()[i]));
-    // Frozen again, as the trainer holds a LoRA base: packed for the forward and for dy W.
+    // Frozen again, as the trainer holds a LoRA base: one packing, read by the forward and by dy W.
     ref_model->pack_matrices();
     ref_model->drop_row_major();
     EXPECT_EQ(nf4_model->weights().embed.dtype(), DType::kBF16);

@@ -456,8 +456,10 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
 }
 
 #if defined(TL_ISA_AVX512)
-// 16 x 16 transpose in registers: pairs of floats, then pairs of pairs within each 128-bit lane, then lanes.
-inline void transpose16(float* dst, int64_t ldd, const float* src, int64_t lds) {
+// Square blocks of kTransposeBlock transposed in registers: pairs of floats, then pairs of pairs within
+// each 128-bit lane, then lanes; k_transpose32 tiles its 32 x 32 block with them.
+constexpr int kTransposeBlock = 16;
+inline void transpose_block(float* dst, int64_t ldd, const float* src, int64_t lds) {
   __m512 r[16], t[16];
   for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * lds);
   for (int i = 0; i < 8; ++i) {
@@ -483,14 +485,9 @@ inline void transpose16(float* dst, int64_t ldd, const float* src, int64_t lds) 
     _mm512_storeu_ps(dst + (c + 12) * ldd, _mm512_shuffle_f32x4(x1, y1, 0xdd));
   }
 }
-
-void k_transpose32(float* dst, int64_t ldd, const float* src) {
-  for (int bi = 0; bi < 32; bi += 16)
-    for (int bj = 0; bj < 32; bj += 16) transpose16(dst + bj * ldd + bi, ldd, src + bi * 32 + bj, 32);
-}
 #elif defined(TL_ISA_AVX2)
-// 8 x 8 transpose in registers: pairs, then pairs of pairs within each 128-bit lane, then lanes.
-inline void transpose8(float* dst, int64_t ldd, const float* src, int64_t lds) {
+constexpr int kTransposeBlock = 8;
+inline void transpose_block(float* dst, int64_t ldd, const float* src, int64_t lds) {
   __m256 r[8], t[8];
   for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * lds);
   for (int i = 0; i < 4; ++i) {
@@ -509,17 +506,19 @@ inline void transpose8(float* dst, int64_t ldd, const float* src, int64_t lds) {
     _mm256_storeu_ps(dst + (c + 4) * ldd, _mm256_permute2f128_ps(r[c], r[4 + c], 0x31));
   }
 }
-
-void k_transpose32(float* dst, int64_t ldd, const float* src) {
-  for (int bi = 0; bi < 32; bi += 8)
-    for (int bj = 0; bj < 32; bj += 8) transpose8(dst + bj * ldd + bi, ldd, src + bi * 32 + bj, 32);
-}
 #else
-void k_transpose32(float* dst, int64_t ldd, const float* src) {
+constexpr int kTransposeBlock = 32;
+inline void transpose_block(float* dst, int64_t ldd, const float* src, int64_t lds) {
   for (int j = 0; j < 32; ++j)
-    for (int i = 0; i < 32; ++i) dst[j * ldd + i] = src[i * 32 + j];
+    for (int i = 0; i < 32; ++i) dst[j * ldd + i] = src[i * lds + j];
 }
 #endif
+
+void k_transpose32(float* dst, int64_t ldd, const float* src) {
+  constexpr int B = kTransposeBlock;
+  for (int bi = 0; bi < 32; bi += B)
+    for (int bj = 0; bj < 32; bj += B) transpose_block(dst + bj * ldd + bi, ldd, src + bi * 32 + bj, 32);
+}
 
 const tl::KernelTable kTable = {
     k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
