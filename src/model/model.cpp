@@ -328,7 +328,8 @@ Model Model::from_weights(ModelConfig config, ModelWeights weights) {
   return m;
 }
 
-Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x) const {
+Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x,
+                         int64_t out_rows) const {
   const ModelConfig& c = config_;
   const int64_t T = static_cast<int64_t>(tokens.size());
   if (T == 0) return invalid_argument("forward: no tokens");
@@ -363,15 +364,17 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
   const int64_t group = H / KV;
   // The first key position p attends to (sliding windows).
   auto key_begin = [&](int64_t p) { return c.sliding_window > 0 ? std::max<int64_t>(0, p - c.sliding_window + 1) : 0; };
-  // Row-parallel rmsnorm over the T tokens (one token: on the caller).
-  auto rmsnorm_rows = [&](float* out, const float* in, const float* w) {
-    parallel_rows(T, C, [&](int64_t b, int64_t e) { k.rmsnorm(out + b * C, in + b * C, w, e - b, C, eps); });
+  // Row-parallel rmsnorm over `rows` tokens (one token: on the caller).
+  auto rmsnorm_rows = [&](float* out, const float* in, const float* w, int64_t rows) {
+    parallel_rows(rows, C, [&](int64_t b, int64_t e) { k.rmsnorm(out + b * C, in + b * C, w, e - b, C, eps); });
   };
 
   for (int64_t l = 0; l < c.num_layers; ++l) {
     const LayerWeights& L = W.layers[static_cast<size_t>(l)];
     const LayerMatrices M(L);
-    rmsnorm_rows(xn.data(), x.data(), L.attn_norm.f32());
+    // Rows [r0, T) go on past the K/V store: all of them but in the last layer.
+    const int64_t r0 = l + 1 == c.num_layers ? T - std::clamp<int64_t>(out_rows, 1, T) : 0, R = T - r0;
+    rmsnorm_rows(xn.data(), x.data(), L.attn_norm.f32(), T);
     linear(qkv.data(), xn.data(), M.wqkv(), L.bqkv, T);
     if (c.qk_norm) {
       for (int64_t t = 0; t < T; ++t) {
@@ -428,25 +431,26 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
                  D, g);
       }, 1);
     } else {
-      const int64_t blocks = (T + kQueryBlock - 1) / kQueryBlock;
+      const int64_t blocks = (R + kQueryBlock - 1) / kQueryBlock;
       parallel_rows(H * blocks, kQueryBlock * (p0 + T) * D, [&](int64_t b, int64_t e) {
         for (int64_t item = b; item < e; ++item) {
-          const int64_t h = item / blocks, r0 = item % blocks * kQueryBlock, rows = std::min(kQueryBlock, T - r0);
-          attend(&qkv[static_cast<size_t>(r0 * NQKV + h * D)], NQKV, rows, p0 + r0, false,
-                 &att[static_cast<size_t>(r0 * H * D + h * D)], H * D, h / group);
+          const int64_t h = item / blocks, q0 = r0 + item % blocks * kQueryBlock, rows = std::min(kQueryBlock, T - q0);
+          attend(&qkv[static_cast<size_t>(q0 * NQKV + h * D)], NQKV, rows, p0 + q0, false,
+                 &att[static_cast<size_t>(q0 * H * D + h * D)], H * D, h / group);
         }
       }, 1);
     }
-    linear(x.data(), att.data(), M.wo(), L.bo, T, /*accumulate=*/true);
-    rmsnorm_rows(xn.data(), x.data(), L.mlp_norm.f32());
-    linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, T);
-    pool.parallel_for(T, [&](int64_t b, int64_t e) {
+    float* xr = x.data() + r0 * C;
+    linear(xr, att.data() + r0 * H * D, M.wo(), L.bo, R, /*accumulate=*/true);
+    rmsnorm_rows(xn.data(), xr, L.mlp_norm.f32(), R);
+    linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, R);
+    pool.parallel_for(R, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         const float* gu = &gate_up[static_cast<size_t>(t * 2 * I)];
         k.swiglu(&act[static_cast<size_t>(t * I)], gu, gu + I, I);
       }
     });
-    linear(x.data(), act.data(), M.w_down(), L.b_down, T, /*accumulate=*/true);
+    linear(xr, act.data(), M.w_down(), L.b_down, R, /*accumulate=*/true);
   }
   cache.length_ = p0 + T;
   return Status::ok();
@@ -455,10 +459,11 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
 Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& logits,
                       bool all_logits) const {
   std::vector<float> x;
-  TL_TRY(run_layers(tokens, cache, x));
-  const ModelConfig& c = config_;
-  const int64_t C = c.hidden_size, T = static_cast<int64_t>(tokens.size());
+  const int64_t T = static_cast<int64_t>(tokens.size());
   const int64_t first = all_logits ? 0 : T - 1;
+  TL_TRY(run_layers(tokens, cache, x, T - first));
+  const ModelConfig& c = config_;
+  const int64_t C = c.hidden_size;
   const int64_t rows = T - first;
   const ModelWeights& W = *weights_;  // const: the weights may view the read-only file mapping
   std::vector<float> xn(static_cast<size_t>(rows * C));
@@ -470,8 +475,8 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
 
 Status Model::hidden_states(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& out) const {
   std::vector<float> x;
-  TL_TRY(run_layers(tokens, cache, x));
   const int64_t C = config_.hidden_size, T = static_cast<int64_t>(tokens.size());
+  TL_TRY(run_layers(tokens, cache, x, T));
   const ModelWeights& W = *weights_;
   out.resize(static_cast<size_t>(T * C));
   kernels().rmsnorm(out.data(), x.data(), W.final_norm.f32(), T, C, static_cast<float>(config_.rms_norm_eps));

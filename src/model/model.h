@@ -126,8 +126,13 @@ class Model {
 
  private:
   // The decoder stack shared by forward() and hidden_states(): checks the request, runs every layer on
-  // `tokens` and leaves the residual stream before the final norm in `x` (T, C).
-  Status run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x) const;
+  // `tokens` and leaves the residual stream before the final norm in `x` (T, C). Only the last
+  // `out_rows` rows of x are wanted: the last layer still writes every token's K and V to the cache,
+  // but runs attention, o_proj and the MLP for those rows alone (as llama.cpp does), so a prefill
+  // for generation skips T - 1 rows of its last layer; the other rows of x are left one layer short.
+  // The rows it does compute are bit-identical to a full run (every value is one FMA chain whatever
+  // the rows around it).
+  Status run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x, int64_t out_rows) const;
 
   enum class Storage { kRowMajor, kPacked, kNf4 };
   static Result<Model> load_impl(const std::string& dir, Storage storage, bool double_quant);

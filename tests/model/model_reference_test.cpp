@@ -94,6 +94,15 @@ TEST_P(ModelReference, IncrementalDecodingEqualsFullSequence) {
   ASSERT_TRUE(f.model.forward(std::span<const int32_t>(f.ids.data(), 10), chunked, a, true).is_ok());
   ASSERT_TRUE(f.model.forward(std::span<const int32_t>(f.ids.data() + 10, f.ids.size() - 10), chunked, b, true).is_ok());
   EXPECT_LE(max_abs_diff(b.data(), &full[10 * V], b.size()), tol);
+  // A prefill for the last token's logits alone runs only that row through the last layer's attention
+  // and MLP, yet stores every row's K and V: the same logits, and a cache the next chunk can build on.
+  KvCache last_only(f.model.config(), 64);
+  const size_t T = f.ids.size();
+  ASSERT_TRUE(f.model.forward(std::span<const int32_t>(f.ids.data(), 10), last_only, a, false).is_ok());
+  ASSERT_EQ(static_cast<int64_t>(a.size()), V);
+  EXPECT_LE(max_abs_diff(a.data(), &full[9 * V], a.size()), tol);
+  ASSERT_TRUE(f.model.forward(std::span<const int32_t>(f.ids.data() + 10, T - 10), last_only, b, false).is_ok());
+  EXPECT_LE(max_abs_diff(b.data(), &full[(T - 1) * V], b.size()), tol);
 }
 
 TEST_P(ModelReference, GreedyGenerationMatchesPyTorch) {
