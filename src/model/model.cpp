@@ -417,8 +417,7 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
         const int64_t kb = key_begin(p) - k0, n = p + 1 - k0;
         float* row = &s[static_cast<size_t>(i * nk)];
         std::fill(row, row + kb, 0.0f);
-        for (int64_t j = kb; j < n; ++j) row[j] *= scale;
-        k.softmax(row + kb, n - kb);
+        k.softmax(row + kb, n - kb, scale);
         std::fill(row + n, row + nk, 0.0f);
       }
       const GemmTerm pv = GemmTerm::of_rowmajor(s.data(), nk, cache.v(l, g) + k0 * D, nk, D);

@@ -224,7 +224,7 @@ class Pass {
           }
           // Vectorised softmax gives p; the loss is -log p[target], except where p[target] underflows f32,
           // where the row is recomputed and the loss taken from an exact double log-sum-exp.
-          k.softmax(z, V);
+          k.softmax(z, V, 1.0f);
           const double pt = z[target];
           if (pt > 1e-30) {
             row_loss[static_cast<size_t>(r)] = -std::log(pt);
@@ -636,7 +636,7 @@ class Pass {
       float* row = &p[static_cast<size_t>((t - r0) * nk)];
       const int64_t kb = key_begin(t) - k0, n = t - k0 + 1;
       std::fill(row, row + kb, 0.0f);
-      k.softmax(row + kb, n - kb);
+      k.softmax(row + kb, n - kb, 1.0f);
       std::fill(row + n, row + nk, 0.0f);
     }
   }

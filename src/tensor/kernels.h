@@ -46,8 +46,8 @@ struct KernelTable {
   void (*swiglu)(float* out, const float* gate, const float* up, int64_t n);
   // Gradients of swiglu: dgate, dup (n) from dact (n) and the forward's gate, up
   void (*swiglu_backward)(float* dgate, float* dup, const float* dact, const float* gate, const float* up, int64_t n);
-  // x (n) = softmax(x), max-subtracted
-  void (*softmax)(float* x, int64_t n);
+  // x (n) = softmax(x * scale), max-subtracted (scale > 0; attention folds its 1/sqrt(d) in here)
+  void (*softmax)(float* x, int64_t n, float scale);
   // y[r] = W[r, :] . x + bias[r] for r in [r0, r1); W (rows, cols); bias may be null
   void (*gemv_rows)(float* y, const float* w, const float* x, const float* bias, int64_t r0, int64_t r1,
                     int64_t cols);

@@ -114,19 +114,25 @@ TEST_P(Kernels, SwiGluAndSoftmax) {
       double ref = gd / (1 + std::exp(-gd)) * u[static_cast<size_t>(i)];
       EXPECT_NEAR(out[static_cast<size_t>(i)], ref, 2e-6 * (1 + std::fabs(ref)));
     }
-    auto s = randn(static_cast<size_t>(n), 7, 10.0f);
-    auto ref_in = s;
-    k().softmax(s.data(), n);
-    double mx = -1e30, sum = 0;
-    for (float v : ref_in) mx = std::max(mx, static_cast<double>(v));
-    for (float v : ref_in) sum += std::exp(v - mx);
-    for (int64_t i = 0; i < n; ++i) {
-      double ref = std::exp(ref_in[static_cast<size_t>(i)] - mx) / sum;
-      EXPECT_NEAR(s[static_cast<size_t>(i)], ref, 1e-6 + 1e-5 * ref);
+    // softmax(x * scale) in place; the guard element past n stays untouched (tails are masked stores).
+    for (float scale : {1.0f, 0.125f, 0.37f}) {
+      auto s = randn(static_cast<size_t>(n), 7, 10.0f);
+      std::vector<double> scaled;
+      for (float v : s) scaled.push_back(static_cast<double>(v * scale));
+      s.push_back(42.0f);
+      k().softmax(s.data(), n, scale);
+      EXPECT_EQ(s.back(), 42.0f);
+      double mx = -1e30, sum = 0;
+      for (double v : scaled) mx = std::max(mx, v);
+      for (double v : scaled) sum += std::exp(v - mx);
+      for (int64_t i = 0; i < n; ++i) {
+        double ref = std::exp(scaled[static_cast<size_t>(i)] - mx) / sum;
+        EXPECT_NEAR(s[static_cast<size_t>(i)], ref, 1e-6 + 1e-5 * ref) << "n " << n << " scale " << scale;
+      }
     }
   }
   std::vector<float> extreme = {-1000.0f, 0.0f, 1000.0f};
-  k().softmax(extreme.data(), 3);
+  k().softmax(extreme.data(), 3, 1.0f);
   EXPECT_EQ(extreme[2], 1.0f);
   EXPECT_EQ(extreme[0], 0.0f);
 }

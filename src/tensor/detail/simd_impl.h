@@ -5,7 +5,7 @@
 // AVX-512 code on a CPU without it).
 //
 // Tails shorter than V::W fall back to the scalar type S inside the same function, using the same exp
-// polynomial, so a row is computed the same way whatever its length.
+// polynomial, so a row is computed the same way whatever its length (softmax masks its tails instead).
 #pragma once
 
 #include <algorithm>
@@ -27,6 +27,11 @@ struct VScalar {
   static R zero() { return 0.0f; }
   static R set1(float x) { return x; }
   static R load(const float* p) { return *p; }
+  // The first n (< W) lanes from p, `fill` in the rest; store_n writes only the first n lanes.
+  static R load_n(const float* p, int64_t n, float fill) { return n > 0 ? *p : fill; }
+  static void store_n(float* p, R v, int64_t n) {
+    if (n > 0) *p = v;
+  }
   static void store(float* p, R v) { *p = v; }
   static R add(R a, R b) { return a + b; }
   static R sub(R a, R b) { return a - b; }
@@ -63,6 +68,9 @@ struct VVec {
   static R set1(float x) { return _mm512_set1_ps(x); }
   static R load(const float* p) { return _mm512_loadu_ps(p); }
   static void store(float* p, R v) { _mm512_storeu_ps(p, v); }
+  static __mmask16 first(int64_t n) { return static_cast<__mmask16>((1u << n) - 1); }
+  static R load_n(const float* p, int64_t n, float fill) { return _mm512_mask_loadu_ps(set1(fill), first(n), p); }
+  static void store_n(float* p, R v, int64_t n) { _mm512_mask_storeu_ps(p, first(n), v); }
   static R add(R a, R b) { return _mm512_add_ps(a, b); }
   static R sub(R a, R b) { return _mm512_sub_ps(a, b); }
   static R mul(R a, R b) { return _mm512_mul_ps(a, b); }
@@ -108,6 +116,14 @@ struct VVec {
   static R set1(float x) { return _mm256_set1_ps(x); }
   static R load(const float* p) { return _mm256_loadu_ps(p); }
   static void store(float* p, R v) { _mm256_storeu_ps(p, v); }
+  static __m256i first(int64_t n) {
+    return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)), _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+  }
+  static R load_n(const float* p, int64_t n, float fill) {
+    const __m256i m = first(n);
+    return _mm256_blendv_ps(set1(fill), _mm256_maskload_ps(p, m), _mm256_castsi256_ps(m));
+  }
+  static void store_n(float* p, R v, int64_t n) { _mm256_maskstore_ps(p, first(n), v); }
   static R add(R a, R b) { return _mm256_add_ps(a, b); }
   static R sub(R a, R b) { return _mm256_sub_ps(a, b); }
   static R mul(R a, R b) { return _mm256_mul_ps(a, b); }
@@ -253,28 +269,38 @@ void k_swiglu_backward(float* dgate, float* dup, const float* dact, const float*
 }
 
 // In-place softmax over x[0..n); returns nothing. Uses max subtraction like torch.
-void k_softmax(float* x, int64_t n) {
+void k_softmax(float* x, int64_t n, float scale) {
   if (n <= 0) return;
-  int64_t i = 0;
+  // Three passes, tails in masked vectors: x *= scale with the running max; exp(x - max) with the sum;
+  // the division. Masked-off lanes load -inf, whose exp is 0.
+  const int64_t full = n / V::W * V::W, rest = n - full;
+  const V::R sc = V::set1(scale);
   V::R mv = V::set1(-INFINITY);
-  for (; i + V::W <= n; i += V::W) mv = V::max(mv, V::load(x + i));
-  float m = V::hmax(mv);
-  for (; i < n; ++i) m = std::max(m, x[i]);
-  V::R mb = V::set1(m), sv = V::zero();
-  for (i = 0; i + V::W <= n; i += V::W) {
-    V::R e = V::exp(V::sub(V::load(x + i), mb));
+  for (int64_t i = 0; i < full; i += V::W) {
+    const V::R v = V::mul(V::load(x + i), sc);
+    V::store(x + i, v);
+    mv = V::max(mv, v);
+  }
+  if (rest) {
+    const V::R v = V::mul(V::load_n(x + full, rest, -INFINITY), sc);
+    V::store_n(x + full, v, rest);
+    mv = V::max(mv, v);
+  }
+  const V::R mb = V::set1(V::hmax(mv));
+  V::R sv = V::zero();
+  for (int64_t i = 0; i < full; i += V::W) {
+    const V::R e = V::exp(V::sub(V::load(x + i), mb));
     V::store(x + i, e);
     sv = V::add(sv, e);
   }
-  float s = V::hsum(sv);
-  for (; i < n; ++i) {
-    x[i] = S::exp(x[i] - m);
-    s += x[i];
+  if (rest) {
+    const V::R e = V::exp(V::sub(V::load_n(x + full, rest, -INFINITY), mb));
+    V::store_n(x + full, e, rest);
+    sv = V::add(sv, e);
   }
-  float inv = 1.0f / s;
-  V::R iv = V::set1(inv);
-  for (i = 0; i + V::W <= n; i += V::W) V::store(x + i, V::mul(V::load(x + i), iv));
-  for (; i < n; ++i) x[i] *= inv;
+  const V::R iv = V::set1(1.0f / V::hsum(sv));
+  for (int64_t i = 0; i < full; i += V::W) V::store(x + i, V::mul(V::load(x + i), iv));
+  if (rest) V::store_n(x + full, V::mul(V::load_n(x + full, rest, 0.0f), iv), rest);
 }
 
 // y[r] = dot(W[r, :], x) (+ bias[r]) for r in [r0, r1). Four rows at a time share the loads of x.
