@@ -433,7 +433,9 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
       const int64_t blocks = (R + kQueryBlock - 1) / kQueryBlock;
       parallel_rows(H * blocks, kQueryBlock * (p0 + T) * D, [&](int64_t b, int64_t e) {
         for (int64_t item = b; item < e; ++item) {
-          const int64_t h = item / blocks, q0 = r0 + item % blocks * kQueryBlock, rows = std::min(kQueryBlock, T - q0);
+          // Largest blocks (most keys) first, so the last items claimed are the short ones.
+          const int64_t h = item % H, q0 = r0 + (blocks - 1 - item / H) * kQueryBlock;
+          const int64_t rows = std::min(kQueryBlock, T - q0);
           attend(&qkv[static_cast<size_t>(q0 * NQKV + h * D)], NQKV, rows, p0 + q0, false,
                  &att[static_cast<size_t>(q0 * H * D + h * D)], H * D, h / group);
         }
