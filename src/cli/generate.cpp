@@ -55,16 +55,17 @@ Status cmd_generate(const Argv& argv) {
       opt.stop_ids.push_back(*eos);
   }
 
+  // Tokens stream as they come; nothing reaches stdout before the first one, so a prompt the model
+  // rejects leaves only the error line.
   bool first = true;
   std::optional<StreamDecoder> stream;
   if (tok) stream.emplace(*tok, /*skip_special_tokens=*/true);
-  else std::printf("[");
   auto r = generate(model, prompt, opt, [&](int32_t id) {
     if (stream) {
       std::string piece = stream->push(id);
       std::fwrite(piece.data(), 1, piece.size(), stdout);
     } else {
-      std::printf(first ? "%d" : ", %d", id);
+      std::printf(first ? "[%d" : ", %d", id);
     }
     std::fflush(stdout);
     first = false;
@@ -73,9 +74,11 @@ Status cmd_generate(const Argv& argv) {
   if (stream) {
     std::string rest = stream->finish();
     std::fwrite(rest.data(), 1, rest.size(), stdout);
-    std::printf("\n");
-  } else {
+    if (r.is_ok() || !first || !rest.empty()) std::printf("\n");
+  } else if (!first) {
     std::printf("]\n");
+  } else if (r.is_ok()) {
+    std::printf("[]\n");
   }
   std::fflush(stdout);  // the timing line on stderr must come after the output, also through pipes
   if (!r.is_ok()) return r.status().with_context("prompt");

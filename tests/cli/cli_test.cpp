@@ -58,6 +58,10 @@ TEST(Cli, BadInputGivesOneErrorLine) {
   Outcome r = run("generate /nonexistent --ids 1");
   EXPECT_EQ(r.code, 3);
   EXPECT_EQ(r.out, "error: /nonexistent: not a model directory\n");
+  // A prompt the model rejects: the error line and nothing on stdout (no half-opened id list).
+  r = run("generate " + model("llama_f32") + " --ids 1,2,500");
+  EXPECT_EQ(r.code, 2);
+  EXPECT_EQ(r.out, "error: prompt: token id 500 at position 2 is outside the vocabulary [0, 97)\n");
   r = run("generate " + model("llama_f32") + " --ids 1,,2");
   EXPECT_EQ(r.code, 2);
   EXPECT_EQ(r.out, "error: --ids: expected comma-separated non-negative token ids, got '' at element 1\n");
