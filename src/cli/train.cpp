@@ -27,19 +27,17 @@ Status cmd_train(const Argv& argv) {
 }
 
 Result<Model> load_model_with_adapter(const std::string& dir, const std::optional<std::string>& adapter) {
-  TL_ASSIGN_OR_RETURN(Model model, Model::load(dir));
-  if (adapter) {
-    TL_ASSIGN_OR_RETURN(peft::Adapter a, peft::load(*adapter, model.config()));
-    TL_TRY(merge_lora(model, a.weights, a.config).with_context(*adapter));
-  }
+  if (!adapter) return Model::load(dir);
+  TL_ASSIGN_OR_RETURN(Model model, Model::load_unpacked(dir));  // merging would drop the packing
+  TL_ASSIGN_OR_RETURN(peft::Adapter a, peft::load(*adapter, model.config()));
+  TL_TRY(merge_lora(model, a.weights, a.config).with_context(*adapter));
   return model;
 }
 
 Result<Model> load_model_for_inference(const std::string& dir, const std::optional<std::string>& adapter) {
   if (!adapter) return Model::load_packed(dir);  // each matrix held once, from the start
   TL_ASSIGN_OR_RETURN(Model model, load_model_with_adapter(dir, adapter));
-  model.pack_matrices();   // again after the merge
-  model.drop_row_major();  // each matrix held once
+  model.drop_row_major();  // packed after the merge, one matrix at a time: each matrix held once
   return model;
 }
 

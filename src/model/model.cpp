@@ -144,6 +144,8 @@ Result<Model> Model::load_nf4(const std::string& dir, bool double_quant) {
 
 Result<Model> Model::load_packed(const std::string& dir) { return load_impl(dir, Storage::kPacked, false); }
 
+Result<Model> Model::load_unpacked(const std::string& dir) { return load_impl(dir, Storage::kUnpacked, false); }
+
 Result<Model> Model::load_impl(const std::string& dir, Storage storage, bool double_quant) {
   const bool nf4 = storage == Storage::kNf4;
   if (!is_directory(dir)) return not_found("{}: not a model directory", dir);
@@ -223,7 +225,7 @@ Result<Model> Model::load_impl(const std::string& dir, Storage storage, bool dou
   m.weights_ = std::move(w);
   m.source_dtype_ = files.dominant_dtype();
   m.dir_ = dir;
-  if (!nf4) m.pack_matrices();
+  if (storage == Storage::kRowMajor) m.pack_matrices();
   if (storage == Storage::kPacked) m.drop_row_major();  // the LM head (the layers are done)
   return m;
 }
@@ -235,6 +237,7 @@ void Model::pack_matrices() {
 void Model::drop_row_major() {
   const bool tied = config_.tie_word_embeddings;
   for_each_matrix(*weights_, [tied](Tensor& t, PackedPtr& p, bool is_head) {
+    pack_into(t, p);
     if (p && !t.empty() && !(is_head && tied)) free_row_major(t);
   });
 }
@@ -248,8 +251,12 @@ void Model::restore_row_major() {
 }
 
 ModelWeights& Model::mutable_weights() {
+  // A view is copied, and the file pages it read are released (the copy is what the model holds).
   auto own = [](Tensor& t) {
-    if (!t.empty() && t.is_view()) t = t.to_f32();
+    if (t.empty() || !t.is_view()) return;
+    Tensor copy = t.to_f32();
+    release_mapped_pages(t.data(), t.nbytes());
+    t = std::move(copy);
   };
   restore_row_major();
   ModelWeights& w = *weights_;

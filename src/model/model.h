@@ -89,6 +89,8 @@ class Model {
   // and their row-major copies freed at once (as drop_row_major() does after load()), so loading never
   // holds a matrix twice.
   static Result<Model> load_packed(const std::string& dir);
+  // For weights about to change (merging an adapter): row-major only, no packed copies to drop again.
+  static Result<Model> load_unpacked(const std::string& dir);
   // For tests and benchmarks: a model from a config and weights built in memory.
   static Model from_weights(ModelConfig config, ModelWeights weights);
 
@@ -104,10 +106,11 @@ class Model {
   // GEMMs; load() does this. After mutable_weights() (merge_lora, full fine-tuning) the weights are
   // unpacked until this is called again.
   void pack_matrices();
-  // Inference and LoRA training (frozen weights): frees the row-major copies of packed matrices (file
-  // pages of views are released), so the model holds each matrix once; the forward and the input-gradient
-  // GEMMs both read the packed copy. Anything that needs them again (mutable_weights, quantize_nf4)
-  // rebuilds them from the packed copy first.
+  // Inference and LoRA training (frozen weights): packs each f32 matrix not packed yet and frees its
+  // row-major copy (file pages of views are released), one matrix at a time, so the model holds each
+  // matrix once, even while this runs; the forward and the input-gradient GEMMs both read the packed
+  // copy. Anything that needs them again (mutable_weights, quantize_nf4) rebuilds them from the packed
+  // copy first.
   void drop_row_major();
   const std::string& source_dtype() const { return source_dtype_; }
   const std::string& dir() const { return dir_; }
@@ -134,7 +137,7 @@ class Model {
   // the rows around it).
   Status run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x, int64_t out_rows) const;
 
-  enum class Storage { kRowMajor, kPacked, kNf4 };
+  enum class Storage { kRowMajor, kPacked, kUnpacked, kNf4 };
   static Result<Model> load_impl(const std::string& dir, Storage storage, bool double_quant);
   // Rebuilds row-major matrices dropped by drop_row_major() from their packed copies.
   void restore_row_major();

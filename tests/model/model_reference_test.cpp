@@ -157,6 +157,18 @@ TEST_P(ModelReference, DroppingRowMajorCopiesKeepsLogitsAndWeights) {
   ASSERT_TRUE(packed->forward(f.ids, c4, from_packed, true).is_ok());
   ASSERT_EQ(from_packed.size(), before.size());
   EXPECT_EQ(0, std::memcmp(from_packed.data(), before.data(), before.size() * 4));
+  // Loaded unpacked (what merging an adapter starts from), drop_row_major packs each matrix as it
+  // frees it: again nothing row-major and the same bits.
+  auto unpacked_load = Model::load_unpacked(std::string(TL_FIXTURES_DIR) + "/models/" + GetParam());
+  ASSERT_TRUE(unpacked_load.is_ok()) << unpacked_load.status().message();
+  EXPECT_EQ(unpacked_load->weights().layers[0].packed_wqkv, nullptr);
+  unpacked_load->drop_row_major();
+  for (const Tensor* t : matrices(unpacked_load->weights(), tied)) EXPECT_TRUE(t->empty());
+  std::vector<float> repacked;
+  KvCache c5(unpacked_load->config(), 64);
+  ASSERT_TRUE(unpacked_load->forward(f.ids, c5, repacked, true).is_ok());
+  ASSERT_EQ(repacked.size(), before.size());
+  EXPECT_EQ(0, std::memcmp(repacked.data(), before.data(), before.size() * 4));
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, ModelReference, ::testing::ValuesIn(cases()),
