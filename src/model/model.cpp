@@ -255,7 +255,7 @@ ModelWeights& Model::mutable_weights() {
   auto own = [](Tensor& t) {
     if (t.empty() || !t.is_view()) return;
     Tensor copy = t.to_f32();
-    release_mapped_pages(t.data(), t.nbytes());
+    free_row_major(t);
     t = std::move(copy);
   };
   restore_row_major();

@@ -99,17 +99,24 @@ TEST(Packed, GemmIsTheFmaChainForEveryShape) {
   }
 }
 
+// got (m, n) against the product summed in double over `depth`: sum over t of a(i, t) b(t, j).
+template <typename A, typename B>
+void expect_product(const std::vector<float>& got, int64_t m, int64_t n, int64_t depth, A a, B b) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0;
+      for (int64_t t = 0; t < depth; ++t) s += static_cast<double>(a(i, t)) * b(t, j);
+      EXPECT_NEAR(got[static_cast<size_t>(i * n + j)], s, 1e-4 * std::max(1.0, std::abs(s))) << i << ", " << j;
+    }
+}
+
 TEST(Packed, ReferenceIsTheProduct) {
   const int64_t m = 9, n = 40, k = 257;
   const std::vector<float> w = randn(static_cast<size_t>(n * k), 6), x = randn(static_cast<size_t>(m * k), 7);
   std::vector<float> y(static_cast<size_t>(m * n));
   packed_gemm(y.data(), n, x.data(), k, m, PackedMatrix::pack(w.data(), n, k), nullptr, false);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < n; ++j) {
-      double s = 0;
-      for (int64_t kk = 0; kk < k; ++kk) s += static_cast<double>(x[i * k + kk]) * w[j * k + kk];
-      EXPECT_NEAR(y[static_cast<size_t>(i * n + j)], s, 1e-4 * std::max(1.0, std::abs(s)));
-    }
+  expect_product(y, m, n, k, [&](int64_t i, int64_t t) { return x[i * k + t]; },
+                 [&](int64_t t, int64_t j) { return w[j * k + t]; });
 }
 
 TEST(Packed, PackedAndRowMajorTermsShareOneSum) {
@@ -193,12 +200,8 @@ TEST(Packed, InputGradientFromTheForwardPackingIsTheChunkedFmaChain) {
   const std::vector<float> w = randn(static_cast<size_t>(n * k), 21), dy = randn(static_cast<size_t>(m * n), 22);
   std::vector<float> dx(static_cast<size_t>(m * k));
   packed_gemm_dyw(dx.data(), k, dy.data(), n, m, PackedMatrix::pack(w.data(), n, k), false);
-  for (int64_t i = 0; i < m; ++i)
-    for (int64_t j = 0; j < k; ++j) {
-      double s = 0;
-      for (int64_t r = 0; r < n; ++r) s += static_cast<double>(dy[i * n + r]) * w[r * k + j];
-      EXPECT_NEAR(dx[static_cast<size_t>(i * k + j)], s, 1e-4 * std::max(1.0, std::abs(s)));
-    }
+  expect_product(dx, m, k, n, [&](int64_t i, int64_t t) { return dy[i * n + t]; },
+                 [&](int64_t t, int64_t j) { return w[t * k + j]; });
 }
 
 TEST(Packed, EveryIsaTransposesBlocksAlike) {
