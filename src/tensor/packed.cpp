@@ -78,15 +78,16 @@ void run_panels(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment*
   const KernelTable& kt = kernels();
   const int64_t panels = (n + PackedMatrix::kPanel - 1) / PackedMatrix::kPanel;
   const int threads = ThreadPool::global().size();
-  // Row blocks keep a block of x (about 1 MB) in L2 while every panel passes over it; blocks are whole
-  // register tiles. With few panels, rows are split further so every thread has work.
+  // Row blocks keep a block of x (at most 1 MB) in L2 while every panel passes over it. The rows are
+  // shared out evenly over as few blocks as that allows, in whole register tiles: a block cut at the
+  // largest size would leave a sliver (8 of 512 rows at k = 512) that streams every panel again for a
+  // few rows. With few panels, rows are split further so every thread has work.
   const int64_t tile = kt.panel_rows;
-  int64_t rb = std::max<int64_t>(tile, (int64_t{1} << 18) / std::max<int64_t>(1, k_total) / tile * tile);
-  if (panels < 4 * threads) {
-    const int64_t want = (4 * threads + panels - 1) / panels;
-    rb = std::min(rb, std::max<int64_t>(tile, (m + want - 1) / want / tile * tile));
-  }
-  rb = std::min(rb, m);
+  const int64_t max_rows = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, k_total));
+  int64_t blocks = (m + max_rows - 1) / max_rows;
+  if (panels < 4 * threads) blocks = std::max(blocks, (4 * threads + panels - 1) / panels);
+  const int64_t per_block = (m + blocks - 1) / blocks;
+  const int64_t rb = std::min(m, (per_block + tile - 1) / tile * tile);
   const int64_t row_blocks = (m + rb - 1) / rb;
   // One row (decode): items of 4 panels, the width kernels.h interleaves to hide FMA latency.
   const int64_t group = m == 1 ? 4 : 1;
