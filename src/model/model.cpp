@@ -12,6 +12,7 @@
 #include "tensor/kernels.h"
 #include "tensor/packed.h"
 #include "tensor/rope.h"
+#include "tensor/scratch.h"
 #include "tensor/thread_pool.h"
 
 namespace tl {
@@ -358,9 +359,9 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
   const ModelWeights& W = *weights_;
 
   x.resize(static_cast<size_t>(T * C));
-  std::vector<float> xn(static_cast<size_t>(T * C));
-  std::vector<float> qkv(static_cast<size_t>(T * NQKV)), att(static_cast<size_t>(T * H * D));
-  std::vector<float> gate_up(static_cast<size_t>(T * 2 * I)), act(static_cast<size_t>(T * I));
+  // Every row of these is written before it is read (the last layer writes and reads only its rows).
+  Scratch xn = uninit(T * C), qkv = uninit(T * NQKV), att = uninit(T * H * D);
+  Scratch gate_up, act = uninit(T * I);  // gate_up only where the MLP's GEMM and SwiGLU are not fused
   std::vector<int32_t> pos(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) {
     pos[static_cast<size_t>(t)] = static_cast<int32_t>(p0 + t);
@@ -451,13 +452,19 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
     float* xr = x.data() + r0 * C;
     linear(xr, att.data() + r0 * H * D, M.wo(), L.bo, R, /*accumulate=*/true);
     rmsnorm_rows(xn.data(), xr, L.mlp_norm.f32(), R);
-    linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, R);
-    pool.parallel_for(R, [&](int64_t b, int64_t e) {
-      for (int64_t t = b; t < e; ++t) {
-        const float* gu = &gate_up[static_cast<size_t>(t * 2 * I)];
-        k.swiglu(&act[static_cast<size_t>(t * I)], gu, gu + I, I);
-      }
-    });
+    const PackedMatrix* gu_packed = M.w_gate_up().packed;
+    if (gu_packed && swiglu_fusable(*gu_packed)) {
+      packed_gemm_swiglu(act.data(), I, xn.data(), C, R, *gu_packed, L.b_gate_up.empty() ? nullptr : L.b_gate_up.f32());
+    } else {
+      gate_up.resize(static_cast<size_t>(T * 2 * I));
+      linear(gate_up.data(), xn.data(), M.w_gate_up(), L.b_gate_up, R);
+      pool.parallel_for(R, [&](int64_t b, int64_t e) {
+        for (int64_t t = b; t < e; ++t) {
+          const float* gu = &gate_up[static_cast<size_t>(t * 2 * I)];
+          k.swiglu(&act[static_cast<size_t>(t * I)], gu, gu + I, I);
+        }
+      });
+    }
     linear(xr, act.data(), M.w_down(), L.b_down, R, /*accumulate=*/true);
   }
   cache.length_ = p0 + T;

@@ -11,30 +11,12 @@
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
 #include "tensor/rope.h"
+#include "tensor/scratch.h"
 #include "tensor/thread_pool.h"
 
 namespace tl {
 
 namespace {
-
-// Scratch buffers are not zero-filled on allocation: most are written whole by a GEMM with beta = 0 or
-// by a kernel, and the memset was measurable. zeros() is for the accumulators.
-template <class T>
-struct DefaultInitAllocator : std::allocator<T> {
-  using std::allocator<T>::allocator;
-  template <class U>
-  void construct(U* p) noexcept {
-    ::new (static_cast<void*>(p)) U;
-  }
-  template <class U, class... A>
-  void construct(U* p, A&&... a) {
-    ::new (static_cast<void*>(p)) U(std::forward<A>(a)...);
-  }
-};
-using Buf = std::vector<float, DefaultInitAllocator<float>>;
-
-Buf zeros(int64_t n) { return Buf(static_cast<size_t>(n), 0.0f); }
-Buf uninit(int64_t n) { return Buf(static_cast<size_t>(n)); }
 
 // C (M, N) = alpha * A (M, K) B^T (N, K) + beta * C
 void mm_nt(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
@@ -125,17 +107,17 @@ TargetSlot target_slot(const Dims& d, LoraTarget t) {
 
 // Everything backward needs from one layer's forward.
 struct LayerCache {
-  Buf x_in;           // (T, C) residual stream entering the layer
-  Buf xn1, rstd1;     // (T, C), (T)
-  Buf q_raw, rstd_q, rstd_k;  // qwen3: (T, NQKV) before q/k norm; (T*H), (T*KV)
-  Buf qkv;            // (T, NQKV) after bias, q/k norm and RoPE
-  Buf att;            // (T, HD)
-  Buf x_mid;          // (T, C) after the attention residual
-  Buf xn2, rstd2;     // (T, C), (T)
-  Buf gu;             // (T, 2I) gate and up before the activation
-  Buf act;            // (T, I)
-  std::array<Buf, kLoraTargetCount> xa;  // (T, r) LoRA intermediate per target
-  std::array<Buf, 2> xa_group;           // (T, n r) for the q/k/v and gate/up groups (see lora_forward_group)
+  Scratch x_in;           // (T, C) residual stream entering the layer
+  Scratch xn1, rstd1;     // (T, C), (T)
+  Scratch q_raw, rstd_q, rstd_k;  // qwen3: (T, NQKV) before q/k norm; (T*H), (T*KV)
+  Scratch qkv;            // (T, NQKV) after bias, q/k norm and RoPE
+  Scratch att;            // (T, HD)
+  Scratch x_mid;          // (T, C) after the attention residual
+  Scratch xn2, rstd2;     // (T, C), (T)
+  Scratch gu;             // (T, 2I) gate and up before the activation
+  Scratch act;            // (T, I)
+  std::array<Scratch, kLoraTargetCount> xa;  // (T, r) LoRA intermediate per target
+  std::array<Scratch, 2> xa_group;           // (T, n r) for the q/k/v and gate/up groups (see lora_forward_group)
 };
 
 class Pass {
@@ -177,7 +159,7 @@ class Pass {
   }
 
   // Runs the whole forward; returns the per-layer caches (inputs only when checkpointing) and final x.
-  void forward(std::vector<LayerCache>& caches, Buf& x) {
+  void forward(std::vector<LayerCache>& caches, Scratch& x) {
     const int64_t T = d_.T, C = d_.C;
     x = uninit(T * C);
     gather_rows(x.data(), weight_ref(w_.embed), seq_.tokens.data(), T);
@@ -187,7 +169,7 @@ class Pass {
       lc.x_in = x;
       layer_forward(l, lc, x);
       if (opt_.gradient_checkpointing) {
-        Buf keep = std::move(lc.x_in);
+        Scratch keep = std::move(lc.x_in);
         lc = LayerCache();
         lc.x_in = std::move(keep);
       }
@@ -195,18 +177,18 @@ class Pass {
   }
 
   // Chunked output head + cross-entropy. Accumulates dx_final (T, C) when `backward`.
-  StepStats head(const Buf& x, Buf* dx, float loss_scale, ModelWeights* grads) {
+  StepStats head(const Scratch& x, Scratch* dx, float loss_scale, ModelWeights* grads) {
     const int64_t T = d_.T, C = d_.C, V = c_.vocab_size;
     const KernelTable& k = kernels();
-    Buf xf = uninit(T * C), rstd = uninit(T);
+    Scratch xf = uninit(T * C), rstd = uninit(T);
     rmsnorm_fwd(xf.data(), rstd.data(), x.data(), w_.final_norm.f32(), T, C, d_.eps);
-    Buf dxf = dx ? zeros(T * C) : Buf();
+    Scratch dxf = dx ? zeros(T * C) : Scratch();
     StepStats st;
     // Rows per chunk: each chunk's two GEMMs stream (and OpenBLAS packs) the whole (V, C) head, so
     // fewer, larger chunks are faster; ~16 MB of logits per chunk, at least 64 rows.
     const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 22) / V / 16 * 16);
     const WeightRef head_w = weight_ref(w_.lm_head, w_.packed_lm_head.get());
-    Buf logits = uninit(chunk * V);
+    Scratch logits = uninit(chunk * V);
     std::vector<double> row_loss(static_cast<size_t>(chunk));
     for (int64_t r0 = 0; r0 < T; r0 += chunk) {
       const int64_t rows = std::min(chunk, T - r0);
@@ -262,9 +244,9 @@ class Pass {
   }
 
   // dx: gradient w.r.t. the layer's output on entry, w.r.t. its input on exit.
-  void layer_backward(int64_t l, LayerCache& lc, Buf& dx, LoraWeights* lgrads, ModelWeights* grads) {
+  void layer_backward(int64_t l, LayerCache& lc, Scratch& dx, LoraWeights* lgrads, ModelWeights* grads) {
     if (opt_.gradient_checkpointing) {
-      Buf out = lc.x_in;
+      Scratch out = lc.x_in;
       layer_forward(l, lc, out);
     }
     const Dims& d = d_;
@@ -274,14 +256,14 @@ class Pass {
     LayerWeights* G = grads ? &grads->layers[static_cast<size_t>(l)] : nullptr;
 
     // MLP: x_out = x_mid + down(act); act = silu(g) * u; (g, u) = gate_up(xn2)
-    Buf dact = uninit(T * I);
+    Scratch dact = uninit(T * I);
     matmul_dyw(dact.data(), dx.data(), M.w_down(), T, C, I);
     if (G) {
       mm_tn(G->w_down.f32(), dx.data(), lc.act.data(), C, I, T, C, I, I, 1.0f, 1.0f);
       if (!G->b_down.empty()) bias_grad(G->b_down.f32(), dx.data(), T, C, C, 0);
     }
     lora_backward(l, LoraTarget::kDown, lc, lc.act.data(), dx.data(), dact.data(), lgrads);
-    Buf dgu = uninit(T * 2 * I);
+    Scratch dgu = uninit(T * 2 * I);
     const KernelTable& k = kernels();
     parallel_rows(T, I, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
@@ -290,27 +272,27 @@ class Pass {
         k.swiglu_backward(dg, dg + I, &dact[static_cast<size_t>(t * I)], g, g + I, I);
       }
     });
-    Buf dxn2 = uninit(T * C);
+    Scratch dxn2 = uninit(T * C);
     matmul_dyw(dxn2.data(), dgu.data(), M.w_gate_up(), T, 2 * I, C);
     if (G) {
       mm_tn(G->w_gate_up.f32(), dgu.data(), lc.xn2.data(), 2 * I, C, T, 2 * I, C, C, 1.0f, 1.0f);
       if (!G->b_gate_up.empty()) bias_grad(G->b_gate_up.f32(), dgu.data(), T, 2 * I, 2 * I, 0);
     }
     lora_backward_group(l, 1, lc, lc.xn2.data(), dgu.data(), dxn2.data(), lgrads);
-    Buf dmid = uninit(T * C);
+    Scratch dmid = uninit(T * C);
     rmsnorm_bwd(dmid.data(), G ? G->mlp_norm.f32() : nullptr, dxn2.data(), lc.x_mid.data(), L.mlp_norm.f32(),
                 lc.rstd2.data(), T, C);
     add_rows(dmid.data(), dx.data(), T, C);  // residual
 
     // Attention: x_mid = x_in + o(att)
-    Buf datt = uninit(T * d.HD);
+    Scratch datt = uninit(T * d.HD);
     matmul_dyw(datt.data(), dmid.data(), M.wo(), T, C, d.HD);
     if (G) {
       mm_tn(G->wo.f32(), dmid.data(), lc.att.data(), C, d.HD, T, C, d.HD, d.HD, 1.0f, 1.0f);
       if (!G->bo.empty()) bias_grad(G->bo.f32(), dmid.data(), T, C, C, 0);
     }
     lora_backward(l, LoraTarget::kO, lc, lc.att.data(), dmid.data(), datt.data(), lgrads);
-    Buf dqkv = uninit(T * d.NQKV);
+    Scratch dqkv = uninit(T * d.NQKV);
     attention_backward(lc, datt, dqkv);
     rope_apply_inverse(dqkv.data(), T, d.NQKV, d.H, d.D, rope_);
     rope_apply_inverse(dqkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
@@ -325,26 +307,26 @@ class Pass {
                     &lc.rstd_k[static_cast<size_t>(t * d.KV)], d.KV, d.D);
       }
     }
-    Buf dxn1 = uninit(T * C);
+    Scratch dxn1 = uninit(T * C);
     matmul_dyw(dxn1.data(), dqkv.data(), M.wqkv(), T, d.NQKV, C);
     if (G) {
       mm_tn(G->wqkv.f32(), dqkv.data(), lc.xn1.data(), d.NQKV, C, T, d.NQKV, C, C, 1.0f, 1.0f);
       if (!G->bqkv.empty()) bias_grad(G->bqkv.f32(), dqkv.data(), T, d.NQKV, d.NQKV, 0);
     }
     lora_backward_group(l, 0, lc, lc.xn1.data(), dqkv.data(), dxn1.data(), lgrads);
-    Buf din = uninit(T * C);
+    Scratch din = uninit(T * C);
     rmsnorm_bwd(din.data(), G ? G->attn_norm.f32() : nullptr, dxn1.data(), lc.x_in.data(), L.attn_norm.f32(),
                 lc.rstd1.data(), T, C);
     add_rows(din.data(), dmid.data(), T, C);
     dx = std::move(din);
     if (opt_.gradient_checkpointing) {
-      Buf keep = std::move(lc.x_in);
+      Scratch keep = std::move(lc.x_in);
       lc = LayerCache();
       lc.x_in = std::move(keep);
     }
   }
 
-  void embedding_backward(const Buf& dx, ModelWeights* grads) {
+  void embedding_backward(const Scratch& dx, ModelWeights* grads) {
     if (!grads) return;
     float* de = grads->embed.f32();
     for (int64_t t = 0; t < d_.T; ++t) {
@@ -362,7 +344,7 @@ class Pass {
   }
 
   // The LoRA branch's input: x itself, or x with inverted dropout (mask from the counter-based hash).
-  const float* lora_input(int64_t l, LoraTarget t, const float* x, int64_t in, Buf& scratch) const {
+  const float* lora_input(int64_t l, LoraTarget t, const float* x, int64_t in, Scratch& scratch) const {
     const double p = lora_.config ? lora_.config->dropout : 0.0;
     if (!opt_.training || p <= 0.0) return x;
     scratch.resize(static_cast<size_t>(d_.T * in));
@@ -383,9 +365,9 @@ class Pass {
     if (!m) return;
     const TargetSlot s = target_slot(d_, t);
     const int64_t r = m->a.dim(0);
-    Buf scratch;
+    Scratch scratch;
     const float* xin = lora_input(l, t, x, s.in, scratch);
-    Buf& xa = lc.xa[static_cast<size_t>(t)];
+    Scratch& xa = lc.xa[static_cast<size_t>(t)];
     xa = uninit(d_.T * r);
     mm_nt(xa.data(), xin, m->a.f32(), d_.T, r, s.in, s.in, s.in, r);
     mm_nt(y + s.col_offset, xa.data(), m->b.f32(), d_.T, s.out, r, r, r, s.out_stride, lora_scale_, 1.0f);
@@ -399,14 +381,14 @@ class Pass {
     LoraModule& g = lgrads->layers[static_cast<size_t>(l)][static_cast<size_t>(t)];
     const TargetSlot s = target_slot(d_, t);
     const int64_t r = m->a.dim(0), T = d_.T;
-    const Buf& xa = lc.xa[static_cast<size_t>(t)];
+    const Scratch& xa = lc.xa[static_cast<size_t>(t)];
     const float* dys = dy + s.col_offset;
     // dB += s * dy^T xa
     mm_tn(g.b.f32(), dys, xa.data(), s.out, r, T, s.out_stride, r, r, lora_scale_, 1.0f);
     // dxa = s * dy B
-    Buf dxa = uninit(T * r);
+    Scratch dxa = uninit(T * r);
     mm_nn(dxa.data(), dys, m->b.f32(), T, r, s.out, s.out_stride, r, r, lora_scale_, 0.0f);
-    Buf scratch;
+    Scratch scratch;
     const float* xin = lora_input(l, t, x, s.in, scratch);
     // dA += dxa^T xin
     mm_tn(g.a.f32(), dxa.data(), xin, r, s.in, T, r, s.in, s.in, 1.0f, 1.0f);
@@ -415,7 +397,7 @@ class Pass {
     if (!opt_.training || p <= 0.0) {
       mm_nn(dx, dxa.data(), m->a.f32(), T, s.in, r, r, s.in, s.in, 1.0f, 1.0f);
     } else {
-      Buf tmp = uninit(T * s.in);
+      Scratch tmp = uninit(T * s.in);
       mm_nn(tmp.data(), dxa.data(), m->a.f32(), T, s.in, r, r, s.in, s.in);
       // The scratch holds x*mask/(1-p); the mask/(1-p) factor is scratch/x where x != 0, recomputed here.
       const uint64_t base = mix(opt_.dropout_seed ^ mix(static_cast<uint64_t>(l) * 16 + static_cast<uint64_t>(t)));
@@ -460,8 +442,8 @@ class Pass {
     return g;
   }
 
-  Buf stacked_a(const Group& g) const {
-    Buf a = uninit(g.n * g.r * g.in);
+  Scratch stacked_a(const Group& g) const {
+    Scratch a = uninit(g.n * g.r * g.in);
     for (int i = 0; i < g.n; ++i)
       std::memcpy(&a[static_cast<size_t>(i * g.r * g.in)], g.modules[static_cast<size_t>(i)]->a.f32(),
                   static_cast<size_t>(g.r * g.in) * 4);
@@ -476,8 +458,8 @@ class Pass {
     }
     if (g.n == 0) return;
     const int64_t T = d_.T, R = g.n * g.r;
-    const Buf a = stacked_a(g);
-    Buf& xa = lc.xa_group[static_cast<size_t>(gi)];
+    const Scratch a = stacked_a(g);
+    Scratch& xa = lc.xa_group[static_cast<size_t>(gi)];
     xa = uninit(T * R);
     mm_nt(xa.data(), x, a.data(), T, R, g.in, g.in, g.in, R);
     for (int i = 0; i < g.n; ++i) {
@@ -497,8 +479,8 @@ class Pass {
     }
     if (g.n == 0) return;
     const int64_t T = d_.T, R = g.n * g.r;
-    const Buf& xa = lc.xa_group[static_cast<size_t>(gi)];
-    Buf dxa = uninit(T * R);
+    const Scratch& xa = lc.xa_group[static_cast<size_t>(gi)];
+    Scratch dxa = uninit(T * R);
     for (int i = 0; i < g.n; ++i) {
       const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
       LoraModule& gm = lgrads->layers[static_cast<size_t>(l)][static_cast<size_t>(g.targets[static_cast<size_t>(i)])];
@@ -509,14 +491,14 @@ class Pass {
             lora_scale_, 0.0f);
     }
     // dA (stacked) = dxa^T x, added to each target's gradient; dx += dxa A
-    Buf da = uninit(R * g.in);
+    Scratch da = uninit(R * g.in);
     mm_tn(da.data(), dxa.data(), x, R, g.in, T, R, g.in, g.in);
     const KernelTable& k = kernels();
     for (int i = 0; i < g.n; ++i) {
       LoraModule& gm = lgrads->layers[static_cast<size_t>(l)][static_cast<size_t>(g.targets[static_cast<size_t>(i)])];
       k.axpy(gm.a.f32(), 1.0f, &da[static_cast<size_t>(i * g.r * g.in)], g.r * g.in);
     }
-    const Buf a = stacked_a(g);
+    const Scratch a = stacked_a(g);
     mm_nn(dx, dxa.data(), a.data(), T, g.in, R, R, g.in, g.in, 1.0f, 1.0f);
   }
 
@@ -543,7 +525,7 @@ class Pass {
     return kb;
   }
 
-  void layer_forward(int64_t l, LayerCache& lc, Buf& x) {
+  void layer_forward(int64_t l, LayerCache& lc, Scratch& x) {
     const Dims& d = d_;
     const int64_t T = d.T, C = d.C, I = d.I;
     const LayerWeights& L = w_.layers[static_cast<size_t>(l)];
@@ -572,7 +554,7 @@ class Pass {
     // Attention: heads in parallel, each a run of causal blocks of GEMMs (see attention_probs).
     lc.att = uninit(T * d.HD);
     for_heads([&](int64_t hb, int64_t he) {
-      thread_local Buf p;
+      thread_local Scratch p;
       for (int64_t h = hb; h < he; ++h) {
         const int64_t g = h / d.group;
         for (int64_t r0 = 0; r0 < T; r0 += kQueryBlock) {
@@ -584,7 +566,7 @@ class Pass {
         }
       }
     });
-    Buf tmp = uninit(T * C);
+    Scratch tmp = uninit(T * C);
     matmul_xwt(tmp.data(), lc.att.data(), M.wo(), T, d.HD, C);
     add_bias(tmp.data(), L.bo, T, C);
     lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data());
@@ -625,7 +607,7 @@ class Pass {
   // P (r1 - r0, r1 - k0) for head h, rows [r0, r1), keys from k0 = key_begin(r0): scale Q_h K_g^T, each
   // row t softmaxed over its keys [key_begin(t), t] and zero elsewhere. Backward calls this again rather
   // than keeping P.
-  void attention_probs(const LayerCache& lc, int64_t h, int64_t r0, int64_t r1, Buf& p) const {
+  void attention_probs(const LayerCache& lc, int64_t h, int64_t r0, int64_t r1, Scratch& p) const {
     const Dims& d = d_;
     const KernelTable& k = kernels();
     const int64_t g = h / d.group, k0 = key_begin(r0), nk = r1 - k0;
@@ -646,13 +628,13 @@ class Pass {
   //   dQ_h = dS K_g;     dK_g += dS^T Q_h
   // dK and dV are summed per head into private buffers, then over the heads of each group in head
   // order, so the result does not depend on the schedule. dqkv is assigned whole.
-  void attention_backward(const LayerCache& lc, const Buf& datt, Buf& dqkv) {
+  void attention_backward(const LayerCache& lc, const Scratch& datt, Scratch& dqkv) {
     const Dims& d = d_;
     const KernelTable& k = kernels();
     const int64_t T = d.T, D = d.D;
-    Buf dkv = zeros(d.H * 2 * T * D);  // per head: dK (T, D), then dV (T, D)
+    Scratch dkv = zeros(d.H * 2 * T * D);  // per head: dK (T, D), then dV (T, D)
     for_heads([&](int64_t hb, int64_t he) {
-      thread_local Buf p, dp;
+      thread_local Scratch p, dp;
       for (int64_t h = hb; h < he; ++h) {
         const int64_t g = h / d.group;
         float* dk = &dkv[static_cast<size_t>(h * 2 * T * D)];
@@ -759,9 +741,9 @@ Result<StepStats> forward_backward(const Model& model, LoraRef lora, LoraWeights
   Pass pass(model, lora, seq, options);
   TL_TRY(pass.validate());
   std::vector<LayerCache> caches;
-  Buf x;
+  Scratch x;
   pass.forward(caches, x);
-  Buf dx;
+  Scratch dx;
   StepStats st = pass.head(x, &dx, loss_scale, full_grads);
   if (st.tokens == 0) return st;
   for (int64_t l = model.config().num_layers - 1; l >= 0; --l) {
@@ -778,7 +760,7 @@ Result<StepStats> sequence_loss(const Model& model, LoraRef lora, const TrainSeq
   Pass pass(model, lora, seq, opt);
   TL_TRY(pass.validate());
   std::vector<LayerCache> caches;
-  Buf x;
+  Scratch x;
   pass.forward(caches, x);
   return pass.head(x, nullptr, 0.0f, nullptr);
 }

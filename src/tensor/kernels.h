@@ -57,6 +57,12 @@ struct KernelTable {
   void (*panel_gemm)(float* c, int64_t ldc, const PanelSegment* segs, int nseg, int64_t m, int64_t n,
                      const float* bias, bool accumulate);
   int panel_rows;  // rows per register tile in panel_gemm (work splits are best made in multiples)
+  // c (m, 32) = silu(a Bg + bias_g) * (a Bu + bias_u): a (m, k) rows lda apart, Bg and Bu one 32-column
+  // panel each (k rows of 32); biases (32) may be null. Bit-identical to panel_gemm of each panel, then
+  // swiglu.
+  void (*panel_gemm_swiglu)(float* c, int64_t ldc, const float* a, int64_t lda, int64_t k, const float* bg,
+                            const float* bu, int64_t m, const float* bias_g, const float* bias_u);
+  int swiglu_rows;  // rows per register tile in panel_gemm_swiglu
   // dst[j * ldd + i] = src[i * 32 + j] for i, j < 32: one 32 x 32 block of a packed panel transposed (the
   // input-gradient GEMM reads W's column strips out of the forward's packing).
   void (*transpose32)(float* dst, int64_t ldd, const float* src);

@@ -68,6 +68,20 @@ namespace {
 // parallel region costs more than it saves.
 bool small_gemm(int64_t m, int64_t n, int64_t k) { return (n + m) * k + m * n < kMinParallelWork; }
 
+// Rows per row block of an (m, k) x against `panels` panels, `tile` rows to a register tile. A block
+// keeps its x (at most 1 MB) in L2 while every panel passes over it. The rows are shared out evenly over
+// as few blocks as that allows, in whole tiles: a block cut at the largest size would leave a sliver
+// (8 of 512 rows at k = 512) that streams every panel again for a few rows. With few panels, rows are
+// split further so every thread has work.
+int64_t row_block_rows(int64_t m, int64_t k, int64_t panels, int64_t tile) {
+  const int threads = ThreadPool::global().size();
+  const int64_t max_rows = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, k));
+  int64_t blocks = (m + max_rows - 1) / max_rows;
+  if (panels < 4 * threads) blocks = std::max(blocks, (4 * threads + panels - 1) / panels);
+  const int64_t per_block = (m + blocks - 1) / blocks;
+  return std::min(m, (per_block + tile - 1) / tile * tile);
+}
+
 // The shared driver: y (m, n) (+)= sum over terms, each given as its first panel (segment with a = the
 // term's x at row 0). Splits row blocks x panel groups over the team.
 void run_panels(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment* base, int nseg, const float* bias,
@@ -77,17 +91,7 @@ void run_panels(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment*
   for (int s = 0; s < nseg; ++s) k_total += base[s].k;
   const KernelTable& kt = kernels();
   const int64_t panels = (n + PackedMatrix::kPanel - 1) / PackedMatrix::kPanel;
-  const int threads = ThreadPool::global().size();
-  // Row blocks keep a block of x (at most 1 MB) in L2 while every panel passes over it. The rows are
-  // shared out evenly over as few blocks as that allows, in whole register tiles: a block cut at the
-  // largest size would leave a sliver (8 of 512 rows at k = 512) that streams every panel again for a
-  // few rows. With few panels, rows are split further so every thread has work.
-  const int64_t tile = kt.panel_rows;
-  const int64_t max_rows = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, k_total));
-  int64_t blocks = (m + max_rows - 1) / max_rows;
-  if (panels < 4 * threads) blocks = std::max(blocks, (4 * threads + panels - 1) / panels);
-  const int64_t per_block = (m + blocks - 1) / blocks;
-  const int64_t rb = std::min(m, (per_block + tile - 1) / tile * tile);
+  const int64_t rb = row_block_rows(m, k_total, panels, kt.panel_rows);
   const int64_t row_blocks = (m + rb - 1) / rb;
   // One row (decode): items of 4 panels, the width kernels.h interleaves to hide FMA latency.
   const int64_t group = m == 1 ? 4 : 1;
@@ -165,6 +169,32 @@ void gemm(float* y, int64_t ldy, int64_t m, int64_t n, std::span<const GemmTerm>
     dst += t.k * P;
   }
   run_panels(y + full, ldy, m, n - full, base, nseg, bias ? bias + full : nullptr, accumulate);
+}
+
+bool swiglu_fusable(const PackedMatrix& w) {
+  return !w.empty() && w.rows() % (2 * PackedMatrix::kPanel) == 0 && w.cols() <= kLongSum;
+}
+
+void packed_gemm_swiglu(float* act, int64_t ldact, const float* x, int64_t ldx, int64_t m, const PackedMatrix& w,
+                        const float* bias) {
+  TL_CHECK(swiglu_fusable(w));
+  if (m <= 0) return;
+  constexpr int64_t P = PackedMatrix::kPanel;
+  const KernelTable& kt = kernels();
+  const int64_t k = w.cols(), features = w.rows() / 2, panels = features / P;
+  // Each item streams a gate panel and its up panel: twice a panel's bytes for the same x.
+  const int64_t rb = row_block_rows(m, k, panels, kt.swiglu_rows);
+  const int64_t row_blocks = (m + rb - 1) / rb;
+  auto run = [&](int64_t b, int64_t e) {
+    for (int64_t item = b; item < e; ++item) {
+      const int64_t blk = item / panels, p = item % panels;
+      const int64_t r0 = blk * rb, rows = std::min(rb, m - r0);
+      kt.panel_gemm_swiglu(act + r0 * ldact + p * P, ldact, x + r0 * ldx, ldx, k, w.panel(p), w.panel(panels + p), rows,
+                           bias ? bias + p * P : nullptr, bias ? bias + features + p * P : nullptr);
+    }
+  };
+  if (small_gemm(m, w.rows(), k)) return run(0, row_blocks * panels);
+  ThreadPool::global().parallel_for(row_blocks * panels, run, 1);
 }
 
 void gemm_filled(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, int64_t n, int64_t k,

@@ -89,6 +89,15 @@ inline void packed_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int6
   gemm(y, ldy, m, w.rows(), std::span<const GemmTerm>(&t, 1), bias, accumulate);
 }
 
+// An MLP's gate and up projections and SwiGLU in one pass: act (m, I) = silu(x Wg^T + bg) * (x Wu^T + bu)
+// for w = [Wg; Wu] packed (2 I, k), bias = [bg; bu] (2 I) or null. Bit-identical to packed_gemm into an
+// (m, 2 I) buffer followed by kernels().swiglu on each row, without writing that buffer. Needs
+// swiglu_fusable(w): I a multiple of 32 (each gate panel has an up panel of the same features) and k at
+// most kLongSum (the kernel keeps one FMA chain per value; longer sums are chunked by gemm()).
+bool swiglu_fusable(const PackedMatrix& w);
+void packed_gemm_swiglu(float* act, int64_t ldact, const float* x, int64_t ldx, int64_t m, const PackedMatrix& w,
+                        const float* bias);
+
 // The input-gradient GEMM dx (m, n) (+)= dy (m, k) B for a B (k, n) that is not stored as panels: the
 // forward's weight W = B^T packed (no transposed copy is kept), or a quantised one. B's rows run in chunks
 // of kGradChunk; each chunk is laid out as panels in a scratch by fill(panel, p, k0, kn) -- rows

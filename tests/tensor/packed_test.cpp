@@ -166,6 +166,48 @@ TEST(Packed, EveryIsaComputesTheSameBits) {
   }
 }
 
+// The fused MLP projection: act = silu(x Wg^T + bg) (x Wu^T + bu) must be the two-step path's bits
+// (packed_gemm into the (m, 2 I) gate/up buffer, then swiglu on each row), for every ISA's kernel and
+// every row count around its register tile.
+TEST(Packed, FusedSwigluIsTheGemmThenSwigluBitForBit) {
+  const int64_t features = 64;  // two gate panels, two up panels
+  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+    if (!cpu_supports(isa)) continue;
+    const KernelTable& kt = kernels_for(isa);
+    for (int64_t k : {1, 17, 300}) {
+      const std::vector<float> w = randn(static_cast<size_t>(2 * features * k), 30);
+      const std::vector<float> bias = randn(static_cast<size_t>(2 * features), 31);
+      const PackedMatrix p = PackedMatrix::pack(w.data(), 2 * features, k);
+      ASSERT_TRUE(swiglu_fusable(p));
+      for (int64_t m : {1, 5, 6, 7, 13, 40}) {
+        const std::vector<float> x = randn(static_cast<size_t>(m * k), 32);
+        for (bool with_bias : {false, true}) {
+          const float* b = with_bias ? bias.data() : nullptr;
+          std::vector<float> gu(static_cast<size_t>(m * 2 * features)), want(static_cast<size_t>(m * features));
+          reference(gu.data(), m, 2 * features, {{x.data(), k, w.data(), k, true}}, b, false);
+          for (int64_t i = 0; i < m; ++i)
+            kt.swiglu(&want[static_cast<size_t>(i * features)], &gu[static_cast<size_t>(i * 2 * features)],
+                      &gu[static_cast<size_t>(i * 2 * features + features)], features);
+          std::vector<float> got(want.size());
+          for (int64_t q = 0; q < features / 32; ++q)
+            kt.panel_gemm_swiglu(got.data() + q * 32, features, x.data(), k, k, p.panel(q), p.panel(features / 32 + q), m,
+                                 b ? b + q * 32 : nullptr, b ? b + features + q * 32 : nullptr);
+          const std::string what = std::string(isa_name(isa)) + " m " + std::to_string(m) + " k " + std::to_string(k);
+          expect_bitwise(got, want, what);
+          if (isa != active_isa()) continue;
+          std::vector<float> driven(want.size());
+          packed_gemm_swiglu(driven.data(), features, x.data(), k, m, p, b);
+          expect_bitwise(driven, want, "packed_gemm_swiglu " + what);
+        }
+      }
+    }
+  }
+  // Features that do not fill whole panels, or sums long enough to be chunked, take the two-step path.
+  const std::vector<float> w = randn(90 * 8, 33), wl = randn(64 * 2049, 34);
+  EXPECT_FALSE(swiglu_fusable(PackedMatrix::pack(w.data(), 90, 8)));
+  EXPECT_FALSE(swiglu_fusable(PackedMatrix::pack(wl.data(), 64, 2049)));
+}
+
 // The input-gradient contract, written out: dx (m, k) (+)= dy (m, n) W for W (n, k); the sum over W's n
 // rows runs in chunks of kGradChunk, each chunk one std::fma chain from zero, added to dx.
 void reference_dyw(float* dx, const float* dy, const float* w, int64_t m, int64_t n, int64_t k, bool accumulate) {

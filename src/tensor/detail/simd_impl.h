@@ -237,14 +237,16 @@ void k_rmsnorm_backward(float* dx, const float* dy, const float* x, const float*
 }
 
 // out = silu(gate) * up, silu(g) = g / (1 + exp(-g))
+// silu(g) u = g / (1 + exp(-g)) u, one vector: k_swiglu and the fused GEMM's epilogue share it, so
+// they give the same bits.
+inline V::R silu_mul(V::R g, V::R u) {
+  const V::R s = V::div(g, V::add(V::set1(1.0f), V::exp(V::sub(V::zero(), g))));
+  return V::mul(s, u);
+}
+
 void k_swiglu(float* out, const float* gate, const float* up, int64_t n) {
   int64_t i = 0;
-  V::R one = V::set1(1.0f), zero = V::zero();
-  for (; i + V::W <= n; i += V::W) {
-    V::R g = V::load(gate + i);
-    V::R s = V::div(g, V::add(one, V::exp(V::sub(zero, g))));
-    V::store(out + i, V::mul(s, V::load(up + i)));
-  }
+  for (; i + V::W <= n; i += V::W) V::store(out + i, silu_mul(V::load(gate + i), V::load(up + i)));
   for (; i < n; ++i) {
     float g = gate[i];
     out[i] = g / (1.0f + S::exp(-g)) * up[i];
@@ -481,6 +483,57 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
   }
 }
 
+// The gate and up projections of an MLP and its SwiGLU in one pass (tensor/packed.h,
+// packed_gemm_swiglu): c (m, 32) = silu(a Bg + bias_g) (a Bu + bias_u) for one 32-column gate panel Bg
+// and the up panel Bu of the same features. Each gate and up value is panel_tile's FMA chain (from zero,
+// then + bias) and the product is k_swiglu's, so the result is bit-identical to the two-step path; the
+// (m, 2 I) gate/up matrix is never written.
+#if defined(TL_ISA_AVX512)
+constexpr int kSwigluRowsPerTile = 6;  // 24 zmm accumulators + 4 for the two panel rows
+#else
+constexpr int kSwigluRowsPerTile = 1;
+#endif
+
+template <int MR>
+void swiglu_tile(float* c, int64_t ldc, const float* a, int64_t lda, int64_t k, const float* bg, const float* bu,
+                 const float* bias_g, const float* bias_u) {
+  constexpr int NV = 32 / V::W;
+  V::R acc[MR][2 * NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 64
+    for (int v = 0; v < 2 * NV; ++v) acc[i][v] = V::zero();
+  for (int64_t kk = 0; kk < k; ++kk) {
+    V::R bv[2 * NV];
+#pragma GCC unroll 32
+    for (int v = 0; v < NV; ++v) {
+      bv[v] = V::load(bg + kk * 32 + v * V::W);
+      bv[NV + v] = V::load(bu + kk * 32 + v * V::W);
+    }
+#pragma GCC unroll 16
+    for (int i = 0; i < MR; ++i) {
+      const V::R av = V::set1(a[i * lda + kk]);
+#pragma GCC unroll 64
+      for (int v = 0; v < 2 * NV; ++v) acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
+    }
+  }
+  for (int i = 0; i < MR; ++i)
+    for (int v = 0; v < NV; ++v) {
+      V::R g = acc[i][v], u = acc[i][NV + v];
+      if (bias_g) g = V::add(g, V::load(bias_g + v * V::W));
+      if (bias_u) u = V::add(u, V::load(bias_u + v * V::W));
+      V::store(c + i * ldc + v * V::W, silu_mul(g, u));
+    }
+}
+
+void k_panel_gemm_swiglu(float* c, int64_t ldc, const float* a, int64_t lda, int64_t k, const float* bg,
+                         const float* bu, int64_t m, const float* bias_g, const float* bias_u) {
+  constexpr int MR = kSwigluRowsPerTile;
+  int64_t r = 0;
+  for (; r + MR <= m; r += MR) swiglu_tile<MR>(c + r * ldc, ldc, a + r * lda, lda, k, bg, bu, bias_g, bias_u);
+  for (; r < m; ++r) swiglu_tile<1>(c + r * ldc, ldc, a + r * lda, lda, k, bg, bu, bias_g, bias_u);
+}
+
 #if defined(TL_ISA_AVX512)
 // Square blocks of kTransposeBlock transposed in registers: pairs of floats, then pairs of pairs within
 // each 128-bit lane, then lanes; k_transpose32 tiles its 32 x 32 block with them.
@@ -548,7 +601,8 @@ void k_transpose32(float* dst, int64_t ldd, const float* src) {
 
 const tl::KernelTable kTable = {
     k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
-    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile, k_transpose32,
+    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile, k_panel_gemm_swiglu, kSwigluRowsPerTile,
+    k_transpose32,
 };
 
 }  // namespace
