@@ -383,15 +383,26 @@ Status Model::run_layers(std::span<const int32_t> tokens, KvCache& cache, std::v
     // Rows [r0, T) go on past the K/V store: all of them but in the last layer.
     const int64_t r0 = l + 1 == c.num_layers ? T - std::clamp<int64_t>(out_rows, 1, T) : 0, R = T - r0;
     rmsnorm_rows(xn.data(), x.data(), L.attn_norm.f32(), T);
-    linear(qkv.data(), xn.data(), M.wqkv(), L.bqkv, T);
+    // Queries from row qr on: the rows before r0 only store their keys and values, so where the packing
+    // allows, their q columns are not computed.
+    const PackedMatrix* qkv_packed = M.wqkv().packed;
+    const int64_t qr = r0 > 0 && qkv_packed && (H * D) % PackedMatrix::kPanel == 0 ? r0 : 0;
+    if (qr > 0) {
+      packed_gemm_cols(qkv.data() + H * D, NQKV, xn.data(), C, qr, *qkv_packed, H * D,
+                       L.bqkv.empty() ? nullptr : L.bqkv.f32(), false);
+      linear(qkv.data() + qr * NQKV, xn.data() + qr * C, M.wqkv(), L.bqkv, T - qr);
+    } else {
+      linear(qkv.data(), xn.data(), M.wqkv(), L.bqkv, T);
+    }
     if (c.qk_norm) {
       for (int64_t t = 0; t < T; ++t) {
         float* row = &qkv[static_cast<size_t>(t * NQKV)];
-        k.rmsnorm(row, row, L.q_norm.f32(), H, D, eps);
+        if (t >= qr) k.rmsnorm(row, row, L.q_norm.f32(), H, D, eps);
         k.rmsnorm(row + H * D, row + H * D, L.k_norm.f32(), KV, D, eps);
       }
     }
-    rope_apply(qkv.data(), T, NQKV, H, D, rope);
+    if (qr > 0) rope_apply(qkv.data() + qr * NQKV, T - qr, NQKV, H, D, rope_table(pos.data() + qr, T - qr, inv_freq_.data(), D));
+    else rope_apply(qkv.data(), T, NQKV, H, D, rope);
     rope_apply(qkv.data() + H * D, T, NQKV, KV, D, rope);
     // K transposed and V into the cache; KV heads in parallel (each writes only its own slices).
     auto store_kv = [&](int64_t gb, int64_t ge) {

@@ -114,7 +114,30 @@ void run_panels(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment*
   ThreadPool::global().parallel_for(row_blocks * groups, run, 1);
 }
 
+// One packed term: a long sum (the LM head's input gradient, k = vocabulary) would not keep a whole
+// panel in L2 while row blocks pass over it, so it runs in chunks, each added to y. The chunking depends
+// only on k, so one row and many still agree.
+void run_packed(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment& whole, const float* bias,
+                bool accumulate) {
+  if (whole.k <= kLongSum) return run_panels(y, ldy, m, n, &whole, 1, bias, accumulate);
+  for (int64_t k0 = 0; k0 < whole.k; k0 += kSumChunk) {
+    PanelSegment part = whole;
+    part.a += k0;
+    part.b += k0 * PackedMatrix::kPanel;
+    part.k = std::min(kSumChunk, whole.k - k0);
+    run_panels(y, ldy, m, n, &part, 1, k0 == 0 ? bias : nullptr, accumulate || k0 > 0);
+  }
+}
+
 }  // namespace
+
+void packed_gemm_cols(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const PackedMatrix& w,
+                      int64_t col0, const float* bias, bool accumulate) {
+  constexpr int64_t P = PackedMatrix::kPanel;
+  TL_CHECK(col0 >= 0 && col0 % P == 0 && col0 < w.rows());
+  const PanelSegment seg{x, ldx, w.panel(col0 / P), w.cols(), w.cols() * P, P};
+  run_packed(y, ldy, m, w.rows() - col0, seg, bias ? bias + col0 : nullptr, accumulate);
+}
 
 void gemm(float* y, int64_t ldy, int64_t m, int64_t n, std::span<const GemmTerm> terms, const float* bias,
           bool accumulate) {
@@ -134,20 +157,7 @@ void gemm(float* y, int64_t ldy, int64_t m, int64_t n, std::span<const GemmTerm>
     }
   }
   const int64_t full = any_rowmajor ? n / P * P : n;
-  if (nseg == 1 && !any_rowmajor && base[0].k > kLongSum) {
-    // A long sum (the LM head's input gradient, k = vocabulary): a whole panel would not stay in L2 while
-    // row blocks pass over it, so the sum runs in chunks, each added to y. The chunking depends only on
-    // k, so one row and many still agree.
-    const PanelSegment whole = base[0];
-    for (int64_t k0 = 0; k0 < whole.k; k0 += kSumChunk) {
-      PanelSegment part = whole;
-      part.a += k0;
-      part.b += k0 * P;
-      part.k = std::min(kSumChunk, whole.k - k0);
-      run_panels(y, ldy, m, n, &part, 1, k0 == 0 ? bias : nullptr, accumulate || k0 > 0);
-    }
-    return;
-  }
+  if (nseg == 1 && !any_rowmajor) return run_packed(y, ldy, m, n, base[0], bias, accumulate);
   if (full > 0) run_panels(y, ldy, m, full, base, nseg, bias, accumulate);
   if (full == n) return;
   // The partial last strip of the row-major terms is copied and zero-padded: reading it in place would

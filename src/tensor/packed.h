@@ -89,6 +89,11 @@ inline void packed_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int6
   gemm(y, ldy, m, w.rows(), std::span<const GemmTerm>(&t, 1), bias, accumulate);
 }
 
+// The columns from col0 on of packed_gemm (col0 a multiple of 32): y (m, w.rows() - col0) (+)= x W[col0:]^T
+// + bias[col0:], y pointing at column col0. The same bits as those columns of packed_gemm.
+void packed_gemm_cols(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const PackedMatrix& w,
+                      int64_t col0, const float* bias, bool accumulate);
+
 // An MLP's gate and up projections and SwiGLU in one pass: act (m, I) = silu(x Wg^T + bg) * (x Wu^T + bu)
 // for w = [Wg; Wu] packed (2 I, k), bias = [bg; bu] (2 I) or null. Bit-identical to packed_gemm into an
 // (m, 2 I) buffer followed by kernels().swiglu on each row, without writing that buffer. Needs

@@ -210,7 +210,11 @@ def base_cfg(model_type, **kw):
 
 CASES = {
     "llama_f32": (base_cfg("llama"), torch.float32, 1),
-    "llama_bias_f32": (base_cfg("llama", attention_bias=True, mlp_bias=True, num_key_value_heads=4), torch.float32, 1),
+    # intermediate_size 96 (three 32-wide panels) in some cases: the engine fuses the MLP's gate/up GEMM
+    # with SwiGLU only when the features fill whole panels, so these check the fused path (with and
+    # without biases) and the 88-wide ones the two-step path.
+    "llama_bias_f32": (base_cfg("llama", attention_bias=True, mlp_bias=True, num_key_value_heads=4,
+                                intermediate_size=96), torch.float32, 1),
     "llama3_rope_bf16": (base_cfg("llama", rope_theta=500000.0, torch_dtype="bfloat16", tie_word_embeddings=True,
                                   rope_scaling={"rope_type": "llama3", "factor": 8.0, "low_freq_factor": 1.0,
                                                 "high_freq_factor": 4.0, "original_max_position_embeddings": 16}),
@@ -218,10 +222,10 @@ CASES = {
     "llama_linear_sharded_f16": (base_cfg("llama", rope_scaling={"type": "linear", "factor": 2.0},
                                           torch_dtype="float16", num_hidden_layers=3), torch.float16, 2),
     "mistral_window_f32": (base_cfg("mistral", sliding_window=5, head_dim=16), torch.float32, 1),
-    "qwen2_tied_f32": (base_cfg("qwen2", tie_word_embeddings=True, rope_theta=1000000.0, eos_token_id=[2, 3]),
-                       torch.float32, 1),
-    "qwen3_f32": (base_cfg("qwen3", hidden_size=48, head_dim=16, rope_theta=1000000.0, attention_bias=False),
-                  torch.float32, 1),
+    "qwen2_tied_f32": (base_cfg("qwen2", tie_word_embeddings=True, rope_theta=1000000.0, eos_token_id=[2, 3],
+                                intermediate_size=96), torch.float32, 1),
+    "qwen3_f32": (base_cfg("qwen3", hidden_size=48, head_dim=16, rope_theta=1000000.0, attention_bias=False,
+                           intermediate_size=96), torch.float32, 1),
     "qwen2_bf16": (base_cfg("qwen2", torch_dtype="bfloat16", num_attention_heads=8, num_key_value_heads=1, head_dim=8),
                    torch.bfloat16, 1),
 }

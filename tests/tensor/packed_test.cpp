@@ -166,6 +166,31 @@ TEST(Packed, EveryIsaComputesTheSameBits) {
   }
 }
 
+// The columns from a panel boundary on (the last layer's k and v without its q) are those columns of
+// the whole GEMM, bit for bit, for short sums and chunked long ones, with bias and accumulation.
+TEST(Packed, ColumnsFromAPanelOnAreThoseOfTheWholeGemm) {
+  const int64_t m = 13, n = 100;
+  for (int64_t k : {40, 2100}) {
+    const std::vector<float> w = randn(static_cast<size_t>(n * k), 40), x = randn(static_cast<size_t>(m * k), 41);
+    const std::vector<float> bias = randn(static_cast<size_t>(n), 42), y0 = randn(static_cast<size_t>(m * n), 43);
+    const PackedMatrix p = PackedMatrix::pack(w.data(), n, k);
+    for (bool acc : {false, true}) {
+      std::vector<float> whole = y0;
+      packed_gemm(whole.data(), n, x.data(), k, m, p, bias.data(), acc);
+      for (int64_t col0 : {32, 64, 96}) {
+        std::vector<float> got = y0;
+        packed_gemm_cols(got.data() + col0, n, x.data(), k, m, p, col0, bias.data(), acc);
+        for (int64_t i = 0; i < m; ++i)
+          for (int64_t j = 0; j < n; ++j) {
+            const float want = j < col0 ? y0[static_cast<size_t>(i * n + j)] : whole[static_cast<size_t>(i * n + j)];
+            ASSERT_EQ(std::memcmp(&got[static_cast<size_t>(i * n + j)], &want, 4), 0)
+                << "k " << k << " col0 " << col0 << " at " << i << ", " << j;
+          }
+      }
+    }
+  }
+}
+
 // The fused MLP projection: act = silu(x Wg^T + bg) (x Wu^T + bu) must be the two-step path's bits
 // (packed_gemm into the (m, 2 I) gate/up buffer, then swiglu on each row), for every ISA's kernel and
 // every row count around its register tile.

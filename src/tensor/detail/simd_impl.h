@@ -531,7 +531,18 @@ void k_panel_gemm_swiglu(float* c, int64_t ldc, const float* a, int64_t lda, int
   constexpr int MR = kSwigluRowsPerTile;
   int64_t r = 0;
   for (; r + MR <= m; r += MR) swiglu_tile<MR>(c + r * ldc, ldc, a + r * lda, lda, k, bg, bu, bias_g, bias_u);
-  for (; r < m; ++r) swiglu_tile<1>(c + r * ldc, ldc, a + r * lda, lda, k, bg, bu, bias_g, bias_u);
+  // The last few rows in one tile: single rows would run 4 FMA chains, too few to hide the latency.
+  const int64_t rest = m - r;
+  float* cr = c + r * ldc;
+  const float* ar = a + r * lda;
+  switch (rest) {
+    case 0: break;
+    case 1: swiglu_tile<1>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
+    case 2: swiglu_tile<std::min(2, MR)>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
+    case 3: swiglu_tile<std::min(3, MR)>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
+    case 4: swiglu_tile<std::min(4, MR)>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
+    default: swiglu_tile<std::min(5, MR)>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
+  }
 }
 
 #if defined(TL_ISA_AVX512)
