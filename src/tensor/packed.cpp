@@ -68,16 +68,16 @@ namespace {
 // parallel region costs more than it saves.
 bool small_gemm(int64_t m, int64_t n, int64_t k) { return (n + m) * k + m * n < kMinParallelWork; }
 
-// Rows per row block of an (m, k) x against `panels` panels, `tile` rows to a register tile. A block
-// keeps its x (at most 1 MB) in L2 while every panel passes over it. The rows are shared out evenly over
-// as few blocks as that allows, in whole tiles: a block cut at the largest size would leave a sliver
-// (8 of 512 rows at k = 512) that streams every panel again for a few rows. With few panels, rows are
-// split further so every thread has work.
-int64_t row_block_rows(int64_t m, int64_t k, int64_t panels, int64_t tile) {
+// Rows per row block of an (m, k) x whose row blocks each make `items` work items (panels or groups of
+// them), `tile` rows to a register tile. A block keeps its x (at most 1 MB) in L2 while every panel
+// passes over it. The rows are shared out evenly over as few blocks as that allows, in whole tiles: a
+// block cut at the largest size would leave a sliver (8 of 512 rows at k = 512) that streams every panel
+// again for a few rows. With few items, rows are split further so every thread has work.
+int64_t row_block_rows(int64_t m, int64_t k, int64_t items, int64_t tile) {
   const int threads = ThreadPool::global().size();
   const int64_t max_rows = std::max<int64_t>(1, (int64_t{1} << 18) / std::max<int64_t>(1, k));
   int64_t blocks = (m + max_rows - 1) / max_rows;
-  if (panels < 4 * threads) blocks = std::max(blocks, (4 * threads + panels - 1) / panels);
+  if (items < 4 * threads) blocks = std::max(blocks, (4 * threads + items - 1) / items);
   const int64_t per_block = (m + blocks - 1) / blocks;
   return std::min(m, (per_block + tile - 1) / tile * tile);
 }
@@ -91,11 +91,12 @@ void run_panels(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment*
   for (int s = 0; s < nseg; ++s) k_total += base[s].k;
   const KernelTable& kt = kernels();
   const int64_t panels = (n + PackedMatrix::kPanel - 1) / PackedMatrix::kPanel;
-  const int64_t rb = row_block_rows(m, k_total, panels, kt.panel_rows);
-  const int64_t row_blocks = (m + rb - 1) / rb;
-  // One row (decode): items of 4 panels, the width kernels.h interleaves to hide FMA latency.
-  const int64_t group = m == 1 ? 4 : 1;
+  // One row (decode): items of 4 panels, the width kernels.h interleaves to hide FMA latency; more: of 2,
+  // which the AVX-512 kernel runs as one 64-column tile.
+  const int64_t group = m == 1 ? 4 : 2;
   const int64_t groups = (panels + group - 1) / group;
+  const int64_t rb = row_block_rows(m, k_total, groups, kt.panel_rows);
+  const int64_t row_blocks = (m + rb - 1) / rb;
   auto run = [&](int64_t b, int64_t e) {
     PanelSegment segs[4];
     for (int64_t item = b; item < e; ++item) {

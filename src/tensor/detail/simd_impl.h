@@ -407,6 +407,75 @@ void panel_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, i
   }
 }
 
+#if defined(TL_ISA_AVX512)
+// Two adjacent full panels at once, kPairRows rows by 64 columns: per k, 4 panel loads and 6 broadcasts
+// feed 24 FMAs where the 12 x 32 tile needs 2 and 12 (and spills row pointers). Measured 5-10% faster
+// on the bench model's shapes, single-threaded. Each element is panel_tile's chain, so the bits agree.
+constexpr bool kPairTiles = true;
+constexpr int kPairRows = 6;
+#else
+constexpr bool kPairTiles = false;  // AVX2 has 16 registers: a pair tile of even one row would spill
+constexpr int kPairRows = 1;
+#endif
+
+template <int MR>
+void pair_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, const float* bias, bool accumulate) {
+  constexpr int NV = 32 / V::W;
+  V::R acc[MR][2 * NV];
+#pragma GCC unroll 16
+  for (int i = 0; i < MR; ++i)
+#pragma GCC unroll 64
+    for (int v = 0; v < 2 * NV; ++v) acc[i][v] = V::zero();
+  for (int s = 0; s < nseg; ++s) {
+    const float* a = segs[s].a;
+    const float* b0 = segs[s].b;
+    const float* b1 = segs[s].b + segs[s].panel_stride;
+    const int64_t lda = segs[s].lda, kn = segs[s].k, ldb = segs[s].ldb;
+    for (int64_t kk = 0; kk < kn; ++kk) {
+      V::R bv[2 * NV];
+#pragma GCC unroll 32
+      for (int v = 0; v < NV; ++v) {
+        bv[v] = V::load(b0 + kk * ldb + v * V::W);
+        bv[NV + v] = V::load(b1 + kk * ldb + v * V::W);
+      }
+#pragma GCC unroll 16
+      for (int i = 0; i < MR; ++i) {
+        const V::R av = V::set1(a[i * lda + kk]);
+#pragma GCC unroll 64
+        for (int v = 0; v < 2 * NV; ++v) acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
+      }
+    }
+  }
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc;
+    for (int v = 0; v < 2 * NV; ++v) {
+      V::R r = acc[i][v];
+      if (bias) r = V::add(r, V::load(bias + v * V::W));
+      if (accumulate) r = V::add(V::load(ci + v * V::W), r);
+      V::store(ci + v * V::W, r);
+    }
+  }
+}
+
+// Rows [0, m) of a pair of full panels: whole tiles, then the last few rows in one tile.
+void pair_rows(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, int64_t m, const float* bias,
+               bool accumulate) {
+  constexpr int MR = kPairRows;
+  tl::PanelSegment moved[4];
+  for (int64_t r = 0; r < m; r += MR) {
+    for (int s = 0; s < nseg; ++s) moved[s] = segs[s], moved[s].a = segs[s].a + r * segs[s].lda;
+    float* cr = c + r * ldc;
+    switch (std::min<int64_t>(MR, m - r)) {
+      case 1: pair_tile<1>(cr, ldc, moved, nseg, bias, accumulate); break;
+      case 2: pair_tile<std::min(2, MR)>(cr, ldc, moved, nseg, bias, accumulate); break;
+      case 3: pair_tile<std::min(3, MR)>(cr, ldc, moved, nseg, bias, accumulate); break;
+      case 4: pair_tile<std::min(4, MR)>(cr, ldc, moved, nseg, bias, accumulate); break;
+      case 5: pair_tile<std::min(5, MR)>(cr, ldc, moved, nseg, bias, accumulate); break;
+      default: pair_tile<MR>(cr, ldc, moved, nseg, bias, accumulate); break;
+    }
+  }
+}
+
 // One row (decode) against NP panels at once: a single panel gives only 32 / V::W FMA chains, too few to
 // hide the FMA latency, so NP panels are interleaved; each element's chain is the same as in panel_tile.
 template <int NP>
@@ -455,6 +524,12 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
   for (int64_t p = 0; p < panels; ++p) {
     const int64_t cols = std::min<int64_t>(32, n - p * 32);
     const float* bp = bias ? bias + p * 32 : nullptr;
+    if (kPairTiles && n - p * 32 >= 64) {
+      for (int s = 0; s < nseg; ++s) moved[s] = segs[s], moved[s].b = segs[s].b + p * segs[s].panel_stride;
+      pair_rows(c + p * 32, ldc, moved, nseg, m, bp, accumulate);
+      ++p;
+      continue;
+    }
     for (int64_t r = 0; r < m; r += MR) {
       for (int s = 0; s < nseg; ++s)
         moved[s] = {segs[s].a + r * segs[s].lda, segs[s].lda, segs[s].b + p * segs[s].panel_stride, segs[s].k,
