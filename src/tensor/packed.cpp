@@ -219,29 +219,33 @@ void gemm_filled(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t
   }
   const KernelTable& kt = kernels();
   const int64_t panels = (n + P - 1) / P;
+  // Items are (pair of panels, row part): each fills its two panels into the thread's scratch (in L1/L2,
+  // no other thread reads it) and runs the kernel down its rows, which takes a pair as one 64-column
+  // tile; rows are split only when there are too few pairs to go round.
+  constexpr int64_t kGroup = 2;
+  const int64_t groups = (panels + kGroup - 1) / kGroup;
   const int threads = ThreadPool::global().size();
-  // Items are (panel, row part): each fills its panel into the thread's scratch (in L1/L2, no other
-  // thread reads it) and runs the kernel down its rows; rows are split only when there are too few
-  // panels to go round.
   const int64_t tile = kt.panel_rows;
-  const int64_t parts = panels >= 2 * threads ? 1 : (2 * threads + panels - 1) / panels;
+  const int64_t parts = groups >= 2 * threads ? 1 : (2 * threads + groups - 1) / groups;
   const int64_t per_part = (m + parts - 1) / parts;
   const int64_t part_rows = (per_part + tile - 1) / tile * tile;
   const int64_t row_parts = (m + part_rows - 1) / part_rows;
   for (int64_t k0 = 0; k0 < k; k0 += kGradChunk) {
     const int64_t kn = std::min(kGradChunk, k - k0);
     auto run = [&](int64_t b, int64_t e) {
-      // The thread's scratch: one panel of a chunk, kept for the thread's life.
-      thread_local const std::unique_ptr<float[], decltype(&std::free)> buf(alloc_panels(P, kGradChunk), &std::free);
+      // The thread's scratch: two panels of a chunk, kept for the thread's life.
+      thread_local const std::unique_ptr<float[], decltype(&std::free)> buf(alloc_panels(kGroup * P, kGradChunk),
+                                                                             &std::free);
       for (int64_t item = b; item < e; ++item) {
-        const int64_t p = item / row_parts, r0 = (item % row_parts) * part_rows, rows = std::min(part_rows, m - r0);
-        fill(buf.get(), p, k0, kn);
+        const int64_t g = item / row_parts, r0 = (item % row_parts) * part_rows, rows = std::min(part_rows, m - r0);
+        const int64_t p0 = g * kGroup, np = std::min(kGroup, panels - p0);
+        for (int64_t q = 0; q < np; ++q) fill(buf.get() + q * kn * P, p0 + q, k0, kn);
         const PanelSegment seg{dy + r0 * lddy + k0, lddy, buf.get(), kn, kn * P, P};
-        kt.panel_gemm(dx + r0 * lddx + p * P, lddx, &seg, 1, rows, std::min(P, n - p * P), nullptr,
+        kt.panel_gemm(dx + r0 * lddx + p0 * P, lddx, &seg, 1, rows, std::min(np * P, n - p0 * P), nullptr,
                       accumulate || k0 > 0);
       }
     };
-    const int64_t items = panels * row_parts;
+    const int64_t items = groups * row_parts;
     if (small_gemm(m, n, kn)) run(0, items);
     else ThreadPool::global().parallel_for(items, run, 1);
   }
