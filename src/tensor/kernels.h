@@ -63,9 +63,10 @@ struct KernelTable {
   void (*panel_gemm_swiglu)(float* c, int64_t ldc, const float* a, int64_t lda, int64_t k, const float* bg,
                             const float* bu, int64_t m, const float* bias_g, const float* bias_u);
   int swiglu_rows;  // rows per register tile in panel_gemm_swiglu
-  // dst[j * ldd + i] = src[i * 32 + j] for i, j < 32: one 32 x 32 block of a packed panel transposed (the
-  // input-gradient GEMM reads W's column strips out of the forward's packing).
-  void (*transpose32)(float* dst, int64_t ldd, const float* src);
+  // dst[j * ldd + i] = src[i * lds + j] for i, j < 32: one 32 x 32 block transposed (the input-gradient
+  // GEMM reads W's column strips out of the forward's packing, lds = 32; the converted x W^T lays
+  // converted rows out as panels).
+  void (*transpose32)(float* dst, int64_t ldd, const float* src, int64_t lds);
 };
 
 // The table for the best ISA this CPU supports (or TUNELOOP_ISA).

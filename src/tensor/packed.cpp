@@ -263,7 +263,7 @@ void packed_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int
       const float* src = w.panel((k0 + r) / P) + c0 * P;
       const int64_t nr = std::min(P, kn - r);
       if (nc == P && nr == P) {
-        kt.transpose32(panel + r * P, P, src);
+        kt.transpose32(panel + r * P, P, src, P);
         continue;
       }
       for (int64_t j = 0; j < nr; ++j)

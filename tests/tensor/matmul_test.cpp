@@ -81,5 +81,23 @@ TEST(Matmul, BlocksEqualOneGemmOnTheConvertedMatrix) {
   EXPECT_EQ(y, ref);
 }
 
+// Ragged shapes for the converted x W^T: input widths that are not whole 32 x 32 blocks (the block
+// transpose, then a scalar tail) and a last panel of a few rows, bit for bit the packed GEMM.
+TEST(Matmul, ConvertedPanelsOfRaggedShapesArePackedGemmBits) {
+  for (int64_t cols : {40, 100, 64}) {
+    const Fixture f = make(70, cols);
+    const int64_t m = 13;
+    const auto x = randn(static_cast<size_t>(m * f.cols), 11);
+    for (int kind = 0; kind < 2; ++kind) {
+      const WeightRef w = kind == 0 ? WeightRef::of_nf4(&f.q, f.rows, f.cols) : WeightRef::of_bf16(f.b16.data(), f.rows, f.cols);
+      const std::vector<float>& full = kind == 0 ? f.deq : f.from_bf16;
+      std::vector<float> y(static_cast<size_t>(m * f.rows)), ref(y.size());
+      matmul_xwt(y.data(), x.data(), w, m, f.cols, f.rows);
+      packed_gemm(ref.data(), f.rows, x.data(), f.cols, m, PackedMatrix::pack(full.data(), f.rows, f.cols), nullptr, false);
+      EXPECT_EQ(y, ref) << (kind == 0 ? "nf4" : "bf16") << " cols " << cols;
+    }
+  }
+}
+
 }  // namespace
 }  // namespace tl

@@ -272,15 +272,17 @@ TEST(Packed, InputGradientFromTheForwardPackingIsTheChunkedFmaChain) {
 }
 
 TEST(Packed, EveryIsaTransposesBlocksAlike) {
-  const std::vector<float> src = randn(32 * 32, 23);
-  for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
-    if (!cpu_supports(isa)) continue;
-    std::vector<float> dst(40 * 32, -1.0f);  // rows 40 apart: the stride is honoured, the gaps untouched
-    kernels_for(isa).transpose32(dst.data(), 40, src.data());
-    for (int64_t j = 0; j < 32; ++j)
-      for (int64_t i = 0; i < 40; ++i)
-        ASSERT_EQ(dst[static_cast<size_t>(j * 40 + i)], i < 32 ? src[static_cast<size_t>(i * 32 + j)] : -1.0f)
-            << isa_name(isa) << " row " << j << " col " << i;
+  for (int64_t lds : {32, 37, 100}) {  // a panel's block, and rows of a wider matrix
+    const std::vector<float> src = randn(static_cast<size_t>(32 * lds), 23);
+    for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+      if (!cpu_supports(isa)) continue;
+      std::vector<float> dst(40 * 32, -1.0f);  // rows 40 apart: the stride is honoured, the gaps untouched
+      kernels_for(isa).transpose32(dst.data(), 40, src.data(), lds);
+      for (int64_t j = 0; j < 32; ++j)
+        for (int64_t i = 0; i < 40; ++i)
+          ASSERT_EQ(dst[static_cast<size_t>(j * 40 + i)], i < 32 ? src[static_cast<size_t>(i * lds + j)] : -1.0f)
+              << isa_name(isa) << " lds " << lds << " row " << j << " col " << i;
+    }
   }
 }
 

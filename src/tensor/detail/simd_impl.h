@@ -681,10 +681,10 @@ inline void transpose_block(float* dst, int64_t ldd, const float* src, int64_t l
 }
 #endif
 
-void k_transpose32(float* dst, int64_t ldd, const float* src) {
+void k_transpose32(float* dst, int64_t ldd, const float* src, int64_t lds) {
   constexpr int B = kTransposeBlock;
   for (int bi = 0; bi < 32; bi += B)
-    for (int bj = 0; bj < 32; bj += B) transpose_block(dst + bj * ldd + bi, ldd, src + bi * 32 + bj, 32);
+    for (int bj = 0; bj < 32; bj += B) transpose_block(dst + bj * ldd + bi, ldd, src + bi * lds + bj, lds);
 }
 
 const tl::KernelTable kTable = {
