@@ -563,8 +563,8 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
 // and the up panel Bu of the same features. Each gate and up value is panel_tile's FMA chain (from zero,
 // then + bias) and the product is k_swiglu's, so the result is bit-identical to the two-step path; the
 // (m, 2 I) gate/up matrix is never written. Its loop is pair_tile's, kept apart on purpose: one template
-// with the two stores as epilogue functors made GCC 12 spill accumulators in the FMA loop (prefill 20%
-// slower, measured).
+// for both (the stores as epilogue functors, or as an if-constexpr branch) made GCC 12 spill
+// accumulators in the FMA loop (prefill 20-25% slower, measured both ways).
 #if defined(TL_ISA_AVX512)
 constexpr int kSwigluRowsPerTile = 6;  // 24 zmm accumulators + 4 for the two panel rows
 #else
