@@ -5,8 +5,9 @@
 // pass and synchronises its threads with sched_yield; in a prefill or a training step those cost
 // about a quarter of the GEMM time. Frozen weights packed once remove the first, writing C straight from
 // registers removes the second (with the bias and a residual add folded into the store), and splitting
-// whole panels across our OpenMP team removes the third. A LoRA term x_lora B^T rides along as a second
-// segment of the same sum, so the base GEMM and the adapter's up-projection are one pass.
+// whole panels across our OpenMP team removes the third. Up to four terms share one sum (a LoRA term
+// x_lora B^T can ride along with the base GEMM; the trainer still sends its LoRA products to OpenBLAS,
+// and inference attention uses the row-major terms for K^T and V read in place).
 //
 // Every output element is one FMA chain over k in order (kernels.h, panel_gemm), whatever the number of
 // rows or the ISA: decode (one row) and prefill (many) give bit-identical results.
