@@ -560,65 +560,25 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
 
 // The gate and up projections of an MLP and its SwiGLU in one pass (tensor/packed.h,
 // packed_gemm_swiglu): c (m, 32) = silu(a Bg + bias_g) (a Bu + bias_u) for one 32-column gate panel Bg
-// and the up panel Bu of the same features. Each gate and up value is panel_tile's FMA chain (from zero,
-// then + bias) and the product is k_swiglu's, so the result is bit-identical to the two-step path; the
-// (m, 2 I) gate/up matrix is never written. Its loop is pair_tile's, kept apart on purpose: one template
-// for both (the stores as epilogue functors, or as an if-constexpr branch) made GCC 12 spill
-// accumulators in the FMA loop (prefill 20-25% slower, measured both ways).
-#if defined(TL_ISA_AVX512)
-constexpr int kSwigluRowsPerTile = 6;  // 24 zmm accumulators + 4 for the two panel rows
-#else
-constexpr int kSwigluRowsPerTile = 1;
-#endif
-
-template <int MR>
-void swiglu_tile(float* c, int64_t ldc, const float* a, int64_t lda, int64_t k, const float* bg, const float* bu,
-                 const float* bias_g, const float* bias_u) {
-  constexpr int NV = 32 / V::W;
-  V::R acc[MR][2 * NV];
-#pragma GCC unroll 16
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 64
-    for (int v = 0; v < 2 * NV; ++v) acc[i][v] = V::zero();
-  for (int64_t kk = 0; kk < k; ++kk) {
-    V::R bv[2 * NV];
-#pragma GCC unroll 32
-    for (int v = 0; v < NV; ++v) {
-      bv[v] = V::load(bg + kk * 32 + v * V::W);
-      bv[NV + v] = V::load(bu + kk * 32 + v * V::W);
-    }
-#pragma GCC unroll 16
-    for (int i = 0; i < MR; ++i) {
-      const V::R av = V::set1(a[i * lda + kk]);
-#pragma GCC unroll 64
-      for (int v = 0; v < 2 * NV; ++v) acc[i][v] = V::fmadd(av, bv[v], acc[i][v]);
-    }
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int v = 0; v < NV; ++v) {
-      V::R g = acc[i][v], u = acc[i][NV + v];
-      if (bias_g) g = V::add(g, V::load(bias_g + v * V::W));
-      if (bias_u) u = V::add(u, V::load(bias_u + v * V::W));
-      V::store(c + i * ldc + v * V::W, silu_mul(g, u));
-    }
-}
-
+// and the up panel Bu of the same features. A pair tile (the up panel as its second panel) sums a few
+// rows of gate and up into an L1 scratch, and the SwiGLU of k_swiglu is applied from there: each gate and
+// up value is panel_tile's FMA chain (from zero, then + bias) and the product is k_swiglu's, so the result
+// is bit-identical to the two-step path, and the (m, 2 I) gate/up matrix is never written.
 void k_panel_gemm_swiglu(float* c, int64_t ldc, const float* a, int64_t lda, int64_t k, const float* bg,
                          const float* bu, int64_t m, const float* bias_g, const float* bias_u) {
-  constexpr int MR = kSwigluRowsPerTile;
-  int64_t r = 0;
-  for (; r + MR <= m; r += MR) swiglu_tile<MR>(c + r * ldc, ldc, a + r * lda, lda, k, bg, bu, bias_g, bias_u);
-  // The last few rows in one tile: single rows would run 4 FMA chains, too few to hide the latency.
-  const int64_t rest = m - r;
-  float* cr = c + r * ldc;
-  const float* ar = a + r * lda;
-  switch (rest) {
-    case 0: break;
-    case 1: swiglu_tile<1>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
-    case 2: swiglu_tile<std::min(2, MR)>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
-    case 3: swiglu_tile<std::min(3, MR)>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
-    case 4: swiglu_tile<std::min(4, MR)>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
-    default: swiglu_tile<std::min(5, MR)>(cr, ldc, ar, lda, k, bg, bu, bias_g, bias_u); break;
+  constexpr int MR = kPairRows, NV = 32 / V::W;
+  alignas(64) float sums[MR * 64];
+  for (int64_t r = 0; r < m; r += MR) {
+    const tl::PanelSegment seg{a + r * lda, lda, bg, k, bu - bg, 32};
+    const int64_t rows = std::min<int64_t>(MR, m - r);
+    pair_rows(sums, 64, &seg, 1, rows, nullptr, false);
+    for (int64_t i = 0; i < rows; ++i)
+      for (int v = 0; v < NV; ++v) {
+        V::R g = V::load(sums + i * 64 + v * V::W), u = V::load(sums + i * 64 + 32 + v * V::W);
+        if (bias_g) g = V::add(g, V::load(bias_g + v * V::W));
+        if (bias_u) u = V::add(u, V::load(bias_u + v * V::W));
+        V::store(c + (r + i) * ldc + v * V::W, silu_mul(g, u));
+      }
   }
 }
 
@@ -689,7 +649,7 @@ void k_transpose32(float* dst, int64_t ldd, const float* src, int64_t lds) {
 
 const tl::KernelTable kTable = {
     k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
-    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile, k_panel_gemm_swiglu, kSwigluRowsPerTile,
+    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile, k_panel_gemm_swiglu, kPairRows,
     k_transpose32,
 };
 
