@@ -84,9 +84,8 @@ void converted_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m
   const KernelTable& kt = kernels();
   const int64_t n = w.rows, k = w.cols, panels = (n + P - 1) / P;
   const int64_t chunk = k > kLongSum ? kSumChunk : k;
-  // Items are pairs of panels, converted side by side: the AVX-512 kernel runs a pair as one 64-column
-  // tile (tensor/packed.cpp's GEMMs pair their panels the same way).
-  constexpr int64_t kGroup = 2;
+  // Items of kPanelsPerItem panels, converted side by side (as packed.cpp's GEMMs group theirs).
+  constexpr int64_t kGroup = kPanelsPerItem;
   const int64_t groups = (panels + kGroup - 1) / kGroup;
   ThreadPool::global().parallel_for(groups, [&](int64_t b, int64_t e) {
     thread_local std::vector<float> panel;

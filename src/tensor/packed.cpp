@@ -91,9 +91,8 @@ void run_panels(float* y, int64_t ldy, int64_t m, int64_t n, const PanelSegment*
   for (int s = 0; s < nseg; ++s) k_total += base[s].k;
   const KernelTable& kt = kernels();
   const int64_t panels = (n + PackedMatrix::kPanel - 1) / PackedMatrix::kPanel;
-  // One row (decode): items of 4 panels, the width kernels.h interleaves to hide FMA latency; more: of 2,
-  // which the AVX-512 kernel runs as one 64-column tile.
-  const int64_t group = m == 1 ? 4 : 2;
+  // One row (decode): items of 4 panels, the width kernels.h interleaves to hide FMA latency.
+  const int64_t group = m == 1 ? 4 : kPanelsPerItem;
   const int64_t groups = (panels + group - 1) / group;
   const int64_t rb = row_block_rows(m, k_total, groups, kt.panel_rows);
   const int64_t row_blocks = (m + rb - 1) / rb;
@@ -219,10 +218,10 @@ void gemm_filled(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t
   }
   const KernelTable& kt = kernels();
   const int64_t panels = (n + P - 1) / P;
-  // Items are (pair of panels, row part): each fills its two panels into the thread's scratch (in L1/L2,
-  // no other thread reads it) and runs the kernel down its rows, which takes a pair as one 64-column
-  // tile; rows are split only when there are too few pairs to go round.
-  constexpr int64_t kGroup = 2;
+  // Items are (kPanelsPerItem panels, row part): each fills its panels into the thread's scratch (in
+  // L1/L2, no other thread reads it) and runs the kernel down its rows; rows are split only when there
+  // are too few items to go round.
+  constexpr int64_t kGroup = kPanelsPerItem;
   const int64_t groups = (panels + kGroup - 1) / kGroup;
   const int threads = ThreadPool::global().size();
   const int64_t tile = kt.panel_rows;
@@ -233,7 +232,7 @@ void gemm_filled(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t
   for (int64_t k0 = 0; k0 < k; k0 += kGradChunk) {
     const int64_t kn = std::min(kGradChunk, k - k0);
     auto run = [&](int64_t b, int64_t e) {
-      // The thread's scratch: two panels of a chunk, kept for the thread's life.
+      // The thread's scratch: an item's panels of a chunk, kept for the thread's life.
       thread_local const std::unique_ptr<float[], decltype(&std::free)> buf(alloc_panels(kGroup * P, kGradChunk),
                                                                              &std::free);
       for (int64_t item = b; item < e; ++item) {

@@ -32,6 +32,10 @@ namespace tl {
 // with panels of its own (matmul.h's NF4 and bf16 paths) chunks the same way, and gets the same bits.
 inline constexpr int64_t kLongSum = 2048, kSumChunk = 2048;
 
+// Panels per work item in the GEMM drivers (packed.cpp's, and matmul.h's converted ones): the AVX-512
+// kernel runs a pair of full panels as one 6 x 64 register tile.
+inline constexpr int64_t kPanelsPerItem = 2;
+
 class PackedMatrix {
  public:
   static constexpr int64_t kPanel = 32;

@@ -409,8 +409,9 @@ void panel_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, i
 
 #if defined(TL_ISA_AVX512)
 // Two adjacent full panels at once, kPairRows rows by 64 columns: per k, 4 panel loads and 6 broadcasts
-// feed 24 FMAs where the 12 x 32 tile needs 2 and 12 (and spills row pointers). Measured 5-10% faster
-// on the bench model's shapes, single-threaded. Each element is panel_tile's chain, so the bits agree.
+// feed 24 FMAs where the 12 x 32 tile needs 2 and 12 (and reloads a row pointer and the loop bound from
+// the stack: too few registers for 12 row pointers). Measured 5-10% faster on the bench model's shapes,
+// single-threaded. Each element is panel_tile's chain, so the bits agree.
 constexpr bool kPairTiles = true;
 constexpr int kPairRows = 6;
 #else
