@@ -151,6 +151,43 @@ TEST_P(Kernels, GemvRows) {
   }
 }
 
+// Ranks that use one, two, three and four vectors per chunk on each ISA, several chunks, and masked
+// tails; row counts around every ISA's row tile; strides wider than the rank.
+TEST_P(Kernels, LoraDyIsBothProductsInOnePass) {
+  for (int64_t r : {1, 8, 16, 17, 32, 48, 64, 70, 130}) {
+    for (int64_t m : {1, 5, 9, 64}) {
+      const int64_t n = 37, lddy = n + 3, ldxa = 3 * r + 1, ldx = 2 * r + 5;
+      const float s = 0.75f;
+      auto dy = randn(static_cast<size_t>(m * lddy), 20), b = randn(static_cast<size_t>(n * r), 21),
+           xa = randn(static_cast<size_t>(m * ldx), 22), db0 = randn(static_cast<size_t>(n * r), 23);
+      std::vector<float> dxa(static_cast<size_t>(m * ldxa), -9.0f), db = db0;
+      k().lora_dy(dxa.data(), ldxa, db.data(), dy.data(), lddy, b.data(), xa.data(), ldx, m, n, r, s);
+      for (int64_t t = 0; t < m; ++t) {
+        for (int64_t c = 0; c < r; ++c) {
+          double ref = 0;
+          for (int64_t j = 0; j < n; ++j)
+            ref += static_cast<double>(dy[static_cast<size_t>(t * lddy + j)]) * b[static_cast<size_t>(j * r + c)];
+          ASSERT_NEAR(dxa[static_cast<size_t>(t * ldxa + c)], s * ref, 1e-4) << "r " << r << " m " << m;
+        }
+        for (int64_t c = r; c < ldxa; ++c) ASSERT_EQ(dxa[static_cast<size_t>(t * ldxa + c)], -9.0f) << "wrote past r";
+      }
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t c = 0; c < r; ++c) {
+          double ref = db0[static_cast<size_t>(j * r + c)];
+          for (int64_t t = 0; t < m; ++t)
+            ref += static_cast<double>(dy[static_cast<size_t>(t * lddy + j)]) * xa[static_cast<size_t>(t * ldx + c)];
+          ASSERT_NEAR(db[static_cast<size_t>(j * r + c)], ref, 1e-4) << "r " << r << " m " << m;
+        }
+      // Same FMA chains in every ISA: bit for bit the scalar table's.
+      std::vector<float> dxa_s(dxa.size(), -9.0f), db_s = db0;
+      kernels_for(Isa::kScalar)
+          .lora_dy(dxa_s.data(), ldxa, db_s.data(), dy.data(), lddy, b.data(), xa.data(), ldx, m, n, r, s);
+      ASSERT_EQ(dxa, dxa_s) << "r " << r << " m " << m;
+      ASSERT_EQ(db, db_s) << "r " << r << " m " << m;
+    }
+  }
+}
+
 INSTANTIATE_TEST_SUITE_P(AllIsas, Kernels, ::testing::Values(Isa::kScalar, Isa::kAvx2, Isa::kAvx512),
                          [](const auto& p) { return std::string(isa_name(p.param)); });
 

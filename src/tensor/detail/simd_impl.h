@@ -648,10 +648,90 @@ void k_transpose32(float* dst, int64_t ldd, const float* src, int64_t lds) {
     for (int bj = 0; bj < 32; bj += B) transpose_block(dst + bj * ldd + bi, ldd, src + bi * lds + bj, lds);
 }
 
+// LoRA's two backward products that read dy (KernelTable::lora_dy) in one pass over it. RB rows of dy
+// at a time, r split into column chunks of up to NV vectors (the chunks are independent: column c of
+// dxa needs only column c of b, column c of db only column c of xa). Each dy element is broadcast once
+// and feeds both products; the RB rows' dxa chunks stay in registers over the whole row of dy, and
+// each db row chunk is read and written once per RB rows. The last vector of a chunk is masked.
+#if defined(TL_ISA_AVX512)
+constexpr int kLoraDyVectors = 4;  // r chunks of up to 64 floats
+constexpr int lora_dy_rows(int nv) { return nv == 1 ? 8 : nv == 2 ? 4 : 2; }
+#elif defined(TL_ISA_AVX2)
+constexpr int kLoraDyVectors = 2;
+constexpr int lora_dy_rows(int nv) { return nv == 1 ? 4 : 2; }
+#else
+constexpr int kLoraDyVectors = 4;
+constexpr int lora_dy_rows(int) { return 2; }
+#endif
+
+template <int NV, int RB>
+void lora_dy_tile(float* dxa, int64_t ldxa, float* db, int64_t ldb, const float* dy, int64_t lddy, const float* b,
+                  const float* xa, int64_t ldx, int64_t n, int64_t last, float s) {
+  V::R x[RB][NV], acc[RB][NV];
+  for (int i = 0; i < RB; ++i)
+    for (int v = 0; v < NV; ++v) {
+      x[i][v] = v + 1 < NV ? V::load(xa + i * ldx + v * V::W) : V::load_n(xa + i * ldx + v * V::W, last, 0.0f);
+      acc[i][v] = V::zero();
+    }
+  for (int64_t j = 0; j < n; ++j) {
+    V::R d[RB];
+    for (int i = 0; i < RB; ++i) d[i] = V::set1(dy[i * lddy + j]);
+    for (int v = 0; v < NV; ++v) {
+      const float* bp = b + j * ldb + v * V::W;
+      float* dp = db + j * ldb + v * V::W;
+      const bool full = v + 1 < NV;
+      const V::R bj = full ? V::load(bp) : V::load_n(bp, last, 0.0f);
+      V::R p = full ? V::load(dp) : V::load_n(dp, last, 0.0f);
+      for (int i = 0; i < RB; ++i) {
+        acc[i][v] = V::fmadd(d[i], bj, acc[i][v]);
+        p = V::fmadd(d[i], x[i][v], p);
+      }
+      if (full) V::store(dp, p);
+      else V::store_n(dp, p, last);
+    }
+  }
+  const V::R sv = V::set1(s);
+  for (int i = 0; i < RB; ++i)
+    for (int v = 0; v < NV; ++v) {
+      float* out = dxa + i * ldxa + v * V::W;
+      if (v + 1 < NV) V::store(out, V::mul(acc[i][v], sv));
+      else V::store_n(out, V::mul(acc[i][v], sv), last);
+    }
+}
+
+// All m rows for one column chunk of NV vectors (the last one `last` lanes wide).
+template <int NV>
+void lora_dy_chunk(float* dxa, int64_t ldxa, float* db, int64_t ldb, const float* dy, int64_t lddy, const float* b,
+                   const float* xa, int64_t ldx, int64_t m, int64_t n, int64_t last, float s) {
+  constexpr int RB = lora_dy_rows(NV);
+  int64_t t = 0;
+  for (; t + RB <= m; t += RB)
+    lora_dy_tile<NV, RB>(dxa + t * ldxa, ldxa, db, ldb, dy + t * lddy, lddy, b, xa + t * ldx, ldx, n, last, s);
+  for (; t < m; ++t) lora_dy_tile<NV, 1>(dxa + t * ldxa, ldxa, db, ldb, dy + t * lddy, lddy, b, xa + t * ldx, ldx, n, last, s);
+}
+
+void k_lora_dy(float* dxa, int64_t ldxa, float* db, const float* dy, int64_t lddy, const float* b, const float* xa,
+               int64_t ldx, int64_t m, int64_t n, int64_t r, float s) {
+  constexpr int64_t kChunk = int64_t{kLoraDyVectors} * V::W;
+  for (int64_t c0 = 0; c0 < r; c0 += kChunk) {
+    const int64_t w = std::min(kChunk, r - c0), nv = (w + V::W - 1) / V::W, last = w - (nv - 1) * V::W;
+    float* dx = dxa + c0;
+    float* dbc = db + c0;
+    const float* bc = b + c0;
+    const float* xc = xa + c0;
+    switch (nv) {
+      case 1: lora_dy_chunk<1>(dx, ldxa, dbc, r, dy, lddy, bc, xc, ldx, m, n, last, s); break;
+      case 2: lora_dy_chunk<2>(dx, ldxa, dbc, r, dy, lddy, bc, xc, ldx, m, n, last, s); break;
+      case 3: lora_dy_chunk<3>(dx, ldxa, dbc, r, dy, lddy, bc, xc, ldx, m, n, last, s); break;
+      default: lora_dy_chunk<kLoraDyVectors>(dx, ldxa, dbc, r, dy, lddy, bc, xc, ldx, m, n, last, s); break;
+    }
+  }
+}
+
 const tl::KernelTable kTable = {
     k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
     k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile, k_panel_gemm_swiglu, kPairRows,
-    k_transpose32,
+    k_transpose32,  k_lora_dy,
 };
 
 }  // namespace
