@@ -576,21 +576,8 @@ class Pass {
     }
     rope_apply(lc.qkv.data(), T, d.NQKV, d.H, d.D, rope_);
     rope_apply(lc.qkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
-    // Attention: heads in parallel, each a run of causal blocks of GEMMs (see attention_probs).
     lc.att = uninit(T * d.HD);
-    for_heads([&](int64_t hb, int64_t he) {
-      thread_local Scratch p;
-      for (int64_t h = hb; h < he; ++h) {
-        const int64_t g = h / d.group;
-        for (int64_t r0 = 0; r0 < T; r0 += kQueryBlock) {
-          const int64_t r1 = std::min(T, r0 + kQueryBlock), k0 = key_begin(r0), nk = r1 - k0;
-          attention_probs(lc, h, r0, r1, p);
-          mm_nn(&lc.att[static_cast<size_t>(r0 * d.HD + h * d.D)], p.data(),
-                &lc.qkv[static_cast<size_t>(k0 * d.NQKV + d.HD + d.KV * d.D + g * d.D)], r1 - r0, d.D, nk, nk, d.NQKV,
-                d.HD);
-        }
-      }
-    });
+    attention_forward(lc);
     Scratch tmp = uninit(T * C);
     matmul_xwt(tmp.data(), lc.att.data(), M.wo(), T, d.HD, C);
     add_bias(tmp.data(), L.bo, T, C);
@@ -620,85 +607,144 @@ class Pass {
   // Attention runs over blocks of kQueryBlock query rows: block [r0, r1) only needs keys from
   // key_begin(r0) (the smallest key any of its rows sees: segment starts and sliding windows never move
   // backwards) up to r1, so the causal mask's upper triangle is mostly never computed, and the (rows,
-  // keys) score block is all that exists at a time per thread. Heads run in parallel on the thread pool;
-  // their GEMMs, called inside the parallel region, run single-threaded.
+  // keys) score block is all that exists at a time per thread. The heads of one KV group work together:
+  // their query rows are stacked into one matrix, so each product with the group's K or V is one GEMM
+  // of group x rows rows (one GEMM per head packed the same K and V once per head). The (group, block)
+  // items run in parallel on the thread pool, largest blocks first; their GEMMs, called inside the
+  // parallel region, run single-threaded.
   static constexpr int64_t kQueryBlock = 64;
 
-  // fn(begin, end) over the heads (a head's work grows as T^2 D).
-  void for_heads(const std::function<void(int64_t, int64_t)>& fn) const {
-    parallel_rows(d_.H, d_.T * d_.T * d_.D, fn, 1);
+  struct AttnItem {
+    int64_t g, r0, r1, k0, rows, nk, n;  // n = group * rows stacked query rows
+  };
+  int64_t attn_blocks() const { return (d_.T + kQueryBlock - 1) / kQueryBlock; }
+  AttnItem attn_item(int64_t i) const {
+    AttnItem it;
+    it.g = i % d_.KV;
+    it.r0 = (attn_blocks() - 1 - i / d_.KV) * kQueryBlock;
+    it.r1 = std::min(d_.T, it.r0 + kQueryBlock);
+    it.k0 = key_begin(it.r0);
+    it.rows = it.r1 - it.r0;
+    it.nk = it.r1 - it.k0;
+    it.n = d_.group * it.rows;
+    return it;
+  }
+  void for_attn_items(const std::function<void(const AttnItem&)>& fn) const {
+    parallel_rows(d_.KV * attn_blocks(), kQueryBlock * d_.T * d_.D * d_.group, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) fn(attn_item(i));
+    }, 1);
   }
 
-  // P (r1 - r0, r1 - k0) for head h, rows [r0, r1), keys from k0 = key_begin(r0): scale Q_h K_g^T, each
-  // row t softmaxed over its keys [key_begin(t), t] and zero elsewhere. Backward calls this again rather
-  // than keeping P.
-  void attention_probs(const LayerCache& lc, int64_t h, int64_t r0, int64_t r1, Scratch& p) const {
-    const Dims& d = d_;
+  // Stacked (it.n, D) rows, head-major (row hh * rows + t - r0), from or to the group's heads' columns of
+  // src/dst (T rows, ld apart, head h at column h * D).
+  void gather_heads(float* out, const float* src, int64_t ld, const AttnItem& it) const {
+    const int64_t D = d_.D;
+    for (int64_t hh = 0; hh < d_.group; ++hh)
+      for (int64_t i = 0; i < it.rows; ++i)
+        std::memcpy(out + (hh * it.rows + i) * D, src + (it.r0 + i) * ld + (it.g * d_.group + hh) * D,
+                    static_cast<size_t>(D) * 4);
+  }
+  void scatter_heads(float* dst, int64_t ld, const float* in, const AttnItem& it) const {
+    const int64_t D = d_.D;
+    for (int64_t hh = 0; hh < d_.group; ++hh)
+      for (int64_t i = 0; i < it.rows; ++i)
+        std::memcpy(dst + (it.r0 + i) * ld + (it.g * d_.group + hh) * D, in + (hh * it.rows + i) * D,
+                    static_cast<size_t>(D) * 4);
+  }
+  const float* keys(const LayerCache& lc, const AttnItem& it) const {
+    return &lc.qkv[static_cast<size_t>(it.k0 * d_.NQKV + d_.HD + it.g * d_.D)];
+  }
+  const float* values(const LayerCache& lc, const AttnItem& it) const {
+    return &lc.qkv[static_cast<size_t>(it.k0 * d_.NQKV + d_.HD + d_.KV * d_.D + it.g * d_.D)];
+  }
+
+  // P (it.n, nk) for the stacked queries qs: scale Q K_g^T, each row t softmaxed over its keys
+  // [key_begin(t), t] and zero elsewhere. Backward calls this again rather than keeping P.
+  void attention_probs(const LayerCache& lc, const AttnItem& it, const float* qs, Scratch& p) const {
     const KernelTable& k = kernels();
-    const int64_t g = h / d.group, k0 = key_begin(r0), nk = r1 - k0;
-    if (p.size() < static_cast<size_t>((r1 - r0) * nk)) p.resize(static_cast<size_t>(kQueryBlock * d.T));
-    mm_nt(p.data(), &lc.qkv[static_cast<size_t>(r0 * d.NQKV + h * d.D)],
-          &lc.qkv[static_cast<size_t>(k0 * d.NQKV + d.HD + g * d.D)], r1 - r0, nk, d.D, d.NQKV, d.NQKV, nk, d.scale);
-    for (int64_t t = r0; t < r1; ++t) {
-      float* row = &p[static_cast<size_t>((t - r0) * nk)];
-      const int64_t kb = key_begin(t) - k0, n = t - k0 + 1;
-      std::fill(row, row + kb, 0.0f);
-      k.softmax(row + kb, n - kb, 1.0f);
-      std::fill(row + n, row + nk, 0.0f);
+    if (p.size() < static_cast<size_t>(it.n * it.nk)) p.resize(static_cast<size_t>(d_.group * kQueryBlock * d_.T));
+    mm_nt(p.data(), qs, keys(lc, it), it.n, it.nk, d_.D, d_.D, d_.NQKV, it.nk, d_.scale);
+    for (int64_t row = 0; row < it.n; ++row) {
+      const int64_t t = it.r0 + row % it.rows;
+      float* pr = &p[static_cast<size_t>(row * it.nk)];
+      const int64_t kb = key_begin(t) - it.k0, n = t - it.k0 + 1;
+      std::fill(pr, pr + kb, 0.0f);
+      k.softmax(pr + kb, n - kb, 1.0f);
+      std::fill(pr + n, pr + it.nk, 0.0f);
     }
   }
 
-  // Attention backward per head and query block, with P recomputed:
-  //   dV_g += P^T dO_h;  dP = dO_h V_g^T;  dS = P * (dP - rowsum(P * dP)) * scale;
-  //   dQ_h = dS K_g;     dK_g += dS^T Q_h
-  // dK and dV are summed per head into private buffers, then over the heads of each group in head
-  // order, so the result does not depend on the schedule. dqkv is assigned whole.
+  void attention_forward(LayerCache& lc) {
+    const int64_t D = d_.D;
+    for_attn_items([&](const AttnItem& it) {
+      thread_local Scratch qs, p, os;
+      qs.resize(static_cast<size_t>(it.n * D));
+      os.resize(static_cast<size_t>(it.n * D));
+      gather_heads(qs.data(), lc.qkv.data(), d_.NQKV, it);
+      attention_probs(lc, it, qs.data(), p);
+      mm_nn(os.data(), p.data(), values(lc, it), it.n, D, it.nk, it.nk, d_.NQKV, D);
+      scatter_heads(lc.att.data(), d_.HD, os.data(), it);
+    });
+  }
+
+  // Attention backward per (group, query block), with P recomputed, on the stacked rows:
+  //   dV_g += P^T dO;  dP = dO V_g^T;  dS = P * (dP - rowsum(P * dP)) * scale;
+  //   dQ = dS K_g;     dK_g += dS^T Q
+  // Each item's dK and dV go to private buffers, summed per key over the blocks in block order, so the
+  // result does not depend on the schedule. dqkv is assigned whole.
   void attention_backward(const LayerCache& lc, const Scratch& datt, Scratch& dqkv) {
     const Dims& d = d_;
     const KernelTable& k = kernels();
-    const int64_t T = d.T, D = d.D;
-    Scratch dkv = zeros(d.H * 2 * T * D);  // per head: dK (T, D), then dV (T, D)
-    for_heads([&](int64_t hb, int64_t he) {
-      thread_local Scratch p, dp;
-      for (int64_t h = hb; h < he; ++h) {
-        const int64_t g = h / d.group;
-        float* dk = &dkv[static_cast<size_t>(h * 2 * T * D)];
-        float* dv = dk + T * D;
-        for (int64_t r0 = 0; r0 < T; r0 += kQueryBlock) {
-          const int64_t r1 = std::min(T, r0 + kQueryBlock), rows = r1 - r0, k0 = key_begin(r0), nk = r1 - k0;
-          const float* q = &lc.qkv[static_cast<size_t>(r0 * d.NQKV + h * D)];
-          const float* kk = &lc.qkv[static_cast<size_t>(k0 * d.NQKV + d.HD + g * D)];
-          const float* v = &lc.qkv[static_cast<size_t>(k0 * d.NQKV + d.HD + d.KV * D + g * D)];
-          const float* dout = &datt[static_cast<size_t>(r0 * d.HD + h * D)];
-          attention_probs(lc, h, r0, r1, p);
-          if (dp.size() < p.size()) dp.resize(p.size());
-          mm_tn(dv + k0 * D, p.data(), dout, nk, D, rows, nk, d.HD, D, 1.0f, 1.0f);
-          mm_nt(dp.data(), dout, v, rows, nk, D, d.HD, d.NQKV, nk);
-          for (int64_t t = r0; t < r1; ++t) {
-            float* pr = &p[static_cast<size_t>((t - r0) * nk)];
-            float* dr = &dp[static_cast<size_t>((t - r0) * nk)];
-            const int64_t kb = key_begin(t) - k0, n = t - k0 + 1;
-            const float dsum = k.dot(pr + kb, dr + kb, n - kb);
-            for (int64_t j = kb; j < n; ++j) dr[j] = pr[j] * (dr[j] - dsum) * d.scale;
-            std::fill(dr, dr + kb, 0.0f);
-            std::fill(dr + n, dr + nk, 0.0f);
-          }
-          mm_nn(&dqkv[static_cast<size_t>(r0 * d.NQKV + h * D)], dp.data(), kk, rows, D, nk, nk, d.NQKV, d.NQKV);
-          mm_tn(dk + k0 * D, dp.data(), q, nk, D, rows, nk, d.NQKV, D, 1.0f, 1.0f);
-        }
+    const int64_t T = d.T, D = d.D, blocks = attn_blocks();
+    // Item (g, block b) keeps dK then dV for its keys [k0, r1) at offset[b] within group g's share.
+    std::vector<int64_t> offset(static_cast<size_t>(blocks) + 1, 0);
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * kQueryBlock, r1 = std::min(T, r0 + kQueryBlock);
+      offset[static_cast<size_t>(b) + 1] = offset[static_cast<size_t>(b)] + 2 * (r1 - key_begin(r0)) * D;
+    }
+    const int64_t per_group = offset.back();
+    Scratch dkv = uninit(d.KV * per_group);
+    for_attn_items([&](const AttnItem& it) {
+      thread_local Scratch qs, dos, p, dp, dqs;
+      qs.resize(static_cast<size_t>(it.n * D));
+      dos.resize(static_cast<size_t>(it.n * D));
+      dqs.resize(static_cast<size_t>(it.n * D));
+      gather_heads(qs.data(), lc.qkv.data(), d.NQKV, it);
+      gather_heads(dos.data(), datt.data(), d.HD, it);
+      attention_probs(lc, it, qs.data(), p);
+      if (dp.size() < p.size()) dp.resize(p.size());
+      float* dk = &dkv[static_cast<size_t>(it.g * per_group + offset[static_cast<size_t>(it.r0 / kQueryBlock)])];
+      float* dv = dk + it.nk * D;
+      mm_tn(dv, p.data(), dos.data(), it.nk, D, it.n, it.nk, D, D);
+      mm_nt(dp.data(), dos.data(), values(lc, it), it.n, it.nk, D, D, d.NQKV, it.nk);
+      for (int64_t row = 0; row < it.n; ++row) {
+        const int64_t t = it.r0 + row % it.rows;
+        float* pr = &p[static_cast<size_t>(row * it.nk)];
+        float* dr = &dp[static_cast<size_t>(row * it.nk)];
+        const int64_t kb = key_begin(t) - it.k0, n = t - it.k0 + 1;
+        const float dsum = k.dot(pr + kb, dr + kb, n - kb);
+        for (int64_t j = kb; j < n; ++j) dr[j] = pr[j] * (dr[j] - dsum) * d.scale;
+        std::fill(dr, dr + kb, 0.0f);
+        std::fill(dr + n, dr + it.nk, 0.0f);
       }
+      mm_nn(dqs.data(), dp.data(), keys(lc, it), it.n, D, it.nk, it.nk, d.NQKV, D);
+      scatter_heads(dqkv.data(), d.NQKV, dqs.data(), it);
+      mm_tn(dk, dp.data(), qs.data(), it.nk, D, it.n, it.nk, D, D);
     });
-    parallel_rows(T, d.H * D, [&](int64_t b, int64_t e) {
+    parallel_rows(T, d.KV * 2 * D * blocks, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
         for (int64_t g = 0; g < d.KV; ++g) {
           float* dk = &dqkv[static_cast<size_t>(t * d.NQKV + d.HD + g * D)];
           float* dv = dk + d.KV * D;
           std::fill(dk, dk + D, 0.0f);
           std::fill(dv, dv + D, 0.0f);
-          for (int64_t h = g * d.group; h < (g + 1) * d.group; ++h) {
-            const float* src = &dkv[static_cast<size_t>(h * 2 * T * D + t * D)];
+          for (int64_t blk = t / kQueryBlock; blk < blocks; ++blk) {
+            const int64_t r0 = blk * kQueryBlock, k0 = key_begin(r0), r1 = std::min(T, r0 + kQueryBlock);
+            if (t < k0) continue;  // a later block's keys can start past t (sliding window, segments)
+            const int64_t nk = r1 - k0;
+            const float* src = &dkv[static_cast<size_t>(g * per_group + offset[static_cast<size_t>(blk)] + (t - k0) * D)];
             k.axpy(dk, 1.0f, src, D);
-            k.axpy(dv, 1.0f, src + T * D, D);
+            k.axpy(dv, 1.0f, src + nk * D, D);
           }
         }
       }

@@ -129,17 +129,19 @@ TEST_P(TrainStep, PerTargetDropoutPathMatchesAutograd) {
   expect_lora_grads_match(grads, GetParam());
 }
 
-// Ten copies of the two reference examples packed into one 160-token sequence, with the loss averaged
-// over all of them, have the reference's gradients (the mean over identical copies). At this length the
-// rows span several of the trainer's row blocks, whose partial LoRA B gradients are summed at the end.
+// Ten copies of each of the two reference examples packed into one 160-token sequence, with the loss
+// averaged over all of them, have the reference's gradients (the mean over identical copies). At this
+// length the rows span several of the trainer's row blocks (LoRA B gradients are summed over their
+// partials) and attention query blocks; all copies of the first example come first, so blocks start
+// inside an example and attend to keys of the block before.
 TEST_P(TrainStep, LongPackedSequenceOfCopiesMatchesAutograd) {
   Case c = load_case(GetParam());
   auto adapter = reference_lora(c, GetParam());
   ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
   constexpr int kCopies = 10;
   TrainSequence seq;
-  for (int i = 0; i < kCopies; ++i)
-    for (const auto& ex : c.meta["examples"])
+  for (const auto& ex : c.meta["examples"])
+    for (int i = 0; i < kCopies; ++i)
       seq.append(ex["tokens"].get<std::vector<int32_t>>(), ex["targets"].get<std::vector<int32_t>>());
   ASSERT_GT(seq.size(), 128);
   const int64_t n = kCopies * c.meta["tokens"].get<int64_t>();
