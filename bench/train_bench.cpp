@@ -11,7 +11,8 @@
 // ratio is the median of the pairs' ratios: on this shared machine, runs a minute apart compare the
 // machine's moods.
 //
-//   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big] [--profile lora|qlora|full]
+//   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big]
+//                           [--profile lora|qlora|full [--rank 16]]
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -275,14 +276,16 @@ int main(int argc, char** argv) {
   int steps = 5;
   bool big = false;
   std::string profile;  // --profile METHOD: only our side of one method, in this process (for perf)
+  int rank = 16;        // --rank R: the LoRA rank of --profile (the comparison runs use 16)
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--big")) big = true;
     else if (i + 1 < argc && !std::strcmp(argv[i], "--profile")) profile = argv[++i];
     else if (i + 1 < argc && !std::strcmp(argv[i], "--dir")) dir = argv[++i];
     else if (i + 1 < argc && !std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[++i]);
+    else if (i + 1 < argc && !std::strcmp(argv[i], "--rank")) rank = std::atoi(argv[++i]);
   }
   if (!profile.empty()) {
-    Measured m = run_ours(dir, profile, 512, 16, steps, false);
+    Measured m = run_ours(dir, profile, 512, rank, steps, false);
     std::printf("%s: %.1f tokens/s, peak RSS %.0f MB\n", profile.c_str(), 512 / m.step_s, m.peak_rss_mb);
     return 0;
   }

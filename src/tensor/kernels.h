@@ -68,10 +68,12 @@ struct KernelTable {
   // converted rows out as panels).
   void (*transpose32)(float* dst, int64_t ldd, const float* src, int64_t lds);
   // The LoRA backward's two products that read dy, in one pass over dy (m, n; rows lddy apart) for a
-  // branch of rank r: dxa (m, r; rows ldxa apart) = s dy b, and db (n, r) += dy^T xa, with b (n, r) and
-  // xa (m, r; rows ldx apart). Each db element sums its m terms in row order.
-  void (*lora_dy)(float* dxa, int64_t ldxa, float* db, const float* dy, int64_t lddy, const float* b, const float* xa,
-                  int64_t ldx, int64_t m, int64_t n, int64_t r, float s);
+  // branch of rank r: dxa (m, r; rows ldxa apart) = s dy b, and db (n, r; rows lddb apart) += dy^T xa,
+  // with b (n, r) dense and xa (m, r; rows ldx apart). Each dxa element is one FMA chain over n in order,
+  // each db element sums its m terms in row order. Pad db's rows to a multiple of 16 floats for ranks
+  // that are not (the kernel then adds zeros to the padding instead of masking its stores).
+  void (*lora_dy)(float* dxa, int64_t ldxa, float* db, int64_t lddb, const float* dy, int64_t lddy, const float* b,
+                  const float* xa, int64_t ldx, int64_t m, int64_t n, int64_t r, float s);
 };
 
 // The table for the best ISA this CPU supports (or TUNELOOP_ISA).

@@ -154,6 +154,58 @@ TEST_P(TrainStep, LongPackedSequenceOfCopiesMatchesAutograd) {
   expect_lora_grads_match(grads, GetParam());
 }
 
+// The reference's rank-4 adapter padded with zero rows of A and columns of B to a larger rank (alpha
+// scaled with it, so the scaling is the same) computes the same function, so its gradients are the
+// reference's in the leading block and zero elsewhere. Rank 20 takes the one-pass LoRA kernel with a
+// partial vector, rank 40 the two-GEMM path above kOnePassMaxRank.
+TEST_P(TrainStep, ZeroPaddedRanksHaveTheReferenceGradients) {
+  Case c = load_case(GetParam());
+  auto adapter = reference_lora(c, GetParam());
+  ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
+  const int64_t r0 = adapter->config.r, n = c.meta["tokens"].get<int64_t>();
+  auto expected = safetensors::File::open(dir_of(GetParam()) + "/expected_lora_grads.safetensors");
+  ASSERT_TRUE(expected.is_ok());
+  for (int64_t r : {20, 40}) {
+    LoraConfig cfg = adapter->config;
+    cfg.r = r;
+    cfg.alpha = adapter->config.alpha * static_cast<double>(r) / static_cast<double>(r0);
+    LoraWeights w = adapter->weights;
+    w.for_each([&](int64_t l, LoraTarget t, LoraModule& m) {
+      const LoraModule& small = adapter->weights.layers[static_cast<size_t>(l)][static_cast<size_t>(t)];
+      const int64_t in = small.a.dim(1), out = small.b.dim(0);
+      m.a = Tensor::zeros(DType::kF32, {r, in});
+      m.b = Tensor::zeros(DType::kF32, {out, r});
+      std::copy(small.a.f32(), small.a.f32() + r0 * in, m.a.f32());
+      for (int64_t o = 0; o < out; ++o) std::copy(small.b.f32() + o * r0, small.b.f32() + (o + 1) * r0, m.b.f32() + o * r);
+    });
+    LoraWeights grads = w.zeros_like();
+    auto st = forward_backward(c.model, {&w, &cfg}, &grads, nullptr, c.seq, 1.0f / static_cast<float>(n), TrainOptions());
+    ASSERT_TRUE(st.is_ok()) << st.status().message();
+    EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["loss"].get<double>(), 1e-5) << "r " << r;
+    grads.for_each([&](int64_t l, LoraTarget t, LoraModule& g) {
+      for (bool is_a : {true, false}) {
+        auto e = expected->tensor(peft::tensor_name(l, t, is_a));
+        ASSERT_TRUE(e.is_ok());
+        const Tensor& got = is_a ? g.a : g.b;
+        // The leading block (A's first r0 rows, B's first r0 columns) as a dense tensor.
+        Tensor lead = Tensor::zeros(DType::kF32, e->shape());
+        const int64_t rows = got.dim(0), cols = got.dim(1);
+        double stray = 0;
+        for (int64_t i = 0; i < rows; ++i)
+          for (int64_t j = 0; j < cols; ++j) {
+            const float v = got.f32()[i * cols + j];
+            const bool in_lead = is_a ? i < r0 : j < r0;
+            if (in_lead) lead.f32()[is_a ? i * cols + j : i * r0 + j] = v;
+            else stray = std::max(stray, static_cast<double>(std::fabs(v)));
+          }
+        EXPECT_LE(rel_error(lead, std::as_const(*e).f32(), lead.numel()), 1e-4)
+            << peft::tensor_name(l, t, is_a) << " r " << r;
+        EXPECT_EQ(stray, 0.0) << peft::tensor_name(l, t, is_a) << " r " << r;
+      }
+    });
+  }
+}
+
 TEST_P(TrainStep, FullGradientsMatchAutograd) {
   Case c = load_case(GetParam());
   const ModelConfig& cfg = c.model.config();

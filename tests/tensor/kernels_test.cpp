@@ -152,16 +152,17 @@ TEST_P(Kernels, GemvRows) {
 }
 
 // Ranks that use one, two, three and four vectors per chunk on each ISA, several chunks, and masked
-// tails; row counts around every ISA's row tile; strides wider than the rank.
+// tails; row counts around every ISA's row tile; strides wider than the rank; dy wider than the
+// kernel's column blocks (dxa's sums carried across them).
 TEST_P(Kernels, LoraDyIsBothProductsInOnePass) {
   for (int64_t r : {1, 8, 16, 17, 32, 48, 64, 70, 130}) {
     for (int64_t m : {1, 5, 9, 64}) {
-      const int64_t n = 37, lddy = n + 3, ldxa = 3 * r + 1, ldx = 2 * r + 5;
+      const int64_t n = 300, lddy = n + 3, ldxa = 3 * r + 1, ldx = 2 * r + 5;
       const float s = 0.75f;
       auto dy = randn(static_cast<size_t>(m * lddy), 20), b = randn(static_cast<size_t>(n * r), 21),
            xa = randn(static_cast<size_t>(m * ldx), 22), db0 = randn(static_cast<size_t>(n * r), 23);
       std::vector<float> dxa(static_cast<size_t>(m * ldxa), -9.0f), db = db0;
-      k().lora_dy(dxa.data(), ldxa, db.data(), dy.data(), lddy, b.data(), xa.data(), ldx, m, n, r, s);
+      k().lora_dy(dxa.data(), ldxa, db.data(), r, dy.data(), lddy, b.data(), xa.data(), ldx, m, n, r, s);
       for (int64_t t = 0; t < m; ++t) {
         for (int64_t c = 0; c < r; ++c) {
           double ref = 0;
@@ -178,10 +179,20 @@ TEST_P(Kernels, LoraDyIsBothProductsInOnePass) {
             ref += static_cast<double>(dy[static_cast<size_t>(t * lddy + j)]) * xa[static_cast<size_t>(t * ldx + c)];
           ASSERT_NEAR(db[static_cast<size_t>(j * r + c)], ref, 1e-4) << "r " << r << " m " << m;
         }
+      // db rows padded to 16 floats: whole-vector stores into the padding, the same bits in the rows.
+      const int64_t ld = (r + 15) / 16 * 16;
+      std::vector<float> db_pad(static_cast<size_t>(n * ld), 5.0f), dxa_pad(dxa.size(), -9.0f);
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t c = 0; c < r; ++c) db_pad[static_cast<size_t>(j * ld + c)] = db0[static_cast<size_t>(j * r + c)];
+      k().lora_dy(dxa_pad.data(), ldxa, db_pad.data(), ld, dy.data(), lddy, b.data(), xa.data(), ldx, m, n, r, s);
+      ASSERT_EQ(dxa_pad, dxa) << "r " << r << " m " << m;
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t c = 0; c < r; ++c)
+          ASSERT_EQ(db_pad[static_cast<size_t>(j * ld + c)], db[static_cast<size_t>(j * r + c)]) << "r " << r << " m " << m;
       // Same FMA chains in every ISA: bit for bit the scalar table's.
       std::vector<float> dxa_s(dxa.size(), -9.0f), db_s = db0;
       kernels_for(Isa::kScalar)
-          .lora_dy(dxa_s.data(), ldxa, db_s.data(), dy.data(), lddy, b.data(), xa.data(), ldx, m, n, r, s);
+          .lora_dy(dxa_s.data(), ldxa, db_s.data(), r, dy.data(), lddy, b.data(), xa.data(), ldx, m, n, r, s);
       ASSERT_EQ(dxa, dxa_s) << "r " << r << " m " << m;
       ASSERT_EQ(db, db_s) << "r " << r << " m " << m;
     }

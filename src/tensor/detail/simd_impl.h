@@ -651,11 +651,13 @@ void k_transpose32(float* dst, int64_t ldd, const float* src, int64_t lds) {
 // LoRA's two backward products that read dy (KernelTable::lora_dy) in one pass over it. RB rows of dy
 // at a time, r split into column chunks of up to NV vectors (the chunks are independent: column c of
 // dxa needs only column c of b, column c of db only column c of xa). Each dy element is broadcast once
-// and feeds both products; the RB rows' dxa chunks stay in registers over the whole row of dy, and
-// each db row chunk is read and written once per RB rows. The last vector of a chunk is masked.
+// and feeds both products; the RB rows' dxa chunks stay in registers over a block of dy's columns, the
+// block's rows of db (~16 KB) stay in L1 while every row tile passes over them. Partial vectors are
+// masked, except db's when its rows are padded: a masked store followed by a load of the same line
+// (the next row of db, for r < one vector) cannot be forwarded, and stalled r = 8 to a sixth of r = 16.
 #if defined(TL_ISA_AVX512)
 constexpr int kLoraDyVectors = 4;  // r chunks of up to 64 floats
-constexpr int lora_dy_rows(int nv) { return nv == 1 ? 8 : nv == 2 ? 4 : 2; }
+constexpr int lora_dy_rows(int nv) { return nv == 1 ? 8 : nv == 2 ? 4 : 3; }
 #elif defined(TL_ISA_AVX2)
 constexpr int kLoraDyVectors = 2;
 constexpr int lora_dy_rows(int nv) { return nv == 1 ? 4 : 2; }
@@ -664,29 +666,39 @@ constexpr int kLoraDyVectors = 4;
 constexpr int lora_dy_rows(int) { return 2; }
 #endif
 
+struct LoraDyChunk {
+  int64_t last;   // lanes of the chunk's last vector
+  bool db_full;   // db's rows are padded past the chunk: its last vector is loaded and stored whole
+  bool first, final;  // the column block is dy's first (dxa starts at 0) / last (dxa is scaled and stored)
+};
+
+// Rows [0, RB) of the tile, dy columns [j0, j1). Between column blocks dxa holds the unscaled sums.
 template <int NV, int RB>
-void lora_dy_tile(float* dxa, int64_t ldxa, float* db, int64_t ldb, const float* dy, int64_t lddy, const float* b,
-                  const float* xa, int64_t ldx, int64_t n, int64_t last, float s) {
+void lora_dy_tile(float* dxa, int64_t ldxa, float* db, int64_t lddb, const float* dy, int64_t lddy, const float* b,
+                  int64_t ldb, const float* xa, int64_t ldx, int64_t j0, int64_t j1, const LoraDyChunk& ch, float s) {
+  const int64_t last = ch.last;
   V::R x[RB][NV], acc[RB][NV];
   for (int i = 0; i < RB; ++i)
     for (int v = 0; v < NV; ++v) {
-      x[i][v] = v + 1 < NV ? V::load(xa + i * ldx + v * V::W) : V::load_n(xa + i * ldx + v * V::W, last, 0.0f);
-      acc[i][v] = V::zero();
+      const bool full = v + 1 < NV;
+      x[i][v] = full ? V::load(xa + i * ldx + v * V::W) : V::load_n(xa + i * ldx + v * V::W, last, 0.0f);
+      const float* a = dxa + i * ldxa + v * V::W;
+      acc[i][v] = ch.first ? V::zero() : full ? V::load(a) : V::load_n(a, last, 0.0f);
     }
-  for (int64_t j = 0; j < n; ++j) {
+  for (int64_t j = j0; j < j1; ++j) {
     V::R d[RB];
     for (int i = 0; i < RB; ++i) d[i] = V::set1(dy[i * lddy + j]);
     for (int v = 0; v < NV; ++v) {
       const float* bp = b + j * ldb + v * V::W;
-      float* dp = db + j * ldb + v * V::W;
-      const bool full = v + 1 < NV;
+      float* dp = db + j * lddb + v * V::W;
+      const bool full = v + 1 < NV, db_whole = full || ch.db_full;
       const V::R bj = full ? V::load(bp) : V::load_n(bp, last, 0.0f);
-      V::R p = full ? V::load(dp) : V::load_n(dp, last, 0.0f);
+      V::R p = db_whole ? V::load(dp) : V::load_n(dp, last, 0.0f);
       for (int i = 0; i < RB; ++i) {
         acc[i][v] = V::fmadd(d[i], bj, acc[i][v]);
         p = V::fmadd(d[i], x[i][v], p);
       }
-      if (full) V::store(dp, p);
+      if (db_whole) V::store(dp, p);
       else V::store_n(dp, p, last);
     }
   }
@@ -694,36 +706,46 @@ void lora_dy_tile(float* dxa, int64_t ldxa, float* db, int64_t ldb, const float*
   for (int i = 0; i < RB; ++i)
     for (int v = 0; v < NV; ++v) {
       float* out = dxa + i * ldxa + v * V::W;
-      if (v + 1 < NV) V::store(out, V::mul(acc[i][v], sv));
-      else V::store_n(out, V::mul(acc[i][v], sv), last);
+      const V::R val = ch.final ? V::mul(acc[i][v], sv) : acc[i][v];
+      if (v + 1 < NV) V::store(out, val);
+      else V::store_n(out, val, last);
     }
 }
 
-// All m rows for one column chunk of NV vectors (the last one `last` lanes wide).
+// All m rows for one column chunk of NV vectors.
 template <int NV>
-void lora_dy_chunk(float* dxa, int64_t ldxa, float* db, int64_t ldb, const float* dy, int64_t lddy, const float* b,
-                   const float* xa, int64_t ldx, int64_t m, int64_t n, int64_t last, float s) {
+void lora_dy_chunk(float* dxa, int64_t ldxa, float* db, int64_t lddb, const float* dy, int64_t lddy, const float* b,
+                   int64_t ldb, const float* xa, int64_t ldx, int64_t m, int64_t n, LoraDyChunk ch, float s) {
   constexpr int RB = lora_dy_rows(NV);
-  int64_t t = 0;
-  for (; t + RB <= m; t += RB)
-    lora_dy_tile<NV, RB>(dxa + t * ldxa, ldxa, db, ldb, dy + t * lddy, lddy, b, xa + t * ldx, ldx, n, last, s);
-  for (; t < m; ++t) lora_dy_tile<NV, 1>(dxa + t * ldxa, ldxa, db, ldb, dy + t * lddy, lddy, b, xa + t * ldx, ldx, n, last, s);
+  constexpr int64_t kBlockCols = std::max<int64_t>(32, 4096 / (NV * V::W));
+  for (int64_t j0 = 0; j0 < n; j0 += kBlockCols) {
+    const int64_t j1 = std::min(n, j0 + kBlockCols);
+    ch.first = j0 == 0;
+    ch.final = j1 == n;
+    int64_t t = 0;
+    for (; t + RB <= m; t += RB)
+      lora_dy_tile<NV, RB>(dxa + t * ldxa, ldxa, db, lddb, dy + t * lddy, lddy, b, ldb, xa + t * ldx, ldx, j0, j1, ch, s);
+    for (; t < m; ++t)
+      lora_dy_tile<NV, 1>(dxa + t * ldxa, ldxa, db, lddb, dy + t * lddy, lddy, b, ldb, xa + t * ldx, ldx, j0, j1, ch, s);
+  }
 }
 
-void k_lora_dy(float* dxa, int64_t ldxa, float* db, const float* dy, int64_t lddy, const float* b, const float* xa,
-               int64_t ldx, int64_t m, int64_t n, int64_t r, float s) {
+void k_lora_dy(float* dxa, int64_t ldxa, float* db, int64_t lddb, const float* dy, int64_t lddy, const float* b,
+               const float* xa, int64_t ldx, int64_t m, int64_t n, int64_t r, float s) {
   constexpr int64_t kChunk = int64_t{kLoraDyVectors} * V::W;
+  if (n <= 0) return;
   for (int64_t c0 = 0; c0 < r; c0 += kChunk) {
-    const int64_t w = std::min(kChunk, r - c0), nv = (w + V::W - 1) / V::W, last = w - (nv - 1) * V::W;
+    const int64_t w = std::min(kChunk, r - c0), nv = (w + V::W - 1) / V::W;
+    const LoraDyChunk ch{w - (nv - 1) * V::W, lddb >= c0 + nv * V::W, true, true};
     float* dx = dxa + c0;
     float* dbc = db + c0;
     const float* bc = b + c0;
     const float* xc = xa + c0;
     switch (nv) {
-      case 1: lora_dy_chunk<1>(dx, ldxa, dbc, r, dy, lddy, bc, xc, ldx, m, n, last, s); break;
-      case 2: lora_dy_chunk<2>(dx, ldxa, dbc, r, dy, lddy, bc, xc, ldx, m, n, last, s); break;
-      case 3: lora_dy_chunk<3>(dx, ldxa, dbc, r, dy, lddy, bc, xc, ldx, m, n, last, s); break;
-      default: lora_dy_chunk<kLoraDyVectors>(dx, ldxa, dbc, r, dy, lddy, bc, xc, ldx, m, n, last, s); break;
+      case 1: lora_dy_chunk<1>(dx, ldxa, dbc, lddb, dy, lddy, bc, r, xc, ldx, m, n, ch, s); break;
+      case 2: lora_dy_chunk<2>(dx, ldxa, dbc, lddb, dy, lddy, bc, r, xc, ldx, m, n, ch, s); break;
+      case 3: lora_dy_chunk<3>(dx, ldxa, dbc, lddb, dy, lddy, bc, r, xc, ldx, m, n, ch, s); break;
+      default: lora_dy_chunk<kLoraDyVectors>(dx, ldxa, dbc, lddb, dy, lddy, bc, r, xc, ldx, m, n, ch, s); break;
     }
   }
 }
