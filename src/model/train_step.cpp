@@ -628,10 +628,11 @@ class Pass {
     int64_t g, r0, r1, k0, rows, nk, n;  // n = group * rows stacked query rows
   };
   int64_t attn_blocks() const { return (d_.T + kQueryBlock - 1) / kQueryBlock; }
-  AttnItem attn_item(int64_t i) const {
+  // Group g's query block b: rows [r0, r1), keys [k0, r1).
+  AttnItem attn_item(int64_t g, int64_t b) const {
     AttnItem it;
-    it.g = i % d_.KV;
-    it.r0 = (attn_blocks() - 1 - i / d_.KV) * kQueryBlock;
+    it.g = g;
+    it.r0 = b * kQueryBlock;
     it.r1 = std::min(d_.T, it.r0 + kQueryBlock);
     it.k0 = key_begin(it.r0);
     it.rows = it.r1 - it.r0;
@@ -639,9 +640,11 @@ class Pass {
     it.n = d_.group * it.rows;
     return it;
   }
+  // fn over every (group, block) item, the last (largest) blocks first.
   void for_attn_items(const std::function<void(const AttnItem&)>& fn) const {
-    parallel_rows(d_.KV * attn_blocks(), kQueryBlock * d_.T * d_.D * d_.group, [&](int64_t b, int64_t e) {
-      for (int64_t i = b; i < e; ++i) fn(attn_item(i));
+    const int64_t blocks = attn_blocks();
+    parallel_rows(d_.KV * blocks, kQueryBlock * d_.T * d_.D * d_.group, [&](int64_t b, int64_t e) {
+      for (int64_t i = b; i < e; ++i) fn(attn_item(i % d_.KV, blocks - 1 - i / d_.KV));
     }, 1);
   }
 
@@ -708,10 +711,8 @@ class Pass {
     const int64_t T = d.T, D = d.D, blocks = attn_blocks();
     // Item (g, block b) keeps dK then dV for its keys [k0, r1) at offset[b] within group g's share.
     std::vector<int64_t> offset(static_cast<size_t>(blocks) + 1, 0);
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * kQueryBlock, r1 = std::min(T, r0 + kQueryBlock);
-      offset[static_cast<size_t>(b) + 1] = offset[static_cast<size_t>(b)] + 2 * (r1 - key_begin(r0)) * D;
-    }
+    for (int64_t b = 0; b < blocks; ++b)
+      offset[static_cast<size_t>(b) + 1] = offset[static_cast<size_t>(b)] + 2 * attn_item(0, b).nk * D;
     const int64_t per_group = offset.back();
     Scratch dkv = uninit(d.KV * per_group);
     for_attn_items([&](const AttnItem& it) {
@@ -749,12 +750,12 @@ class Pass {
           std::fill(dk, dk + D, 0.0f);
           std::fill(dv, dv + D, 0.0f);
           for (int64_t blk = t / kQueryBlock; blk < blocks; ++blk) {
-            const int64_t r0 = blk * kQueryBlock, k0 = key_begin(r0), r1 = std::min(T, r0 + kQueryBlock);
-            if (t < k0) continue;  // a later block's keys can start past t (sliding window, segments)
-            const int64_t nk = r1 - k0;
-            const float* src = &dkv[static_cast<size_t>(g * per_group + offset[static_cast<size_t>(blk)] + (t - k0) * D)];
+            const AttnItem it = attn_item(g, blk);
+            if (t < it.k0) continue;  // a later block's keys can start past t (sliding window, segments)
+            const float* src =
+                &dkv[static_cast<size_t>(g * per_group + offset[static_cast<size_t>(blk)] + (t - it.k0) * D)];
             k.axpy(dk, 1.0f, src, D);
-            k.axpy(dv, 1.0f, src + nk * D, D);
+            k.axpy(dv, 1.0f, src + it.nk * D, D);
           }
         }
       }
