@@ -90,24 +90,32 @@ double expect_lora_grads_match(LoraWeights& grads, const std::string& name, cons
   return worst;
 }
 
+// One LoRA forward/backward over seq whose loss, averaged over its n trainable tokens, must be the
+// reference's; returns the gradients.
+LoraWeights lora_step(const Case& c, const LoraWeights& w, const LoraConfig& cfg, const TrainSequence& seq, int64_t n,
+                      const TrainOptions& opt = TrainOptions(), const std::string& what = "") {
+  LoraWeights grads = w.zeros_like();
+  auto st = forward_backward(c.model, {&w, &cfg}, &grads, nullptr, seq, 1.0f / static_cast<float>(n), opt);
+  EXPECT_TRUE(st.is_ok()) << st.status().message() << what;
+  if (!st.is_ok()) return grads;
+  EXPECT_EQ(st->tokens, n) << what;
+  EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["loss"].get<double>(), 1e-5) << what;
+  return grads;
+}
+
 class TrainStep : public ::testing::TestWithParam<std::string> {};
 
 TEST_P(TrainStep, LoraGradientsMatchAutograd) {
   Case c = load_case(GetParam());
   auto adapter = reference_lora(c, GetParam());
   ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
-  LoraWeights grads = adapter->weights.zeros_like();
   const int64_t n = c.meta["tokens"].get<int64_t>();
   for (bool checkpointing : {false, true}) {
-    grads = adapter->weights.zeros_like();
     TrainOptions opt;
     opt.gradient_checkpointing = checkpointing;
-    auto st = forward_backward(c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, c.seq,
-                               1.0f / static_cast<float>(n), opt);
-    ASSERT_TRUE(st.is_ok()) << st.status().message();
-    EXPECT_EQ(st->tokens, n);
-    EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["loss"].get<double>(), 1e-5);
-    const double worst = expect_lora_grads_match(grads, GetParam(), checkpointing ? " (checkpointing)" : "");
+    const std::string what = checkpointing ? " (checkpointing)" : "";
+    LoraWeights grads = lora_step(c, adapter->weights, adapter->config, c.seq, n, opt, what);
+    const double worst = expect_lora_grads_match(grads, GetParam(), what);
     RecordProperty(checkpointing ? "worst_rel_error_checkpointing" : "worst_rel_error", std::to_string(worst));
   }
 }
@@ -120,12 +128,7 @@ TEST_P(TrainStep, PerTargetDropoutPathMatchesAutograd) {
   auto adapter = reference_lora(c, GetParam());
   ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
   adapter->config.dropout = 1e-12;
-  const int64_t n = c.meta["tokens"].get<int64_t>();
-  LoraWeights grads = adapter->weights.zeros_like();
-  auto st = forward_backward(c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, c.seq,
-                             1.0f / static_cast<float>(n), TrainOptions());
-  ASSERT_TRUE(st.is_ok()) << st.status().message();
-  EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["loss"].get<double>(), 1e-5);
+  LoraWeights grads = lora_step(c, adapter->weights, adapter->config, c.seq, c.meta["tokens"].get<int64_t>());
   expect_lora_grads_match(grads, GetParam());
 }
 
@@ -144,13 +147,8 @@ TEST_P(TrainStep, LongPackedSequenceOfCopiesMatchesAutograd) {
     for (int i = 0; i < kCopies; ++i)
       seq.append(ex["tokens"].get<std::vector<int32_t>>(), ex["targets"].get<std::vector<int32_t>>());
   ASSERT_GT(seq.size(), 128);
-  const int64_t n = kCopies * c.meta["tokens"].get<int64_t>();
-  LoraWeights grads = adapter->weights.zeros_like();
-  auto st = forward_backward(c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, seq,
-                             1.0f / static_cast<float>(n), TrainOptions());
-  ASSERT_TRUE(st.is_ok()) << st.status().message();
-  EXPECT_EQ(st->tokens, n);
-  EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["loss"].get<double>(), 1e-5);
+  LoraWeights grads =
+      lora_step(c, adapter->weights, adapter->config, seq, kCopies * c.meta["tokens"].get<int64_t>());
   expect_lora_grads_match(grads, GetParam());
 }
 
@@ -178,10 +176,7 @@ TEST_P(TrainStep, ZeroPaddedRanksHaveTheReferenceGradients) {
       std::copy(small.a.f32(), small.a.f32() + r0 * in, m.a.f32());
       for (int64_t o = 0; o < out; ++o) std::copy(small.b.f32() + o * r0, small.b.f32() + (o + 1) * r0, m.b.f32() + o * r);
     });
-    LoraWeights grads = w.zeros_like();
-    auto st = forward_backward(c.model, {&w, &cfg}, &grads, nullptr, c.seq, 1.0f / static_cast<float>(n), TrainOptions());
-    ASSERT_TRUE(st.is_ok()) << st.status().message();
-    EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["loss"].get<double>(), 1e-5) << "r " << r;
+    LoraWeights grads = lora_step(c, w, cfg, c.seq, n, TrainOptions(), " r " + std::to_string(r));
     grads.for_each([&](int64_t l, LoraTarget t, LoraModule& g) {
       for (bool is_a : {true, false}) {
         auto e = expected->tensor(peft::tensor_name(l, t, is_a));
