@@ -6,8 +6,9 @@
 // about a quarter of the GEMM time. Frozen weights packed once remove the first, writing C straight from
 // registers removes the second (with the bias and a residual add folded into the store), and splitting
 // whole panels across our OpenMP team removes the third. Up to four terms share one sum (a LoRA term
-// x_lora B^T can ride along with the base GEMM; the trainer still sends its LoRA products to OpenBLAS,
-// and inference attention uses the row-major terms for K^T and V read in place).
+// x_lora B^T can ride along with the base GEMM; the trainer computes its LoRA products apart, in
+// kernels().lora_dy and OpenBLAS, and inference attention uses the row-major terms for K^T and V read
+// in place).
 //
 // Every output element is one FMA chain over k in order (kernels.h, panel_gemm), whatever the number of
 // rows or the ISA: decode (one row) and prefill (many) give bit-identical results.

@@ -236,7 +236,6 @@ void k_rmsnorm_backward(float* dx, const float* dy, const float* x, const float*
   }
 }
 
-// out = silu(gate) * up, silu(g) = g / (1 + exp(-g))
 // silu(g) u = g / (1 + exp(-g)) u, one vector: k_swiglu and the fused GEMM's epilogue share it, so
 // they give the same bits.
 inline V::R silu_mul(V::R g, V::R u) {
@@ -244,6 +243,7 @@ inline V::R silu_mul(V::R g, V::R u) {
   return V::mul(s, u);
 }
 
+// out = silu(gate) * up
 void k_swiglu(float* out, const float* gate, const float* up, int64_t n) {
   int64_t i = 0;
   for (; i + V::W <= n; i += V::W) V::store(out + i, silu_mul(V::load(gate + i), V::load(up + i)));
