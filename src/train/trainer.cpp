@@ -157,6 +157,28 @@ double mean_loss(const Model& model, LoraRef lora, const std::vector<TrainSequen
   return n ? sum / static_cast<double>(n) : 0.0;
 }
 
+// The directories a run creates for its output_dir (the missing ones from the top down), removed again,
+// deepest first, if the run leaves them empty: a run that fails before writing anything leaves no trace.
+class CreatedDirs {
+ public:
+  explicit CreatedDirs(const std::string& dir) {
+    for (fs::path p = fs::absolute(dir); !p.empty() && !fs::exists(p); p = p.parent_path()) {
+      created_.push_back(p);
+      if (p == p.parent_path()) break;
+    }
+  }
+  ~CreatedDirs() {
+    std::error_code ec;
+    for (const fs::path& p : created_)
+      if (!fs::is_empty(p, ec) || ec || !fs::remove(p, ec)) break;
+  }
+  CreatedDirs(const CreatedDirs&) = delete;
+  CreatedDirs& operator=(const CreatedDirs&) = delete;
+
+ private:
+  std::vector<fs::path> created_;  // deepest first
+};
+
 bool is_no_decay(const std::string& name) {
   return name.find("norm") != std::string::npos || name.find("bias") != std::string::npos;
 }
@@ -167,6 +189,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   if (spec.method == TrainMethod::kDpo) return unimplemented("method: dpo is not implemented yet (lora, qlora and full are)");
   if (spec.init_random && spec.method != TrainMethod::kFull) return invalid_argument("init: random needs method: full");
   std::error_code ec;
+  const CreatedDirs created(spec.output_dir);
   fs::create_directories(spec.output_dir, ec);
   if (ec) return io_error("{}: cannot create output_dir: {}", spec.output_dir, ec.message());
   // Created by the first checkpoint, so a run that fails before one leaves no empty checkpoints/.

@@ -164,7 +164,8 @@ TEST_F(TrainCli, SpecErrorsNameTheLine) {
   EXPECT_NE(r.out.find("unknown LoRA target module 'qkv'"), std::string::npos) << r.out;
   r = run("train " + write_spec("bad5.yaml", "base_model: [1\n"));
   EXPECT_NE(r.out.find("bad5.yaml:2: YAML syntax error"), std::string::npos) << r.out;
-  EXPECT_FALSE(fs::exists(root_ + "/x/adapter_model.safetensors"));
+  // Not even the output directory: runs that fail before writing anything remove what they created.
+  EXPECT_FALSE(fs::exists(root_ + "/x"));
 }
 
 TEST_F(TrainCli, DataErrorsNameTheLine) {
@@ -185,9 +186,9 @@ TEST_F(TrainCli, DataErrorsNameTheLine) {
   EXPECT_NE(r.out.find("nouser.jsonl:1: no token to train on"), std::string::npos) << r.out;
   r = with_data("role.jsonl", "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}\n");
   EXPECT_NE(r.out.find("role.jsonl:1: messages[0]: unknown role 'robot'"), std::string::npos) << r.out;
-  EXPECT_FALSE(fs::exists(root_ + "/y/adapter_model.safetensors"));
-  // Nothing half-made either: checkpoints/ appears with the first checkpoint, not before.
-  EXPECT_FALSE(fs::exists(root_ + "/y/checkpoints"));
+  // Nothing half-made either: checkpoints/ appears with the first checkpoint, not before, and the
+  // output directory these runs created is gone again.
+  EXPECT_FALSE(fs::exists(root_ + "/y"));
 }
 
 TEST_F(TrainCli, NonFiniteLossStopsWithTheStep) {
