@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file.h"
+#include "io/json_text.h"
 
 namespace tl {
 
@@ -59,7 +60,8 @@ Status read_eos(const json& j, const std::string& origin, std::vector<int32_t>* 
 
 Result<ModelConfig> ModelConfig::from_json_text(const std::string& text, const std::string& origin) {
   json j = json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return invalid_argument("{}: not a JSON object", origin);
+  if (j.is_discarded()) return invalid_argument("{}: invalid JSON ({})", origin, json_syntax_error(text));
+  if (!j.is_object()) return invalid_argument("{}: not a JSON object", origin);
   ModelConfig c;
   auto mt = j.find("model_type");
   if (mt == j.end() || !mt->is_string()) return invalid_argument("{}: missing string field 'model_type'", origin);
@@ -150,7 +152,8 @@ Result<ModelConfig> ModelConfig::load(const std::string& model_dir) {
   if (file_exists(gen_path)) {
     TL_ASSIGN_OR_RETURN(std::string gen_text, read_file(gen_path));
     json g = json::parse(gen_text, nullptr, false);
-    if (g.is_discarded() || !g.is_object()) return invalid_argument("{}: not a JSON object", gen_path);
+    if (g.is_discarded()) return invalid_argument("{}: invalid JSON ({})", gen_path, json_syntax_error(gen_text));
+    if (!g.is_object()) return invalid_argument("{}: not a JSON object", gen_path);
     TL_TRY(read_eos(g, gen_path, &c.eos_token_ids));
   }
   return c;

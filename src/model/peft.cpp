@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/file.h"
+#include "io/json_text.h"
 #include "io/safetensors.h"
 
 namespace tl::peft {
@@ -60,7 +61,8 @@ Result<Adapter> load(const std::string& dir, const ModelConfig& model) {
   const std::string cfg_path = dir + "/adapter_config.json";
   TL_ASSIGN_OR_RETURN(std::string text, read_file(cfg_path));
   nlohmann::json j = nlohmann::json::parse(text, nullptr, false);
-  if (j.is_discarded() || !j.is_object()) return invalid_argument("{}: not a JSON object", cfg_path);
+  if (j.is_discarded()) return invalid_argument("{}: invalid JSON ({})", cfg_path, json_syntax_error(text));
+  if (!j.is_object()) return invalid_argument("{}: not a JSON object", cfg_path);
   if (j.value("peft_type", "") != "LORA") {
     return unimplemented("{}: peft_type '{}' is not supported (expected LORA)", cfg_path, j.value("peft_type", ""));
   }

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "core/file.h"
+#include "io/json_text.h"
 #include "tokenizer/chat_template.h"
 
 namespace tl {
@@ -195,7 +196,8 @@ Result<std::vector<Example>> load_examples(const std::string& path, const Tokeni
     ++st.lines;
     auto fail = [&](const Status& s) { return Status(s.code(), fmt::format("{}:{}: {}", path, lineno, s.message())); };
     ojson j = ojson::parse(line, nullptr, false);
-    if (j.is_discarded() || !j.is_object()) return fail(invalid_argument("not a JSON object"));
+    if (j.is_discarded()) return fail(invalid_argument("invalid JSON ({})", json_syntax_error(line)));
+    if (!j.is_object()) return fail(invalid_argument("not a JSON object"));
     auto detected = detect(j);
     if (!detected.is_ok()) return fail(detected.status());
     if (format == DataFormat::kAuto) {

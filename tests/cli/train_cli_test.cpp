@@ -181,7 +181,11 @@ TEST_F(TrainCli, DataErrorsNameTheLine) {
   EXPECT_NE(r.out.find("mixed.jsonl:2: record looks like sharegpt but the file is openai_chat (from line 1)"),
             std::string::npos) << r.out;
   r = with_data("broken.jsonl", line("a", "b") + "{\"messages\": [\n");
-  EXPECT_NE(r.out.find("broken.jsonl:2: not a JSON object"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("broken.jsonl:2: invalid JSON (column 15: syntax error while parsing value - unexpected end "
+                       "of input; expected '[', '{', or a literal)"),
+            std::string::npos) << r.out;
+  r = with_data("array.jsonl", line("a", "b") + "[1, 2]\n");
+  EXPECT_NE(r.out.find("array.jsonl:2: not a JSON object"), std::string::npos) << r.out;
   r = with_data("nouser.jsonl", "{\"messages\": [{\"role\": \"user\", \"content\": \"only a question\"}]}\n");
   EXPECT_NE(r.out.find("nouser.jsonl:1: no token to train on"), std::string::npos) << r.out;
   r = with_data("role.jsonl", "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}\n");

@@ -130,7 +130,12 @@ TEST(ModelErrors, ConfigFieldErrors) {
   c = ModelConfig::from_json_text(
       R"({"model_type": "llama", "vocab_size": 10, "hidden_size": "64"})", "config.json");
   EXPECT_EQ(c.status().message(), "config.json: field 'hidden_size' must be an integer, got \"64\"");
-  c = ModelConfig::from_json_text("[1,2", "config.json");
+  // A file cut short says so, and where; valid JSON of the wrong kind is told apart from it.
+  c = ModelConfig::from_json_text("{\"model_type\": \"llama\",\n \"vocab_size\": 10", "config.json");
+  EXPECT_EQ(c.status().message(),
+            "config.json: invalid JSON (line 2, column 18: syntax error while parsing object - unexpected end of "
+            "input; expected '}')");
+  c = ModelConfig::from_json_text("[1,2]", "config.json");
   EXPECT_EQ(c.status().message(), "config.json: not a JSON object");
   c = ModelConfig::from_json_text(
       R"({"model_type": "llama", "vocab_size": 10, "hidden_size": 64, "intermediate_size": 8,

@@ -280,6 +280,14 @@ TEST_P(TrainStep, PeftRoundTrip) {
   ASSERT_FALSE(j.is_discarded()) << text;
   EXPECT_EQ(j["modules"].get<int>(), 7 * c.model.config().num_layers);
   EXPECT_NEAR(j["loss"].get<double>(), l1->loss_sum / static_cast<double>(l1->tokens), 1e-5) << text;
+  // A config cut short is reported as such, with the place the parser stopped.
+  auto cfg = tl::read_file(out + "/adapter_config.json");
+  ASSERT_TRUE(cfg.is_ok());
+  ASSERT_TRUE(tl::write_file_atomic(out + "/adapter_config.json", cfg->substr(0, cfg->size() / 2)).is_ok());
+  auto cut = peft::load(out, c.model.config());
+  ASSERT_FALSE(cut.is_ok());
+  EXPECT_EQ(cut.status().message().rfind(out + "/adapter_config.json: invalid JSON (line ", 0), 0u)
+      << cut.status().message();
 }
 
 INSTANTIATE_TEST_SUITE_P(Reference, TrainStep, ::testing::ValuesIn(kCases), [](const auto& p) { return p.param; });
