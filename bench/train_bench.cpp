@@ -12,7 +12,11 @@
 // machine's moods.
 //
 //   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big]
-//                           [--profile lora|qlora|full [--rank 16]]
+//                           [--profile lora|qlora|full [--rank 16] [--prompt 0.5]]
+//
+// --profile runs only our side of one method, in this process (for perf). --prompt P makes the first
+// P of every 64-token example a prompt without targets, as chat data trained on its assistant turns is
+// (the comparison runs train on every token).
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -48,6 +52,8 @@ struct Measured {
   double step_s = 0, peak_rss_mb = 0;
 };
 
+double g_prompt_fraction = 0;  // --prompt (profile runs only)
+
 // Runs in a child: load, set up the method, time `steps` optimizer steps after one warm-up step.
 // With cmd_fd >= 0 (interleaved runs) it writes one byte when warm, then times one step per 's' read from
 // cmd_fd, writing each step's seconds (a double) to out_fd, until anything else arrives.
@@ -63,6 +69,8 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
   std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));
   for (int64_t t = 0; t < T; ++t) ids[static_cast<size_t>(t)] = static_cast<int32_t>((t * 7919 + 13) % c.vocab_size);
   for (int64_t t = 0; t < T; ++t) targets[static_cast<size_t>(t)] = ids[static_cast<size_t>((t + 1) % T)];
+  for (int64_t t = 0; t < T; ++t)
+    if (t % 64 < static_cast<int64_t>(64 * g_prompt_fraction)) targets[static_cast<size_t>(t)] = -1;
   TrainSequence seq = TrainSequence::single(ids, targets);
   LoraConfig lc;
   lc.r = r;
@@ -277,12 +285,18 @@ int main(int argc, char** argv) {
   bool big = false;
   std::string profile;  // --profile METHOD: only our side of one method, in this process (for perf)
   int rank = 16;        // --rank R: the LoRA rank of --profile (the comparison runs use 16)
+  // --prompt P: untrained prompt share of each example, --profile only
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--big")) big = true;
     else if (i + 1 < argc && !std::strcmp(argv[i], "--profile")) profile = argv[++i];
     else if (i + 1 < argc && !std::strcmp(argv[i], "--dir")) dir = argv[++i];
     else if (i + 1 < argc && !std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[++i]);
     else if (i + 1 < argc && !std::strcmp(argv[i], "--rank")) rank = std::atoi(argv[++i]);
+    else if (i + 1 < argc && !std::strcmp(argv[i], "--prompt")) g_prompt_fraction = std::atof(argv[++i]);
+  }
+  if (g_prompt_fraction != 0 && (profile.empty() || !(g_prompt_fraction > 0 && g_prompt_fraction < 1))) {
+    std::fprintf(stderr, "error: --prompt takes a fraction in (0, 1), with --profile\n");
+    return 2;
   }
   if (!profile.empty()) {
     Measured m = run_ours(dir, profile, 512, rank, steps, false);
