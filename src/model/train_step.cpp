@@ -216,40 +216,39 @@ class Pass {
 
   // Chunked output head + cross-entropy. Accumulates dx_final (T, C) when `backward`.
   //
-  // Only the rows that have a target reach the head: a chat example trains on its assistant turns, so
-  // the system prompt and the user's turns, often most of a sequence, would each compute a vocabulary
-  // of logits only to zero them. Those rows get a zero gradient from the head. Each kept row's logits
-  // and input gradient are the same sums as with every row present (the packed GEMMs' chains do not
-  // depend on the row count), so the loss and gradients are unchanged.
+  // Only the rows that have a target go through the final norm and the head: a chat example trains on
+  // its assistant turns, so the system prompt and the user's turns, often most of a sequence, would each
+  // compute a vocabulary of logits only to zero them. The other rows get a zero gradient. Each kept row
+  // gets the same sums as with every row present (the packed GEMMs' chains do not depend on the row
+  // count), so the loss and gradients are unchanged.
   StepStats head(const Scratch& x, Scratch* dx, float loss_scale, ModelWeights* grads) {
     const int64_t T = d_.T, C = d_.C, V = c_.vocab_size;
     const KernelTable& k = kernels();
-    Scratch xf = uninit(T * C), rstd = uninit(T);
-    rmsnorm_fwd(xf.data(), rstd.data(), x.data(), w_.final_norm.f32(), T, C, d_.eps);
     std::vector<int64_t> kept;  // the rows with a target, in order
     for (int64_t t = 0; t < T; ++t)
       if (seq_.targets[static_cast<size_t>(t)] >= 0) kept.push_back(t);
     const int64_t n = static_cast<int64_t>(kept.size());
-    // (n, C): xf's kept rows, and their input gradients; xf itself when every row is kept.
-    Scratch xk;
+    Scratch xk;  // (n, C) x's kept rows, when some are left out
     if (n < T) {
       xk = uninit(n * C);
       for (int64_t i = 0; i < n; ++i)
-        std::memcpy(&xk[static_cast<size_t>(i * C)], &xf[static_cast<size_t>(kept[static_cast<size_t>(i)] * C)],
+        std::memcpy(&xk[static_cast<size_t>(i * C)], &x[static_cast<size_t>(kept[static_cast<size_t>(i)] * C)],
                     static_cast<size_t>(C) * 4);
     }
-    const Scratch& xh = n < T ? xk : xf;
-    Scratch dxh = dx ? zeros(n * C) : Scratch();
+    const float* xin = n < T ? xk.data() : x.data();
+    Scratch xf = uninit(n * C), rstd = uninit(n);
+    rmsnorm_fwd(xf.data(), rstd.data(), xin, w_.final_norm.f32(), n, C, d_.eps);
+    Scratch dxf = dx ? zeros(n * C) : Scratch();
     StepStats st;
     // Rows per chunk: each chunk's two GEMMs stream (and OpenBLAS packs) the whole (V, C) head, so
     // fewer, larger chunks are faster; ~16 MB of logits per chunk, at least 64 rows.
     const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 22) / V / 16 * 16);
     const WeightRef head_w = weight_ref(w_.lm_head, w_.packed_lm_head.get());
-    Scratch logits = n > 0 ? uninit(std::min(chunk, n) * V) : Scratch();
+    Scratch logits = uninit(std::min(chunk, n) * V);
     std::vector<double> row_loss(static_cast<size_t>(chunk));
     for (int64_t r0 = 0; r0 < n; r0 += chunk) {
       const int64_t rows = std::min(chunk, n - r0);
-      matmul_xwt(logits.data(), &xh[static_cast<size_t>(r0 * C)], head_w, rows, C, V);
+      matmul_xwt(logits.data(), &xf[static_cast<size_t>(r0 * C)], head_w, rows, C, V);
       parallel_rows(rows, V, [&](int64_t rb, int64_t re) {
         for (int64_t r = rb; r < re; ++r) {
           float* z = &logits[static_cast<size_t>(r * V)];
@@ -262,7 +261,7 @@ class Pass {
             row_loss[static_cast<size_t>(r)] = -std::log(pt);
           } else {
             std::vector<float> raw(static_cast<size_t>(V));
-            matvec(raw.data(), head_w, &xh[static_cast<size_t>((r0 + r) * C)], nullptr);
+            matvec(raw.data(), head_w, &xf[static_cast<size_t>((r0 + r) * C)], nullptr);
             const float mx = *std::max_element(raw.begin(), raw.end());
             double sum = 0;
             for (float v : raw) sum += std::exp(static_cast<double>(v - mx));
@@ -278,21 +277,22 @@ class Pass {
       for (int64_t r = 0; r < rows; ++r) st.loss_sum += row_loss[static_cast<size_t>(r)];
       st.tokens += rows;
       if (!dx) continue;
-      // dxh = dz W; dW_head += dz^T xh
-      matmul_dyw(&dxh[static_cast<size_t>(r0 * C)], logits.data(), head_w, rows, V, C);
-      if (grads) mm_tn(grads->lm_head.f32(), logits.data(), &xh[static_cast<size_t>(r0 * C)], V, C, rows, V, C, C, 1.0f, 1.0f);
+      // dxf = dz W; dW_head += dz^T xf
+      matmul_dyw(&dxf[static_cast<size_t>(r0 * C)], logits.data(), head_w, rows, V, C);
+      if (grads) mm_tn(grads->lm_head.f32(), logits.data(), &xf[static_cast<size_t>(r0 * C)], V, C, rows, V, C, C, 1.0f, 1.0f);
     }
     if (dx) {
-      Scratch dxf;
-      if (n < T) {
-        dxf = zeros(T * C);
+      Scratch dk = uninit(n * C);
+      rmsnorm_bwd(dk.data(), grads ? grads->final_norm.f32() : nullptr, dxf.data(), xin, w_.final_norm.f32(),
+                  rstd.data(), n, C);
+      if (n == T) {
+        *dx = std::move(dk);
+      } else {
+        *dx = zeros(T * C);
         for (int64_t i = 0; i < n; ++i)
-          std::memcpy(&dxf[static_cast<size_t>(kept[static_cast<size_t>(i)] * C)], &dxh[static_cast<size_t>(i * C)],
+          std::memcpy(&(*dx)[static_cast<size_t>(kept[static_cast<size_t>(i)] * C)], &dk[static_cast<size_t>(i * C)],
                       static_cast<size_t>(C) * 4);
       }
-      *dx = uninit(T * C);
-      rmsnorm_bwd(dx->data(), grads ? grads->final_norm.f32() : nullptr, n < T ? dxf.data() : dxh.data(), x.data(),
-                  w_.final_norm.f32(), rstd.data(), T, C);
     }
     return st;
   }
