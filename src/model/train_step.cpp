@@ -220,7 +220,8 @@ class Pass {
   // its assistant turns, so the system prompt and the user's turns, often most of a sequence, would each
   // compute a vocabulary of logits only to zero them. The other rows get a zero gradient. Each kept row
   // gets the same sums as with every row present (the packed GEMMs' chains do not depend on the row
-  // count), so the loss and gradients are unchanged.
+  // count), so LoRA's loss and gradients are unchanged bit for bit; full fine-tuning's head gradient, a
+  // sum over rows in OpenBLAS, may round differently now that the zero rows are gone.
   StepStats head(const Scratch& x, Scratch* dx, float loss_scale, ModelWeights* grads) {
     const int64_t T = d_.T, C = d_.C, V = c_.vocab_size;
     const KernelTable& k = kernels();
