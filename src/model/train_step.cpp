@@ -225,16 +225,14 @@ class Pass {
   StepStats head(const Scratch& x, Scratch* dx, float loss_scale, ModelWeights* grads) {
     const int64_t T = d_.T, C = d_.C, V = c_.vocab_size;
     const KernelTable& k = kernels();
-    std::vector<int64_t> kept;  // the rows with a target, in order
+    std::vector<int32_t> kept;  // the rows with a target, in order
     for (int64_t t = 0; t < T; ++t)
-      if (seq_.targets[static_cast<size_t>(t)] >= 0) kept.push_back(t);
+      if (seq_.targets[static_cast<size_t>(t)] >= 0) kept.push_back(static_cast<int32_t>(t));
     const int64_t n = static_cast<int64_t>(kept.size());
     Scratch xk;  // (n, C) x's kept rows, when some are left out
     if (n < T) {
       xk = uninit(n * C);
-      for (int64_t i = 0; i < n; ++i)
-        std::memcpy(&xk[static_cast<size_t>(i * C)], &x[static_cast<size_t>(kept[static_cast<size_t>(i)] * C)],
-                    static_cast<size_t>(C) * 4);
+      gather_rows(xk.data(), WeightRef::of_f32(x.data(), T, C), kept.data(), n);
     }
     const float* xin = n < T ? xk.data() : x.data();
     Scratch xf = uninit(n * C), rstd = uninit(n);
