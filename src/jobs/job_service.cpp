@@ -152,6 +152,8 @@ Result<JobRecord> JobService::submit(const registry::Tenant& t, const JobRequest
     auto parsed = parse_job_spec(req.tuneloop_spec, "tuneloop_spec", /*require_paths=*/false);
     if (!parsed.is_ok()) return with_detail(detail, "tuneloop_spec", "invalid_value", parsed.status());
     spec = *parsed;
+    // A spec that leaves the method out takes the request's (dpo, or lora for supervised).
+    if (!spec.method_given && req.method == "dpo") spec.method = "dpo";
     if ((spec.method == "dpo") != (req.method == "dpo"))
       return with_detail(detail, "method.type", "invalid_value",
                          invalid_argument("method.type '{}' contradicts tuneloop_spec method '{}'", req.method, spec.method));

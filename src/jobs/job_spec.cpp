@@ -78,7 +78,11 @@ Result<JobSpec> parse_job_spec(const std::string& yaml, const std::string& sourc
   Status walked = walk(c, root, "",
               {
                   {"base_model", set(c, "base_model", s.base_model)},
-                  {"method", set(c, "method", s.method)},
+                  {"method",
+                   [&](const YAML::Node& n) {
+                     s.method_given = true;
+                     return scalar(c, n, "method", s.method);
+                   }},
                   {"output_dir", set(c, "output_dir", s.output_dir)},
                   {"dataset",
                    [&](const YAML::Node& n) {

@@ -65,6 +65,7 @@ struct CheckpointingSpec {
 struct JobSpec {
   std::string base_model;
   std::string method = "lora";  // lora | qlora | full | dpo
+  bool method_given = false;    // the YAML named the method (parse_job_spec); not written back
   DatasetSpec dataset;
   LoraSpec lora;
   QuantizationSpec quantization;

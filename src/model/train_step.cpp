@@ -222,12 +222,24 @@ class Pass {
   // gets the same sums as with every row present (the packed GEMMs' chains do not depend on the row
   // count), so LoRA's loss and gradients are unchanged bit for bit; full fine-tuning's head gradient, a
   // sum over rows in OpenBLAS, may round differently now that the zero rows are gone.
-  StepStats head(const Scratch& x, Scratch* dx, float loss_scale, ModelWeights* grads) {
+  //
+  // With `scales`, each packed example's loss scale is chosen from the examples' loss sums, so the
+  // logits are computed twice: once for the losses, once (after the scales) for the gradient.
+  // `example_loss` (may be null) receives each packed example's loss sum, in order.
+  StepStats head(const Scratch& x, Scratch* dx, float loss_scale, ModelWeights* grads,
+                 const ExampleScales* scales = nullptr, std::vector<double>* example_loss = nullptr) {
     const int64_t T = d_.T, C = d_.C, V = c_.vocab_size;
     const KernelTable& k = kernels();
-    std::vector<int32_t> kept;  // the rows with a target, in order
-    for (int64_t t = 0; t < T; ++t)
-      if (seq_.targets[static_cast<size_t>(t)] >= 0) kept.push_back(static_cast<int32_t>(t));
+    std::vector<int32_t> kept;      // the rows with a target, in order
+    std::vector<int32_t> kept_ex;   // the packed example each kept row belongs to
+    int32_t examples = 0;
+    for (int64_t t = 0; t < T; ++t) {
+      if (seq_.segment_start[static_cast<size_t>(t)] == t) ++examples;
+      if (seq_.targets[static_cast<size_t>(t)] >= 0) {
+        kept.push_back(static_cast<int32_t>(t));
+        kept_ex.push_back(examples - 1);
+      }
+    }
     const int64_t n = static_cast<int64_t>(kept.size());
     Scratch xk;  // (n, C) x's kept rows, when some are left out
     if (n < T) {
@@ -244,42 +256,59 @@ class Pass {
     const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 22) / V / 16 * 16);
     const WeightRef head_w = weight_ref(w_.lm_head, w_.packed_lm_head.get());
     Scratch logits = uninit(std::min(chunk, n) * V);
-    std::vector<double> row_loss(static_cast<size_t>(chunk));
-    for (int64_t r0 = 0; r0 < n; r0 += chunk) {
-      const int64_t rows = std::min(chunk, n - r0);
-      matmul_xwt(logits.data(), &xf[static_cast<size_t>(r0 * C)], head_w, rows, C, V);
-      parallel_rows(rows, V, [&](int64_t rb, int64_t re) {
-        for (int64_t r = rb; r < re; ++r) {
-          float* z = &logits[static_cast<size_t>(r * V)];
-          const int32_t target = seq_.targets[static_cast<size_t>(kept[static_cast<size_t>(r0 + r)])];
-          // Vectorised softmax gives p; the loss is -log p[target], except where p[target] underflows f32,
-          // where the row is recomputed and the loss taken from an exact double log-sum-exp.
-          k.softmax(z, V, 1.0f);
-          const double pt = z[target];
-          if (pt > 1e-30) {
-            row_loss[static_cast<size_t>(r)] = -std::log(pt);
-          } else {
-            std::vector<float> raw(static_cast<size_t>(V));
-            matvec(raw.data(), head_w, &xf[static_cast<size_t>((r0 + r) * C)], nullptr);
-            const float mx = *std::max_element(raw.begin(), raw.end());
-            double sum = 0;
-            for (float v : raw) sum += std::exp(static_cast<double>(v - mx));
-            row_loss[static_cast<size_t>(r)] = mx + std::log(sum) - raw[static_cast<size_t>(target)];
+    std::vector<double> row_loss(static_cast<size_t>(n));
+    std::vector<float> row_scale;  // per kept row, when `scales` chose them
+    // One sweep over the kept rows: the losses, and with `backward` the gradient of the scaled losses.
+    auto sweep = [&](bool backward) {
+      for (int64_t r0 = 0; r0 < n; r0 += chunk) {
+        const int64_t rows = std::min(chunk, n - r0);
+        matmul_xwt(logits.data(), &xf[static_cast<size_t>(r0 * C)], head_w, rows, C, V);
+        parallel_rows(rows, V, [&](int64_t rb, int64_t re) {
+          for (int64_t r = rb; r < re; ++r) {
+            float* z = &logits[static_cast<size_t>(r * V)];
+            const int32_t target = seq_.targets[static_cast<size_t>(kept[static_cast<size_t>(r0 + r)])];
+            // Vectorised softmax gives p; the loss is -log p[target], except where p[target] underflows
+            // f32, where the row is recomputed and the loss taken from an exact double log-sum-exp.
+            k.softmax(z, V, 1.0f);
+            const double pt = z[target];
+            double& loss = row_loss[static_cast<size_t>(r0 + r)];
+            if (pt > 1e-30) {
+              loss = -std::log(pt);
+            } else {
+              std::vector<float> raw(static_cast<size_t>(V));
+              matvec(raw.data(), head_w, &xf[static_cast<size_t>((r0 + r) * C)], nullptr);
+              const float mx = *std::max_element(raw.begin(), raw.end());
+              double sum = 0;
+              for (float v : raw) sum += std::exp(static_cast<double>(v - mx));
+              loss = mx + std::log(sum) - raw[static_cast<size_t>(target)];
+            }
+            if (backward) {
+              const float s = row_scale.empty() ? loss_scale : row_scale[static_cast<size_t>(r0 + r)];
+              for (int64_t v = 0; v < V; ++v) z[v] *= s;
+              z[target] -= s;
+            }
           }
-          if (dx) {
-            for (int64_t v = 0; v < V; ++v) z[v] *= loss_scale;
-            z[target] -= loss_scale;
-          }
-        }
-      });
-      // Summed in row order, so the loss does not depend on how rows were split across threads.
-      for (int64_t r = 0; r < rows; ++r) st.loss_sum += row_loss[static_cast<size_t>(r)];
-      st.tokens += rows;
-      if (!dx) continue;
-      // dxf = dz W; dW_head += dz^T xf
-      matmul_dyw(&dxf[static_cast<size_t>(r0 * C)], logits.data(), head_w, rows, V, C);
-      if (grads) mm_tn(grads->lm_head.f32(), logits.data(), &xf[static_cast<size_t>(r0 * C)], V, C, rows, V, C, C, 1.0f, 1.0f);
+        });
+        if (!backward) continue;
+        // dxf = dz W; dW_head += dz^T xf
+        matmul_dyw(&dxf[static_cast<size_t>(r0 * C)], logits.data(), head_w, rows, V, C);
+        if (grads) mm_tn(grads->lm_head.f32(), logits.data(), &xf[static_cast<size_t>(r0 * C)], V, C, rows, V, C, C, 1.0f, 1.0f);
+      }
+    };
+    sweep(dx && !scales);
+    // Summed in row order, so the loss does not depend on how rows were split across threads.
+    for (int64_t r = 0; r < n; ++r) st.loss_sum += row_loss[static_cast<size_t>(r)];
+    st.tokens = n;
+    std::vector<double> ex_loss(static_cast<size_t>(examples), 0.0);
+    for (int64_t r = 0; r < n; ++r) ex_loss[static_cast<size_t>(kept_ex[static_cast<size_t>(r)])] += row_loss[static_cast<size_t>(r)];
+    if (dx && scales) {
+      const std::vector<float> s = (*scales)(ex_loss);
+      TL_CHECK(s.size() == ex_loss.size());
+      row_scale.resize(static_cast<size_t>(n));
+      for (int64_t r = 0; r < n; ++r) row_scale[static_cast<size_t>(r)] = s[static_cast<size_t>(kept_ex[static_cast<size_t>(r)])];
+      sweep(true);
     }
+    if (example_loss) *example_loss = std::move(ex_loss);
     if (dx) {
       Scratch dk = uninit(n * C);
       rmsnorm_bwd(dk.data(), grads ? grads->final_norm.f32() : nullptr, dxf.data(), xin, w_.final_norm.f32(),
@@ -833,15 +862,18 @@ ModelWeights model_zeros_like(const ModelWeights& w, bool tied) {
   return g;
 }
 
-Result<StepStats> forward_backward(const Model& model, LoraRef lora, LoraWeights* lora_grads, ModelWeights* full_grads,
-                                   const TrainSequence& seq, float loss_scale, const TrainOptions& options) {
+namespace {
+
+Result<StepStats> run_forward_backward(const Model& model, LoraRef lora, LoraWeights* lora_grads, ModelWeights* full_grads,
+                                       const TrainSequence& seq, float loss_scale, const ExampleScales* scales,
+                                       const TrainOptions& options) {
   Pass pass(model, lora, seq, options);
   TL_TRY(pass.validate());
   std::vector<LayerCache> caches;
   Scratch x;
   pass.forward(caches, x);
   Scratch dx;
-  StepStats st = pass.head(x, &dx, loss_scale, full_grads);
+  StepStats st = pass.head(x, &dx, loss_scale, full_grads, scales);
   if (st.tokens == 0) return st;
   for (int64_t l = model.config().num_layers - 1; l >= 0; --l) {
     pass.layer_backward(l, caches[static_cast<size_t>(l)], dx, lora_grads, full_grads);
@@ -850,7 +882,7 @@ Result<StepStats> forward_backward(const Model& model, LoraRef lora, LoraWeights
   return st;
 }
 
-Result<StepStats> sequence_loss(const Model& model, LoraRef lora, const TrainSequence& seq) {
+Result<StepStats> run_forward(const Model& model, LoraRef lora, const TrainSequence& seq, std::vector<double>* example_loss) {
   TrainOptions opt;
   opt.training = false;
   opt.gradient_checkpointing = true;  // keeps only layer inputs: evaluation needs no activations
@@ -859,7 +891,29 @@ Result<StepStats> sequence_loss(const Model& model, LoraRef lora, const TrainSeq
   std::vector<LayerCache> caches;
   Scratch x;
   pass.forward(caches, x);
-  return pass.head(x, nullptr, 0.0f, nullptr);
+  return pass.head(x, nullptr, 0.0f, nullptr, nullptr, example_loss);
+}
+
+}  // namespace
+
+Result<StepStats> forward_backward(const Model& model, LoraRef lora, LoraWeights* lora_grads, ModelWeights* full_grads,
+                                   const TrainSequence& seq, float loss_scale, const TrainOptions& options) {
+  return run_forward_backward(model, lora, lora_grads, full_grads, seq, loss_scale, nullptr, options);
+}
+
+Result<StepStats> forward_backward(const Model& model, LoraRef lora, LoraWeights* lora_grads, ModelWeights* full_grads,
+                                   const TrainSequence& seq, const ExampleScales& scales, const TrainOptions& options) {
+  return run_forward_backward(model, lora, lora_grads, full_grads, seq, 0.0f, &scales, options);
+}
+
+Result<StepStats> sequence_loss(const Model& model, LoraRef lora, const TrainSequence& seq) {
+  return run_forward(model, lora, seq, nullptr);
+}
+
+Result<std::vector<double>> example_losses(const Model& model, LoraRef lora, const TrainSequence& seq) {
+  std::vector<double> out;
+  TL_TRY(run_forward(model, lora, seq, &out).status());
+  return out;
 }
 
 }  // namespace tl

@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "core/status.h"
@@ -58,8 +59,21 @@ struct StepStats {
 Result<StepStats> forward_backward(const Model& model, LoraRef lora, LoraWeights* lora_grads, ModelWeights* full_grads,
                                    const TrainSequence& seq, float loss_scale, const TrainOptions& options);
 
+// Each packed example's loss scale, chosen after the forward from the examples' loss sums (one per
+// example in packing order; an example without targets sums to 0). DPO's scales are its loss's
+// derivatives with respect to each sequence's log-probability, which the forward has to give first.
+using ExampleScales = std::function<std::vector<float>(const std::vector<double>& example_loss_sums)>;
+
+// forward_backward with per-example scales: d(sum over examples of scale_e * loss_e). The head runs
+// twice (once for the losses, once for the gradient), the layers once.
+Result<StepStats> forward_backward(const Model& model, LoraRef lora, LoraWeights* lora_grads, ModelWeights* full_grads,
+                                   const TrainSequence& seq, const ExampleScales& scales, const TrainOptions& options);
+
 // Forward only: loss sum and token count (no dropout).
 Result<StepStats> sequence_loss(const Model& model, LoraRef lora, const TrainSequence& seq);
+
+// Forward only: each packed example's loss sum, in packing order (no dropout).
+Result<std::vector<double>> example_losses(const Model& model, LoraRef lora, const TrainSequence& seq);
 
 // Zero gradients shaped like `w` (lm_head aliases embed when the weights are tied).
 ModelWeights model_zeros_like(const ModelWeights& w, bool tied);

@@ -109,7 +109,7 @@ Result<Conversation> to_conversation(const ojson& j, DataFormat format) {
       return c;
     }
     case DataFormat::kDpo:
-      return unimplemented("preference (DPO) records need method: dpo, which is not implemented yet");
+      return invalid_argument("preference records (prompt/chosen/rejected) train with method: dpo");
     case DataFormat::kAuto: break;
   }
   return internal_error("unresolved dataset format");
@@ -172,84 +172,202 @@ class Renderer {
 
 }  // namespace
 
-Result<std::vector<Example>> load_examples(const std::string& path, const Tokenizer& tokenizer, const DataOptions& options,
-                                           DatasetStats* stats) {
-  TL_ASSIGN_OR_RETURN(std::string text, read_file(path));
+namespace {
+
+Result<std::optional<ChatTemplate>> default_template(const Tokenizer& tokenizer) {
   std::optional<ChatTemplate> tmpl;
   if (auto it = tokenizer.chat_templates().find("default"); it != tokenizer.chat_templates().end()) {
     auto parsed = ChatTemplate::parse(it->second, "chat_template");
     if (!parsed.is_ok()) return parsed.status();
     tmpl.emplace(std::move(parsed).value());
   }
-  Renderer renderer(tokenizer, tmpl ? &*tmpl : nullptr);
-  DatasetStats st;
-  st.path = path;
-  DataFormat format = options.format;
+  return tmpl;
+}
+
+// Calls fn(record, line) for each non-empty line of a JSONL file, after checking it is a JSON object of
+// one format (`format`: the given one, or auto, which the first record fixes). fn's errors and ours
+// name the file and line.
+template <typename Fn>
+Status for_each_record(const std::string& path, const std::string& text, DataFormat* format, DatasetStats* st, Fn fn) {
   int64_t format_line = 0;
-  std::vector<Example> out;
   std::istringstream in(text);
   std::string line;
   int64_t lineno = 0;
   while (std::getline(in, line)) {
     ++lineno;
     if (line.find_first_not_of(" \t\r") == std::string::npos) continue;
-    ++st.lines;
+    ++st->lines;
     auto fail = [&](const Status& s) { return Status(s.code(), fmt::format("{}:{}: {}", path, lineno, s.message())); };
     ojson j = ojson::parse(line, nullptr, false);
     if (j.is_discarded()) return fail(invalid_argument("invalid JSON ({})", json_syntax_error(line)));
     if (!j.is_object()) return fail(invalid_argument("not a JSON object"));
     auto detected = detect(j);
     if (!detected.is_ok()) return fail(detected.status());
-    if (format == DataFormat::kAuto) {
-      format = *detected;
+    if (*format == DataFormat::kAuto) {
+      *format = *detected;
       format_line = lineno;
-    } else if (*detected != format) {
+    } else if (*detected != *format) {
       return fail(invalid_argument("record looks like {} but the file is {}{}", data_format_name(*detected),
-                                   data_format_name(format),
+                                   data_format_name(*format),
                                    format_line ? fmt::format(" (from line {})", format_line) : std::string(" (dataset.format)")));
     }
-    auto conv = to_conversation(j, format);
-    if (!conv.is_ok()) return fail(conv.status());
-    if (!tmpl && format != DataFormat::kAlpaca && format != DataFormat::kInputOutput) {
-      return fail(invalid_argument("the model's tokenizer_config.json has no chat_template, needed for {} records",
-                                   data_format_name(format)));
-    }
-    std::vector<int32_t> ids;
-    std::vector<bool> trained;
-    Status s = renderer.tokenize(*conv, options.train_on_all, &ids, &trained);
+    Status s = fn(j, lineno);
     if (!s.is_ok()) return fail(s);
-    Example ex;
-    ex.line = lineno;
-    ex.tokens = ids;
-    ex.targets.assign(ids.size(), -1);
-    int64_t n_trained = 0;
-    for (size_t t = 0; t + 1 < ids.size(); ++t)
-      if (trained[t + 1]) {
-        ex.targets[t] = ids[t + 1];
-        ++n_trained;
-      }
-    if (n_trained == 0) return fail(invalid_argument("no token to train on (no assistant turn with weight 1)"));
-    if (static_cast<int64_t>(ex.tokens.size()) > options.max_seq_len) {
-      ++st.truncated;
-      ex.tokens.resize(static_cast<size_t>(options.max_seq_len));
-      ex.targets.resize(static_cast<size_t>(options.max_seq_len));
-      ex.targets.back() = -1;  // its next token was cut away
-      n_trained = std::count_if(ex.targets.begin(), ex.targets.end(), [](int32_t v) { return v >= 0; });
-      if (n_trained == 0) {
-        ++st.dropped_after_truncation;
-        continue;
-      }
-    }
-    st.tokens += static_cast<int64_t>(ex.tokens.size());
-    st.trained_tokens += n_trained;
-    out.push_back(std::move(ex));
   }
-  if (st.lines == 0) return invalid_argument("{}: empty dataset (no JSON lines)", path);
+  if (st->lines == 0) return invalid_argument("{}: empty dataset (no JSON lines)", path);
+  return Status::ok();
+}
+
+// Tokens and targets of a conversation, truncated to max_seq_len; nullopt when truncation cut away
+// every trained token (counted in st).
+Result<std::optional<Example>> make_example(const Renderer& renderer, const Conversation& conv, const DataOptions& options,
+                                            int64_t lineno, DatasetStats* st) {
+  std::vector<int32_t> ids;
+  std::vector<bool> trained;
+  TL_TRY(renderer.tokenize(conv, options.train_on_all, &ids, &trained));
+  Example ex;
+  ex.line = lineno;
+  ex.tokens = ids;
+  ex.targets.assign(ids.size(), -1);
+  int64_t n_trained = 0;
+  for (size_t t = 0; t + 1 < ids.size(); ++t)
+    if (trained[t + 1]) {
+      ex.targets[t] = ids[t + 1];
+      ++n_trained;
+    }
+  if (n_trained == 0) return invalid_argument("no token to train on (no assistant turn with weight 1)");
+  if (static_cast<int64_t>(ex.tokens.size()) > options.max_seq_len) {
+    ++st->truncated;
+    ex.tokens.resize(static_cast<size_t>(options.max_seq_len));
+    ex.targets.resize(static_cast<size_t>(options.max_seq_len));
+    ex.targets.back() = -1;  // its next token was cut away
+    n_trained = std::count_if(ex.targets.begin(), ex.targets.end(), [](int32_t v) { return v >= 0; });
+    if (n_trained == 0) {
+      ++st->dropped_after_truncation;
+      return std::optional<Example>();
+    }
+  }
+  st->tokens += static_cast<int64_t>(ex.tokens.size());
+  st->trained_tokens += n_trained;
+  return std::optional<Example>(std::move(ex));
+}
+
+// A prompt or completion of a preference record: a string (one message of `role`) or a list of messages.
+Result<Conversation> dpo_part(const ojson& j, const char* key, const char* role) {
+  auto it = j.find(key);
+  if (it == j.end()) return invalid_argument("missing field '{}'", key);
+  if (it->is_string()) {
+    Conversation c;
+    c.messages.push_back(ojson{{"role", role}, {"content", *it}});
+    c.trained.push_back(std::string(role) == "assistant");
+    return c;
+  }
+  if (!it->is_array()) return invalid_argument("field '{}' must be a string or a list of messages", key);
+  auto c = to_conversation(ojson{{"messages", *it}}, DataFormat::kOpenAIChat);
+  if (!c.is_ok()) return Status(c.status().code(), fmt::format("{}: {}", key, c.status().message()));
+  return c;
+}
+
+// The prompt's messages (never trained) followed by a completion's.
+Conversation concat(const Conversation& prompt, const Conversation& completion) {
+  Conversation c = prompt;
+  c.trained.assign(c.trained.size(), false);
+  for (size_t i = 0; i < completion.messages.size(); ++i) {
+    c.messages.push_back(completion.messages[i]);
+    c.trained.push_back(completion.trained[i]);
+  }
+  return c;
+}
+
+}  // namespace
+
+Result<std::vector<Example>> load_examples(const std::string& path, const Tokenizer& tokenizer, const DataOptions& options,
+                                           DatasetStats* stats) {
+  TL_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  TL_ASSIGN_OR_RETURN(std::optional<ChatTemplate> tmpl, default_template(tokenizer));
+  Renderer renderer(tokenizer, tmpl ? &*tmpl : nullptr);
+  DatasetStats st;
+  st.path = path;
+  DataFormat format = options.format;
+  std::vector<Example> out;
+  TL_TRY(for_each_record(path, text, &format, &st, [&](const ojson& j, int64_t lineno) -> Status {
+    TL_ASSIGN_OR_RETURN(Conversation conv, to_conversation(j, format));
+    if (!tmpl && format != DataFormat::kAlpaca && format != DataFormat::kInputOutput) {
+      return invalid_argument("the model's tokenizer_config.json has no chat_template, needed for {} records",
+                              data_format_name(format));
+    }
+    TL_ASSIGN_OR_RETURN(std::optional<Example> ex, make_example(renderer, conv, options, lineno, &st));
+    if (ex) out.push_back(std::move(*ex));
+    return Status::ok();
+  }));
   if (out.empty()) return invalid_argument("{}: every example lost its trained tokens to max_seq_len truncation", path);
   st.examples = static_cast<int64_t>(out.size());
   st.format = data_format_name(format);
   if (stats) *stats = st;
   return out;
+}
+
+Result<std::vector<PreferencePair>> load_preference_pairs(const std::string& path, const Tokenizer& tokenizer,
+                                                          const DataOptions& options, DatasetStats* stats) {
+  TL_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  TL_ASSIGN_OR_RETURN(std::optional<ChatTemplate> tmpl, default_template(tokenizer));
+  if (!tmpl) return invalid_argument("{}: the model's tokenizer_config.json has no chat_template, needed for dpo records", path);
+  Renderer renderer(tokenizer, &*tmpl);
+  DatasetStats st;
+  st.path = path;
+  DataFormat format = options.format;
+  DataOptions completion_only = options;
+  completion_only.train_on_all = false;  // the preference is between completions
+  std::vector<PreferencePair> out;
+  TL_TRY(for_each_record(path, text, &format, &st, [&](const ojson& j, int64_t lineno) -> Status {
+    if (format != DataFormat::kDpo)
+      return invalid_argument("method: dpo needs preference records (prompt/chosen/rejected, or OpenAI's "
+                              "input/preferred_output/non_preferred_output), not {}", data_format_name(format));
+    Conversation prompt, chosen, rejected;
+    if (j.contains("chosen")) {
+      TL_ASSIGN_OR_RETURN(prompt, dpo_part(j, "prompt", "user"));
+      TL_ASSIGN_OR_RETURN(chosen, dpo_part(j, "chosen", "assistant"));
+      TL_ASSIGN_OR_RETURN(rejected, dpo_part(j, "rejected", "assistant"));
+    } else {
+      auto input = j.find("input");
+      if (input == j.end() || !input->is_object() || !input->contains("messages"))
+        return invalid_argument("expected 'input' to be an object with 'messages'");
+      TL_ASSIGN_OR_RETURN(prompt, dpo_part(*input, "messages", "user"));
+      if (input->contains("tools")) prompt.tools = (*input)["tools"];
+      TL_ASSIGN_OR_RETURN(chosen, dpo_part(j, "preferred_output", "assistant"));
+      TL_ASSIGN_OR_RETURN(rejected, dpo_part(j, "non_preferred_output", "assistant"));
+    }
+    PreferencePair pair;
+    pair.line = lineno;
+    DatasetStats sides;  // the pair's counts, kept only if both sides are
+    for (bool is_chosen : {true, false}) {
+      auto ex = make_example(renderer, concat(prompt, is_chosen ? chosen : rejected), completion_only, lineno, &sides);
+      if (!ex.is_ok()) return Status(ex.status().code(), fmt::format("{}: {}", is_chosen ? "chosen" : "rejected", ex.status().message()));
+      st.truncated += sides.truncated;
+      sides.truncated = 0;
+      if (!*ex) {  // truncation left one side nothing to compare
+        ++st.dropped_after_truncation;
+        return Status::ok();
+      }
+      (is_chosen ? pair.chosen : pair.rejected) = std::move(**ex);
+    }
+    st.tokens += sides.tokens;
+    st.trained_tokens += sides.trained_tokens;
+    out.push_back(std::move(pair));
+    return Status::ok();
+  }));
+  if (out.empty()) return invalid_argument("{}: every pair lost its trained tokens to max_seq_len truncation", path);
+  st.examples = static_cast<int64_t>(out.size());
+  st.format = data_format_name(format);
+  if (stats) *stats = st;
+  return out;
+}
+
+TrainSequence pair_sequence(const PreferencePair& p) {
+  TrainSequence s;
+  s.append(p.chosen.tokens, p.chosen.targets);
+  s.append(p.rejected.tokens, p.rejected.targets);
+  return s;
 }
 
 std::vector<TrainSequence> pack_examples(const std::vector<Example>& examples, int64_t max_seq_len, bool packing) {

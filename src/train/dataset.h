@@ -1,4 +1,4 @@
-// Datasets: JSONL files in the formats users have (OpenAI chat, ShareGPT, Alpaca, input/output pairs) →
+// Datasets: JSONL files in the formats users have (OpenAI chat, ShareGPT, Alpaca, input/output pairs, DPO pairs) →
 // tokenized examples with loss masks → packed training sequences.
 //
 // Each conversation is rendered by the model's own chat_template (byte-identical to transformers). The
@@ -52,6 +52,24 @@ struct DataOptions {
 // formats, bad messages, examples without any trained token, an empty file.
 Result<std::vector<Example>> load_examples(const std::string& path, const Tokenizer& tokenizer, const DataOptions& options,
                                            DatasetStats* stats);
+
+// A preference pair for DPO: the prompt followed by each completion, trained on the completion only.
+struct PreferencePair {
+  Example chosen, rejected;
+  int64_t line = 0;
+};
+
+// Reads preference records: {prompt, chosen, rejected} (the prompt a string, taken as one user message,
+// or a list of messages; each completion a string, taken as one assistant message, or a list of
+// messages) or OpenAI's {input: {messages, tools?}, preferred_output, non_preferred_output}. Each
+// completion is rendered after the prompt by the chat template and trained on its assistant turns
+// (train_on does not apply); chosen and rejected are truncated to max_seq_len each, and a pair where
+// either lost all its trained tokens is dropped (counted). Errors name the file and line.
+Result<std::vector<PreferencePair>> load_preference_pairs(const std::string& path, const Tokenizer& tokenizer,
+                                                          const DataOptions& options, DatasetStats* stats);
+
+// One sequence per pair: chosen, then rejected, packed (each attends only to itself).
+TrainSequence pair_sequence(const PreferencePair& pair);
 
 // Groups examples into sequences: first-fit in order when packing, else one example per sequence.
 std::vector<TrainSequence> pack_examples(const std::vector<Example>& examples, int64_t max_seq_len, bool packing);

@@ -141,6 +141,8 @@ Result<TrainSpec> TrainSpec::parse(const std::string& yaml_text, const std::stri
   TL_TRY(r.get(ds, "train_on", "dataset", &train_on, "a string"));
   if (train_on != "assistant" && train_on != "all") return r.where(ds["train_on"], "dataset.train_on", "expected assistant or all");
   s.train_on_all = train_on == "all";
+  if (s.train_on_all && s.method == TrainMethod::kDpo)
+    return r.where(ds["train_on"], "dataset.train_on", "method: dpo trains on the completions only (leave train_on out)");
 
   s.lora.r = 32;
   s.lora.alpha = 64;
@@ -180,6 +182,9 @@ Result<TrainSpec> TrainSpec::parse(const std::string& yaml_text, const std::stri
     TL_TRY(r.only(d, "dpo", {"beta", "loss"}));
     TL_TRY(r.get(d, "beta", "dpo", &s.dpo_beta, "a number"));
     TL_TRY(r.get(d, "loss", "dpo", &s.dpo_loss, "a string"));
+    if (d["beta"] && !(s.dpo_beta > 0)) return r.where(d["beta"], "dpo.beta", "must be positive");
+    if (d["loss"] && s.dpo_loss != "sigmoid" && s.dpo_loss != "hinge" && s.dpo_loss != "ipo")
+      return r.where(d["loss"], "dpo.loss", "expected sigmoid, hinge or ipo");
   }
   if (YAML::Node t = root["training"]) {
     TL_TRY(r.only(t, "training", {"epochs", "micro_batch_size", "gradient_accumulation", "learning_rate", "lr_scheduler",

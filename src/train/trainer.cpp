@@ -21,6 +21,7 @@
 #include "model/train_step.h"
 #include "tokenizer/tokenizer.h"
 #include "train/dataset.h"
+#include "train/dpo.h"
 #include "train/optimizer.h"
 
 namespace tl {
@@ -179,6 +180,26 @@ class CreatedDirs {
   std::vector<fs::path> created_;  // deepest first
 };
 
+// A step's (or a validation set's) DPO pairs: the loss and TRL's reward statistics, summed.
+struct DpoTotals {
+  int64_t pairs = 0;
+  double loss = 0, chosen = 0, rejected = 0, accuracy = 0;
+  void add(const DpoPairTerms& t) {
+    ++pairs;
+    loss += t.loss;
+    chosen += t.reward_chosen;
+    rejected += t.reward_rejected;
+    accuracy += t.reward_chosen > t.reward_rejected ? 1.0 : 0.0;
+  }
+  void write(nlohmann::ordered_json& line) const {
+    const double n = static_cast<double>(std::max<int64_t>(1, pairs));
+    line["rewards_chosen"] = chosen / n;
+    line["rewards_rejected"] = rejected / n;
+    line["reward_margin"] = (chosen - rejected) / n;
+    line["reward_accuracy"] = accuracy / n;
+  }
+};
+
 bool is_no_decay(const std::string& name) {
   return name.find("norm") != std::string::npos || name.find("bias") != std::string::npos;
 }
@@ -186,7 +207,8 @@ bool is_no_decay(const std::string& name) {
 }  // namespace
 
 Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
-  if (spec.method == TrainMethod::kDpo) return unimplemented("method: dpo is not implemented yet (lora, qlora and full are)");
+  const bool is_dpo = spec.method == TrainMethod::kDpo;
+  TL_ASSIGN_OR_RETURN(const DpoLossType dpo_type, dpo_loss_from_name(spec.dpo_loss));
   if (spec.init_random && spec.method != TrainMethod::kFull) return invalid_argument("init: random needs method: full");
   std::error_code ec;
   const CreatedDirs created(spec.output_dir);
@@ -206,10 +228,11 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   }
   // qlora: the frozen base lives as NF4 from the moment it is read; each layer is dequantised only while
   // the layer runs.
-  // lora: the frozen f32 matrices held once, packed (tensor/packed.h), from the moment they are read.
-  TL_ASSIGN_OR_RETURN(Model model, spec.method == TrainMethod::kQlora ? Model::load_nf4(model_dir, spec.double_quant)
-                                   : spec.method == TrainMethod::kLora ? Model::load_packed(model_dir)
-                                                                       : Model::load(model_dir));
+  // lora and dpo (a LoRA adapter whose reference is the base without it): the frozen f32 matrices held
+  // once, packed (tensor/packed.h), from the moment they are read.
+  TL_ASSIGN_OR_RETURN(Model model, spec.method == TrainMethod::kQlora                 ? Model::load_nf4(model_dir, spec.double_quant)
+                                   : spec.method == TrainMethod::kLora || is_dpo ? Model::load_packed(model_dir)
+                                                                                 : Model::load(model_dir));
   // From here on the step's buffers are the same every step: keep them in the heap (after loading, whose
   // freed per-layer f32 copies should go back to the kernel).
   keep_freed_memory();
@@ -221,12 +244,46 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   // Data.
   DataOptions dopt{spec.format, spec.train_on_all, spec.max_seq_len};
   DatasetStats train_stats, val_stats;
-  TL_ASSIGN_OR_RETURN(std::vector<Example> train_ex, load_examples(spec.train_path, tok, dopt, &train_stats));
-  std::vector<TrainSequence> train_seqs = pack_examples(train_ex, spec.max_seq_len, spec.packing);
-  std::vector<TrainSequence> val_seqs;
-  if (!spec.validation_path.empty()) {
-    TL_ASSIGN_OR_RETURN(std::vector<Example> val_ex, load_examples(spec.validation_path, tok, dopt, &val_stats));
-    val_seqs = pack_examples(val_ex, spec.max_seq_len, false);
+  std::vector<TrainSequence> train_seqs, val_seqs;
+  // dpo: one sequence per pair (chosen, then rejected), with the reference's summed token losses of
+  // each and their trained-token counts.
+  std::vector<DpoPairInput> train_ref, val_ref;
+  if (is_dpo) {
+    auto load_pairs = [&](const std::string& path, DatasetStats* st, std::vector<TrainSequence>* seqs,
+                          std::vector<DpoPairInput>* ref) -> Status {
+      TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> pairs, load_preference_pairs(path, tok, dopt, st));
+      for (const PreferencePair& p : pairs) {
+        seqs->push_back(pair_sequence(p));
+        DpoPairInput in;
+        in.chosen_tokens = std::count_if(p.chosen.targets.begin(), p.chosen.targets.end(), [](int32_t t) { return t >= 0; });
+        in.rejected_tokens = std::count_if(p.rejected.targets.begin(), p.rejected.targets.end(), [](int32_t t) { return t >= 0; });
+        ref->push_back(in);
+      }
+      return Status::ok();
+    };
+    TL_TRY(load_pairs(spec.train_path, &train_stats, &train_seqs, &train_ref));
+    if (!spec.validation_path.empty()) TL_TRY(load_pairs(spec.validation_path, &val_stats, &val_seqs, &val_ref));
+    // The reference is the frozen base: its log-probabilities are computed once (and again, to the same
+    // bits, on resume).
+    const auto r0 = clk::now();
+    for (auto* set : {&train_seqs, &val_seqs}) {
+      std::vector<DpoPairInput>& ref = set == &train_seqs ? train_ref : val_ref;
+      for (size_t i = 0; i < set->size(); ++i) {
+        TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, LoraRef{}, (*set)[i]));
+        ref[i].ref_chosen_loss = losses[0];
+        ref[i].ref_rejected_loss = losses[1];
+      }
+    }
+    std::fprintf(stderr, "dpo: reference log-probabilities of %zu pairs in %.1fs (%s loss, beta %g)\n",
+                 train_seqs.size() + val_seqs.size(), std::chrono::duration<double>(clk::now() - r0).count(),
+                 spec.dpo_loss.c_str(), spec.dpo_beta);
+  } else {
+    TL_ASSIGN_OR_RETURN(std::vector<Example> train_ex, load_examples(spec.train_path, tok, dopt, &train_stats));
+    train_seqs = pack_examples(train_ex, spec.max_seq_len, spec.packing);
+    if (!spec.validation_path.empty()) {
+      TL_ASSIGN_OR_RETURN(std::vector<Example> val_ex, load_examples(spec.validation_path, tok, dopt, &val_stats));
+      val_seqs = pack_examples(val_ex, spec.max_seq_len, false);
+    }
   }
   const int64_t per_step = spec.micro_batch_size * spec.gradient_accumulation;
   const int64_t n_seq = static_cast<int64_t>(train_seqs.size());
@@ -235,9 +292,10 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   if (spec.max_steps > 0) total_steps = std::min(total_steps, spec.max_steps);
   const int64_t warmup = static_cast<int64_t>(std::ceil(spec.warmup_ratio * static_cast<double>(total_steps)));
   std::fprintf(stderr,
-               "data: %lld examples (%s) -> %lld sequences, %lld tokens (%lld trained), %lld truncated to %lld; "
+               "data: %lld %s (%s) -> %lld sequences, %lld tokens (%lld trained), %lld truncated to %lld; "
                "%lld steps\n",
-               static_cast<long long>(train_stats.examples), train_stats.format.c_str(), static_cast<long long>(n_seq),
+               static_cast<long long>(train_stats.examples), is_dpo ? "pairs" : "examples", train_stats.format.c_str(),
+               static_cast<long long>(n_seq),
                static_cast<long long>(train_stats.tokens), static_cast<long long>(train_stats.trained_tokens),
                static_cast<long long>(train_stats.truncated), static_cast<long long>(spec.max_seq_len),
                static_cast<long long>(total_steps));
@@ -246,7 +304,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   LoraWeights lora, lora_grads;
   ModelWeights full_grads;
   std::vector<Param> params;
-  const bool is_lora = spec.method == TrainMethod::kLora || spec.method == TrainMethod::kQlora;
+  const bool is_lora = spec.method == TrainMethod::kLora || spec.method == TrainMethod::kQlora || is_dpo;
   if (is_lora) {
     TL_ASSIGN_OR_RETURN(lora, lora_init(mc, spec.lora, spec.seed));
     lora_grads = lora.zeros_like();
@@ -357,17 +415,36 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     }
     const auto t0 = clk::now();
     double loss_sum = 0;
+    DpoTotals dpo;
     for (int64_t i = first; i < last; ++i) {
       TrainOptions topt;
       topt.gradient_checkpointing = spec.gradient_checkpointing;
       topt.dropout_seed = mix(spec.seed ^ mix(static_cast<uint64_t>(step) * 1000003ull + static_cast<uint64_t>(i)));
-      auto r = forward_backward(model, lref, is_lora ? &lora_grads : nullptr, is_lora ? nullptr : &full_grads,
-                                train_seqs[static_cast<size_t>(order[static_cast<size_t>(i)])],
-                                1.0f / static_cast<float>(std::max<int64_t>(1, n_trained)), topt);
+      const int64_t seq_index = order[static_cast<size_t>(i)];
+      const TrainSequence& seq = train_seqs[static_cast<size_t>(seq_index)];
+      LoraWeights* lg = is_lora ? &lora_grads : nullptr;
+      ModelWeights* fg = is_lora ? nullptr : &full_grads;
+      Result<StepStats> r = StepStats();
+      if (is_dpo) {
+        // The pair's loss, averaged over the step's pairs, scales each sequence's token losses.
+        const double pairs = static_cast<double>(last - first);
+        const ExampleScales scales = [&](const std::vector<double>& losses) {
+          DpoPairInput in = train_ref[static_cast<size_t>(seq_index)];
+          in.policy_chosen_loss = losses[0];
+          in.policy_rejected_loss = losses[1];
+          const DpoPairTerms t = dpo_pair(dpo_type, spec.dpo_beta, in);
+          dpo.add(t);
+          return std::vector<float>{static_cast<float>(t.scale_chosen / pairs), static_cast<float>(t.scale_rejected / pairs)};
+        };
+        r = forward_backward(model, lref, lg, fg, seq, scales, topt);
+      } else {
+        r = forward_backward(model, lref, lg, fg, seq, 1.0f / static_cast<float>(std::max<int64_t>(1, n_trained)), topt);
+      }
       if (!r.is_ok()) return fail(r.status().with_context(fmt::format("step {}", step + 1)));
       loss_sum += r->loss_sum;
     }
-    const double loss = loss_sum / static_cast<double>(std::max<int64_t>(1, n_trained));
+    const double loss = is_dpo ? dpo.loss / static_cast<double>(std::max<int64_t>(1, dpo.pairs))
+                               : loss_sum / static_cast<double>(std::max<int64_t>(1, n_trained));
     double sq = 0;
     for (const Param& p : params) {
       const float* g = p.grad->f32();
@@ -399,6 +476,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     nlohmann::ordered_json line = {{"step", step + 1}, {"total_steps", total_steps}, {"epoch", static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch)},
                                    {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", n_tokens},
                                    {"trained_tokens", n_trained}, {"tokens_per_s", tps}};
+    if (is_dpo) dpo.write(line);
     std::fprintf(metrics, "%s\n", line.dump().c_str());
     std::fflush(metrics);
     progress.update(step + 1, loss, lr, tps);
@@ -417,11 +495,25 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     TL_TRY(copy_model_metadata(model_dir, spec.output_dir));
     TL_TRY(save_hf_weights(spec.output_dir + "/model.safetensors", model.weights(), mc));
   }
-  if (!val_seqs.empty()) result.validation_loss = mean_loss(model, lref, val_seqs);
+  if (!val_seqs.empty() && is_dpo) {
+    DpoTotals val;
+    for (size_t i = 0; i < val_seqs.size(); ++i) {
+      TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, lref, val_seqs[i]));
+      DpoPairInput in = val_ref[i];
+      in.policy_chosen_loss = losses[0];
+      in.policy_rejected_loss = losses[1];
+      val.add(dpo_pair(dpo_type, spec.dpo_beta, in));
+    }
+    result.validation_loss = val.loss / static_cast<double>(val.pairs);
+    result.validation_reward_accuracy = val.accuracy / static_cast<double>(val.pairs);
+  } else if (!val_seqs.empty()) {
+    result.validation_loss = mean_loss(model, lref, val_seqs);
+  }
   nlohmann::ordered_json summary = {{"steps", result.steps}, {"first_loss", result.first_loss},
                                     {"last_loss", result.last_loss}, {"validation_loss", result.validation_loss},
                                     {"method", train_method_name(spec.method)}, {"train_examples", train_stats.examples},
                                     {"truncated", train_stats.truncated}, {"trained_tokens", train_stats.trained_tokens}};
+  if (is_dpo && !val_seqs.empty()) summary["validation_reward_accuracy"] = result.validation_reward_accuracy;
   TL_TRY(write_file_atomic(spec.output_dir + "/train_results.json", summary.dump(2) + "\n"));
   return result;
 }

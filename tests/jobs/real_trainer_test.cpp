@@ -54,18 +54,53 @@ std::string make_tiny_model(const std::string& model) {
 
 std::string trainer_path() { return std::string(TL_BINARY_DIR) + "/tuneloop"; }
 
-TEST(RealTrainer, UploadTrainSucceedRegisterLineage) {
-  const std::string root = test::temp_dir("real_trainer");
-  const std::string db = root + "/tuneloop.db", data = root + "/data", model = root + "/tiny-qwen";
-  const std::string cp = test::control_plane(), trainer = trainer_path();
-  ASSERT_EQ(access(trainer.c_str(), X_OK), 0) << trainer << " is not built";
-  const std::string jsonl = make_tiny_model(model);
+// A fresh directory holding a registry with the tiny model (registered as "tiny") and a tenant with an
+// unlimited pro quota, whose API key is `key`.
+struct TinySetup {
+  std::string root, db, data, model, cp, trainer, key;
+  std::string jsonl;  // make_tiny_model's examples
+};
 
-  auto [tc, key_out] = test::run_command(cp + " tenant add acme --tier pro --quota-hours -1 --db " + db + " 2>/dev/null");
-  ASSERT_EQ(tc, 0) << key_out;
-  const std::string key = key_out.substr(0, key_out.find('\n'));
-  auto [mc, mout] = test::run_command(cp + " model add tiny " + model + " --db " + db);
-  ASSERT_EQ(mc, 0) << mout;
+TinySetup make_tiny_setup(const std::string& name) {
+  TinySetup s;
+  s.root = test::temp_dir(name);
+  s.db = s.root + "/tuneloop.db";
+  s.data = s.root + "/data";
+  s.model = s.root + "/tiny-qwen";
+  s.cp = test::control_plane();
+  s.trainer = trainer_path();
+  EXPECT_EQ(access(s.trainer.c_str(), X_OK), 0) << s.trainer << " is not built";
+  s.jsonl = make_tiny_model(s.model);
+  auto [tc, key_out] = test::run_command(s.cp + " tenant add acme --tier pro --quota-hours -1 --db " + s.db + " 2>/dev/null");
+  EXPECT_EQ(tc, 0) << key_out;
+  s.key = key_out.substr(0, key_out.find('\n'));
+  auto [mc, mout] = test::run_command(s.cp + " model add tiny " + s.model + " --db " + s.db);
+  EXPECT_EQ(mc, 0) << mout;
+  return s;
+}
+
+// Creates a fine-tuning job and waits (45 s at most) until it ends; returns the job object (null when
+// it could not be created).
+json run_job(httplib::Client& http, const json& req) {
+  auto created = http.Post("/v1/fine_tuning/jobs", req.dump(), "application/json");
+  EXPECT_TRUE(created && created->status == 200) << (created ? created->body : "no response");
+  if (!created || created->status != 200) return json();
+  const std::string job = json::parse(created->body)["id"];
+  json last;
+  EXPECT_TRUE(test::wait_until([&] {
+    auto r = http.Get(("/v1/fine_tuning/jobs/" + job).c_str());
+    if (!r || r->status != 200) return false;
+    last = json::parse(r->body);
+    return last["status"] == "succeeded" || last["status"] == "failed" || last["status"] == "cancelled";
+  }, 45)) << last.dump();
+  return last;
+}
+
+TEST(RealTrainer, UploadTrainSucceedRegisterLineage) {
+  const TinySetup setup = make_tiny_setup("real_trainer");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const std::string &root = setup.root, &db = setup.db, &data = setup.data, &cp = setup.cp, &trainer = setup.trainer,
+                    &key = setup.key, &jsonl = setup.jsonl;
 
   test::ServerProcess server({"server", "--db", db, "--port", "0", "--data-dir", data, "--trainer", trainer, "--threads", "4"},
                              {"OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1"});
@@ -88,18 +123,9 @@ TEST(RealTrainer, UploadTrainSucceedRegisterLineage) {
   json req = {{"model", "tiny"}, {"training_file", file}, {"suffix", "math"}, {"seed", 11},
               {"method", {{"type", "supervised"}, {"supervised", {{"hyperparameters", {{"n_epochs", 2}}}}}}},
               {"tuneloop_spec", spec}};
-  auto created = http.Post("/v1/fine_tuning/jobs", req.dump(), "application/json");
-  ASSERT_TRUE(created && created->status == 200) << (created ? created->body : "no response");
-  const std::string job = json::parse(created->body)["id"];
-
-  json last;
-  ASSERT_TRUE(test::wait_until([&] {
-    auto r = http.Get(("/v1/fine_tuning/jobs/" + job).c_str());
-    if (!r || r->status != 200) return false;
-    last = json::parse(r->body);
-    return last["status"] == "succeeded" || last["status"] == "failed" || last["status"] == "cancelled";
-  }, 45)) << last.dump();
+  const json last = run_job(http, req);
   ASSERT_EQ(last["status"], "succeeded") << last.dump();
+  const std::string job = last["id"];
   const std::string ft = last["fine_tuned_model"];
   EXPECT_EQ(ft.rfind("ft:tiny:math:", 0), 0u) << ft;
 
@@ -202,15 +228,10 @@ namespace {
 // relaunches `tuneloop train --resume`, which continues from its newest checkpoint and rewrites
 // metrics.jsonl; every step's loss ends up recorded exactly once and the job succeeds.
 TEST(RealTrainer, KillDashNineServerResumesRealTrainer) {
-  const std::string root = test::temp_dir("real_trainer_resume");
-  const std::string db = root + "/tuneloop.db", data = root + "/data", model = root + "/tiny-qwen";
-  const std::string cp = test::control_plane(), trainer = trainer_path();
-  ASSERT_EQ(access(trainer.c_str(), X_OK), 0) << trainer << " is not built";
-  const std::string jsonl = make_tiny_model(model);
-  auto [tc, key_out] = test::run_command(cp + " tenant add acme --tier pro --quota-hours -1 --db " + db + " 2>/dev/null");
-  ASSERT_EQ(tc, 0) << key_out;
-  const std::string key = key_out.substr(0, key_out.find('\n'));
-  ASSERT_EQ(test::run_command(cp + " model add tiny " + model + " --db " + db).first, 0);
+  const TinySetup setup = make_tiny_setup("real_trainer_resume");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const std::string &root = setup.root, &db = setup.db, &data = setup.data, &trainer = setup.trainer, &key = setup.key,
+                    &jsonl = setup.jsonl;
   const std::vector<std::string> args = {"server", "--db", db, "--port", "0", "--data-dir", data, "--trainer", trainer, "--threads", "4"};
   const std::vector<std::string> env = {"OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1"};
   // 16 sequences a step (~45 ms here): 150 steps take ~7 s, checkpoints every 10.
@@ -278,6 +299,53 @@ TEST(RealTrainer, KillDashNineServerResumesRealTrainer) {
   EXPECT_TRUE(resumed);
   EXPECT_EQ(metric_events, kSteps) << "one metric event per step across both launches";
   EXPECT_TRUE(file_exists(j.output_dir + "/adapter_model.safetensors"));
+  if (!getenv("TL_KEEP")) fs::remove_all(root);
+}
+
+// A DPO job from OpenAI's preference format (input.messages / preferred_output / non_preferred_output)
+// through the API to the real trainer: it succeeds, its first step's loss is ln 2 (the adapter starts as
+// the identity, so the policy is the reference), the loss falls, and a draft adapter is registered.
+TEST(RealTrainer, DpoJobTrainsOnOpenAIPreferencePairs) {
+  const TinySetup setup = make_tiny_setup("real_trainer_dpo");
+  ASSERT_FALSE(::testing::Test::HasFailure());
+  const std::string &root = setup.root, &db = setup.db, &data = setup.data, &trainer = setup.trainer, &key = setup.key;
+  std::string pairs;
+  for (int a = 0; a < 6; ++a)
+    for (int b = 0; b < 4; ++b) {
+      const json msg = {{"role", "user"}, {"content", "add " + std::to_string(a) + " " + std::to_string(b)}};
+      pairs += json({{"input", {{"messages", json::array({msg})}}},
+                     {"preferred_output", json::array({{{"role", "assistant"}, {"content", "sum " + std::to_string(a + b)}}})},
+                     {"non_preferred_output", json::array({{{"role", "assistant"}, {"content", "no idea"}}})}})
+                   .dump() +
+               "\n";
+    }
+  test::ServerProcess server({"server", "--db", db, "--port", "0", "--data-dir", data, "--trainer", trainer, "--threads", "4"},
+                             {"OMP_NUM_THREADS=1", "OPENBLAS_NUM_THREADS=1"});
+  ASSERT_GT(server.port(), 0);
+  httplib::Client http("127.0.0.1", server.port());
+  http.set_bearer_token_auth(key.c_str());
+  httplib::MultipartFormDataItems items = {{"file", pairs, "prefs.jsonl", ""}, {"purpose", "fine-tune", "", ""}};
+  auto up = http.Post("/v1/files", items);
+  ASSERT_TRUE(up && up->status == 200) << (up ? up->body : "no response");
+  EXPECT_EQ(json::parse(up->body)["format"], "dpo");
+  json req = {{"model", "tiny"}, {"training_file", json::parse(up->body)["id"]}, {"suffix", "prefs"}, {"seed", 3},
+              {"method", {{"type", "dpo"}, {"dpo", {{"hyperparameters", {{"beta", 0.1}, {"n_epochs", 2}}}}}}},
+              {"tuneloop_spec", "lora: {r: 4, alpha: 8, dropout: 0.0}\ntraining: {micro_batch_size: 2, gradient_accumulation: 2,"
+                                " learning_rate: 1.0e-2, max_seq_len: 64, warmup_ratio: 0.0}\n"}};
+  const json last = run_job(http, req);
+  ASSERT_EQ(last["status"], "succeeded") << last.dump();
+  const std::string job = last["id"];
+  auto reg = std::move(registry::Registry::open(db)).value();
+  auto loss = reg->metric_history(reg->run_for_job(job)->id, "loss");
+  ASSERT_TRUE(loss.is_ok());
+  ASSERT_EQ(loss->size(), 12u);  // 24 pairs, 4 a step, 2 epochs
+  EXPECT_NEAR(loss->front().value, std::log(2.0), 1e-9);
+  EXPECT_LT(loss->back().value, 0.5) << "lr 1e-2 on 24 pairs must separate chosen from rejected";
+  auto adapters = *reg->adapters(reg->job_any_tenant(job)->tenant_id);
+  ASSERT_EQ(adapters.size(), 1u);
+  EXPECT_EQ(adapters[0].state, registry::AdapterState::kDraft);
+  EXPECT_TRUE(file_exists(adapters[0].path + "/adapter_model.safetensors"));
+  EXPECT_EQ(server.signal_and_wait(SIGTERM), 0);
   if (!getenv("TL_KEEP")) fs::remove_all(root);
 }
 

@@ -10,6 +10,12 @@ autograd, running the examples one by one (unpacked), for
 and one AdamW step (torch.optim.AdamW) on the LoRA parameters from those gradients.
 The C++ test packs both examples into one sequence and must reproduce all of it.
 
+DPO, with the same adapter as the policy and the base without it as the reference: two preference pairs
+(chosen, rejected) = (ex1, ex2) and (ex3, ex1), the loss averaged over the pairs, for each loss type as
+TRL defines it (sigmoid: -logsigmoid(beta h), hinge: relu(1 - beta h), ipo: (h - 1/(2 beta))^2 on
+per-token mean log-probabilities), h = (policy - ref)(chosen) - (policy - ref)(rejected): the loss and
+every LoRA gradient.
+
 Usage: train_reference.py --models DIR   (adds train_case.json and expected_*.safetensors to each case dir)
 """
 import argparse
@@ -163,10 +169,52 @@ def run_case(d, seed):
     floss, _ = total(full, {})
     floss.backward()
     write_safetensors(os.path.join(d, "expected_full_grads.safetensors"), {k: v.grad for k, v in full.items()})
+    # DPO: a third example, drawn last so the fixtures above do not move.
+    ex3 = torch.randint(0, V, (8,), generator=gen).tolist()
+    t3 = [-1, -1] + ex3[3:] + [-1]
+    examples = [(ex1, t1), (ex2, t2), (ex3, t3)]
+    pairs = [(0, 1), (2, 0)]
+    beta = 0.1
+    with torch.no_grad():
+        ref = [forward_loss(cfg, base, {}, scaling, e, t) for e, t in examples]
+    # The policy is the adapter as initialised (the AdamW step above moved it in place).
+    with torch.no_grad():
+        for key, (a, b) in lora.items():
+            a.copy_(init[peft(key, "A")])
+            b.copy_(init[peft(key, "B")])
+    dpo_losses = {}
+    for kind in ["sigmoid", "hinge", "ipo"]:
+        for a, b in lora.values():
+            a.grad, b.grad = None, None
+        policy = [forward_loss(cfg, base, lora, scaling, e, t) for e, t in examples]
+
+        def logp(i, which):
+            loss_sum, count = which[i]
+            return -loss_sum / count if kind == "ipo" else -loss_sum
+
+        terms = []
+        for c, rj in pairs:
+            h = (logp(c, policy) - logp(c, ref)) - (logp(rj, policy) - logp(rj, ref))
+            if kind == "sigmoid":
+                terms.append(-torch.nn.functional.logsigmoid(beta * h))
+            elif kind == "hinge":
+                terms.append(torch.relu(1 - beta * h))
+            else:
+                terms.append((h - 1 / (2 * beta)) ** 2)
+        dpo_loss = sum(terms) / len(terms)
+        dpo_loss.backward()
+        dpo_losses[kind] = float(dpo_loss)
+        g = {}
+        for key, (a, b) in lora.items():
+            g[peft(key, "A")] = a.grad.clone()
+            g[peft(key, "B")] = b.grad.clone()
+        write_safetensors(os.path.join(d, f"expected_dpo_{kind}_grads.safetensors"), g)
     with open(os.path.join(d, "train_case.json"), "w") as f:
         json.dump({"examples": [{"tokens": ex1, "targets": t1}, {"tokens": ex2, "targets": t2}],
                    "lora": {"r": r, "alpha": alpha}, "loss": float(loss), "full_loss": float(floss),
-                   "tokens": n, "adamw": {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.1}}, f)
+                   "tokens": n, "adamw": {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.1},
+                   "dpo": {"examples": [{"tokens": e, "targets": t} for e, t in examples], "pairs": pairs,
+                           "beta": beta, "loss": dpo_losses}}, f)
 
 
 def main():
