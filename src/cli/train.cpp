@@ -19,10 +19,12 @@ Status cmd_train(const Argv& argv) {
   if (args.positionals().size() != 1) return invalid_argument("train: expected one SPEC.yaml");
   TL_ASSIGN_OR_RETURN(TrainSpec spec, TrainSpec::load(args.positionals()[0]));
   TL_ASSIGN_OR_RETURN(TrainResult r, run_training(spec, args.has("--resume")));
+  std::string validation;
+  if (r.validation_loss >= 0) validation = fmt::format(", validation loss {:.4f}", r.validation_loss);
+  if (r.validation_reward_accuracy >= 0)
+    validation += fmt::format(" (chosen preferred in {:.0f}% of pairs)", 100 * r.validation_reward_accuracy);
   std::printf("trained %lld steps: loss %.4f -> %.4f%s; wrote %s\n", static_cast<long long>(r.steps), r.first_loss,
-              r.last_loss,
-              r.validation_loss >= 0 ? fmt::format(", validation loss {:.4f}", r.validation_loss).c_str() : "",
-              r.output_dir.c_str());
+              r.last_loss, validation.c_str(), r.output_dir.c_str());
   return Status::ok();
 }
 

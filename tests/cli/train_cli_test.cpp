@@ -273,6 +273,7 @@ TEST_F(TrainCli, DpoLearnsThePreferenceAndResumesBitwise) {
   Outcome r = run("train " + write_spec("dpo_ref.yaml", dpo_spec(ref)));
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("pairs (dpo)"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("(chosen preferred in 100% of pairs)"), std::string::npos) << r.out;
   auto metrics = tl::read_file(ref + "/metrics.jsonl");
   ASSERT_TRUE(metrics.is_ok());
   auto first = nlohmann::json::parse(metrics->substr(0, metrics->find('\n')));
