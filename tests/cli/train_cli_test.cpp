@@ -312,4 +312,31 @@ TEST_F(TrainCli, DpoLearnsThePreferenceAndResumesBitwise) {
   EXPECT_FALSE(fs::exists(root_ + "/dpo_bad"));
 }
 
+// The loop's hand-off: the preference pairs `tuneloop harvest` makes from feedback records train as
+// they are with method: dpo.
+TEST_F(TrainCli, HarvestedPreferencePairsTrainWithDpo) {
+  const std::string dir = root_ + "/harvest_dpo";
+  fs::create_directories(dir + "/repo");
+  ASSERT_TRUE(tl::write_file_atomic(dir + "/repo/m.py", "def add(a, b):\n    return a + b\n").is_ok());
+  std::string records;
+  for (int a = 0; a < 4; ++a) {
+    const std::string q = "add " + std::to_string(a) + " 1", id = std::to_string(a);
+    records += "{\"type\": \"feedback\", \"version\": 1, \"id\": \"g" + id + "\", \"prompt\": \"" + q +
+               "\", \"response\": \"sum " + std::to_string(a + 1) + "\", \"rating\": 5}\n";
+    records += "{\"type\": \"feedback\", \"version\": 1, \"id\": \"b" + id + "\", \"prompt\": \"" + q +
+               "\", \"response\": \"no idea\", \"rating\": 1}\n";
+  }
+  ASSERT_TRUE(tl::write_file_atomic(dir + "/feedback.jsonl", records).is_ok());
+  Outcome h = run("harvest " + dir + "/repo --out " + dir + "/out --records " + dir + "/feedback.jsonl --quiet");
+  ASSERT_EQ(h.code, 0) << h.out;
+  ASSERT_TRUE(tl::file_exists(dir + "/out/dpo.jsonl")) << h.out;
+  std::string s = spec(dir + "/run", "dpo: {beta: 0.1}\n");
+  s.replace(s.find("method: lora"), 12, "method: dpo");
+  s.replace(s.find(root_ + "/data/train.jsonl"), root_.size() + 17, dir + "/out/dpo.jsonl");
+  Outcome r = run("train " + write_spec("harvest_dpo.yaml", s));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("data: 4 pairs (dpo)"), std::string::npos) << r.out;
+  EXPECT_TRUE(tl::file_exists(dir + "/run/adapter_model.safetensors"));
+}
+
 }  // namespace
