@@ -1,6 +1,9 @@
 // `tuneloop train SPEC.yaml [--resume]`, `tuneloop loss MODEL_DIR [--adapter DIR] --data FILE.jsonl
-// [--format F] [--max-seq-len N] [--json]`, `tuneloop merge MODEL_DIR --adapter DIR --out DIR`.
+// [--format F] [--max-seq-len N] [--beta B] [--dpo-loss L] [--json]`, `tuneloop merge MODEL_DIR
+// --adapter DIR --out DIR`. On preference pairs `loss` reports the DPO loss and reward statistics of the
+// adapter against the base (as the trainer's validation does).
 #include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
@@ -10,6 +13,7 @@
 #include "model/save.h"
 #include "tokenizer/tokenizer.h"
 #include "train/dataset.h"
+#include "train/dpo.h"
 #include "train/trainer.h"
 
 namespace tl::cli {
@@ -43,8 +47,47 @@ Result<Model> load_model_for_inference(const std::string& dir, const std::option
   return model;
 }
 
+namespace {
+
+// `loss` on preference pairs: the DPO loss of the adapter (the policy) against the base (the reference).
+Status preference_loss(const Args& args, const Model& model, LoraRef policy, const Tokenizer& tok, const std::string& data,
+                       const DataOptions& opt) {
+  TL_ASSIGN_OR_RETURN(DpoLossType type, dpo_loss_from_name(args.get("--dpo-loss").value_or("sigmoid")));
+  const std::string beta_text = args.get("--beta").value_or("0.1");
+  char* end = nullptr;
+  const double beta = std::strtod(beta_text.c_str(), &end);
+  if (end == beta_text.c_str() || *end != '\0' || !(beta > 0))
+    return invalid_argument("--beta: expected a positive number, got '{}'", beta_text);
+  DatasetStats stats;
+  TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> pairs, load_preference_pairs(data, tok, opt, &stats));
+  DpoSet set = dpo_set(pairs);
+  TL_TRY(score_reference(model, &set));
+  TL_ASSIGN_OR_RETURN(DpoTotals t, evaluate_pairs(model, policy, set, type, beta));
+  const std::string loss_name = args.get("--dpo-loss").value_or("sigmoid");
+  if (args.has("--json")) {
+    nlohmann::ordered_json j = {{"dpo_loss", t.mean(t.loss)},
+                                {"reward_accuracy", t.mean(t.reward_correct)},
+                                {"reward_margin", t.mean(t.reward_chosen - t.reward_rejected)},
+                                {"rewards_chosen", t.mean(t.reward_chosen)},
+                                {"rewards_rejected", t.mean(t.reward_rejected)},
+                                {"pairs", t.pairs},
+                                {"loss_type", loss_name},
+                                {"beta", beta},
+                                {"format", stats.format}};
+    std::printf("%s\n", j.dump().c_str());
+  } else {
+    std::printf("dpo loss %.6f (%s, beta %g) over %lld pairs: chosen preferred in %.1f%%, reward margin %.4f\n",
+                t.mean(t.loss), loss_name.c_str(), beta, static_cast<long long>(t.pairs), 100 * t.mean(t.reward_correct),
+                t.mean(t.reward_chosen - t.reward_rejected));
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
 Status cmd_loss(const Argv& argv) {
-  TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {"--adapter", "--data", "--format", "--max-seq-len"}, {"--json"}));
+  TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {"--adapter", "--data", "--format", "--max-seq-len", "--beta", "--dpo-loss"},
+                                             {"--json"}));
   if (args.positionals().size() != 1) return invalid_argument("loss: expected one MODEL_DIR");
   const std::string dir = args.positionals()[0];
   TL_ASSIGN_OR_RETURN(std::string data, args.require("--data"));
@@ -52,8 +95,18 @@ Status cmd_loss(const Argv& argv) {
   TL_ASSIGN_OR_RETURN(opt.format, data_format_from_name(args.get("--format").value_or("auto")));
   TL_ASSIGN_OR_RETURN(opt.max_seq_len, args.get_int("--max-seq-len", 2048, 1, 1 << 20));
   TL_ASSIGN_OR_RETURN(Tokenizer tok, Tokenizer::load(dir));
+  DataFormat format = opt.format;
+  if (format == DataFormat::kAuto) {
+    TL_ASSIGN_OR_RETURN(format, detect_file_format(data));
+  }
+  const bool preference = format == DataFormat::kDpo;
+  if (!preference && (args.get("--beta") || args.get("--dpo-loss")))
+    return invalid_argument("--beta and --dpo-loss apply to preference pairs; {} is {}", data, data_format_name(format));
   DatasetStats stats;
-  TL_ASSIGN_OR_RETURN(std::vector<Example> examples, load_examples(data, tok, opt, &stats));
+  std::vector<Example> examples;
+  if (!preference) {
+    TL_ASSIGN_OR_RETURN(examples, load_examples(data, tok, opt, &stats));
+  }
   TL_ASSIGN_OR_RETURN(Model model, Model::load_packed(dir));  // forward passes only
   std::optional<peft::Adapter> adapter;
   if (auto a = args.get("--adapter")) {
@@ -61,6 +114,7 @@ Status cmd_loss(const Argv& argv) {
     adapter.emplace(std::move(loaded));
   }
   LoraRef ref = adapter ? LoraRef{&adapter->weights, &adapter->config} : LoraRef{};
+  if (preference) return preference_loss(args, model, ref, tok, data, opt);
   double sum = 0;
   int64_t n = 0;
   for (const TrainSequence& s : pack_examples(examples, opt.max_seq_len, false)) {

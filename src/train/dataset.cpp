@@ -307,6 +307,15 @@ Result<std::vector<Example>> load_examples(const std::string& path, const Tokeni
   return out;
 }
 
+Result<DataFormat> detect_file_format(const std::string& path) {
+  TL_ASSIGN_OR_RETURN(std::string text, read_file(path));
+  DataFormat format = DataFormat::kAuto;
+  DatasetStats st;
+  // Every record is checked against the first's format, so a mixed file fails here, naming the line.
+  TL_TRY(for_each_record(path, text, &format, &st, [](const ojson&, int64_t) { return Status::ok(); }));
+  return format;
+}
+
 Result<std::vector<PreferencePair>> load_preference_pairs(const std::string& path, const Tokenizer& tokenizer,
                                                           const DataOptions& options, DatasetStats* stats) {
   TL_ASSIGN_OR_RETURN(std::string text, read_file(path));

@@ -53,6 +53,10 @@ struct DataOptions {
 Result<std::vector<Example>> load_examples(const std::string& path, const Tokenizer& tokenizer, const DataOptions& options,
                                            DatasetStats* stats);
 
+// The format of a JSONL file's first record, for commands that take either kind of data. Errors name
+// the file and line.
+Result<DataFormat> detect_file_format(const std::string& path);
+
 // A preference pair for DPO: the prompt followed by each completion, trained on the completion only.
 struct PreferencePair {
   Example chosen, rejected;

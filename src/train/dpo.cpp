@@ -1,5 +1,6 @@
 #include "train/dpo.h"
 
+#include <algorithm>
 #include <cmath>
 
 namespace tl {
@@ -48,6 +49,50 @@ DpoPairTerms dpo_pair(DpoLossType type, double beta, const DpoPairInput& in) {
   t.scale_chosen = -dh / nc;
   t.scale_rejected = dh / nr;
   return t;
+}
+
+DpoSet dpo_set(const std::vector<PreferencePair>& pairs) {
+  auto trained = [](const Example& e) {
+    return static_cast<int64_t>(std::count_if(e.targets.begin(), e.targets.end(), [](int32_t t) { return t >= 0; }));
+  };
+  DpoSet set;
+  for (const PreferencePair& p : pairs) {
+    set.seqs.push_back(pair_sequence(p));
+    DpoPairInput in;
+    in.chosen_tokens = trained(p.chosen);
+    in.rejected_tokens = trained(p.rejected);
+    set.inputs.push_back(in);
+  }
+  return set;
+}
+
+Status score_reference(const Model& model, DpoSet* set) {
+  for (size_t i = 0; i < set->seqs.size(); ++i) {
+    TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, LoraRef{}, set->seqs[i]));
+    set->inputs[i].ref_chosen_loss = losses[0];
+    set->inputs[i].ref_rejected_loss = losses[1];
+  }
+  return Status::ok();
+}
+
+Result<DpoTotals> evaluate_pairs(const Model& model, LoraRef policy, const DpoSet& set, DpoLossType type, double beta) {
+  DpoTotals totals;
+  for (size_t i = 0; i < set.seqs.size(); ++i) {
+    TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, policy, set.seqs[i]));
+    DpoPairInput in = set.inputs[i];
+    in.policy_chosen_loss = losses[0];
+    in.policy_rejected_loss = losses[1];
+    totals.add(dpo_pair(type, beta, in));
+  }
+  return totals;
+}
+
+void DpoTotals::add(const DpoPairTerms& t) {
+  ++pairs;
+  loss += t.loss;
+  reward_chosen += t.reward_chosen;
+  reward_rejected += t.reward_rejected;
+  reward_correct += t.reward_chosen > t.reward_rejected ? 1.0 : 0.0;
 }
 
 }  // namespace tl

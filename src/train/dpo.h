@@ -11,12 +11,20 @@
 //   TL_ASSIGN_OR_RETURN(DpoLossType type, dpo_loss_from_name("sigmoid"));
 //   DpoPairTerms t = dpo_pair(type, beta, {policy_c, policy_r, ref_c, ref_r, n_c, n_r});
 //   // t.loss; scales for the chosen and rejected sequences: t.scale_chosen, t.scale_rejected
+//
+//   DpoSet set = dpo_set(pairs);                      // from load_preference_pairs
+//   TL_TRY(score_reference(model, &set));             // the base, no adapter
+//   TL_ASSIGN_OR_RETURN(DpoTotals t, evaluate_pairs(model, {&lora, &cfg}, set, type, beta));
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "core/status.h"
+#include "model/model.h"
+#include "model/train_step.h"
+#include "train/dataset.h"
 
 namespace tl {
 
@@ -37,5 +45,29 @@ struct DpoPairTerms {
 };
 
 DpoPairTerms dpo_pair(DpoLossType type, double beta, const DpoPairInput& in);
+
+// Pairs' terms summed (a step's, or an evaluation set's): the means are TRL's logged statistics.
+struct DpoTotals {
+  int64_t pairs = 0;
+  double loss = 0, reward_chosen = 0, reward_rejected = 0;
+  double reward_correct = 0;  // pairs whose chosen reward is higher (TRL's rewards/accuracies)
+  void add(const DpoPairTerms& t);
+  double mean(double sum) const { return pairs ? sum / static_cast<double>(pairs) : 0.0; }
+};
+
+// Preference pairs as the trainer and `tuneloop loss` run them: one sequence per pair (pair_sequence)
+// and each pair's inputs, with the trained-token counts set and the reference losses once
+// score_reference has run.
+struct DpoSet {
+  std::vector<TrainSequence> seqs;
+  std::vector<DpoPairInput> inputs;
+};
+DpoSet dpo_set(const std::vector<PreferencePair>& pairs);
+
+// The reference's summed token losses of every pair: the model without an adapter.
+Status score_reference(const Model& model, DpoSet* set);
+
+// Every pair's terms with `policy` (forward only), summed.
+Result<DpoTotals> evaluate_pairs(const Model& model, LoraRef policy, const DpoSet& set, DpoLossType type, double beta);
 
 }  // namespace tl

@@ -180,25 +180,12 @@ class CreatedDirs {
   std::vector<fs::path> created_;  // deepest first
 };
 
-// A step's (or a validation set's) DPO pairs: the loss and TRL's reward statistics, summed.
-struct DpoTotals {
-  int64_t pairs = 0;
-  double loss = 0, chosen = 0, rejected = 0, accuracy = 0;
-  void add(const DpoPairTerms& t) {
-    ++pairs;
-    loss += t.loss;
-    chosen += t.reward_chosen;
-    rejected += t.reward_rejected;
-    accuracy += t.reward_chosen > t.reward_rejected ? 1.0 : 0.0;
-  }
-  void write(nlohmann::ordered_json& line) const {
-    const double n = static_cast<double>(std::max<int64_t>(1, pairs));
-    line["rewards_chosen"] = chosen / n;
-    line["rewards_rejected"] = rejected / n;
-    line["reward_margin"] = (chosen - rejected) / n;
-    line["reward_accuracy"] = accuracy / n;
-  }
-};
+void write_dpo_metrics(const DpoTotals& t, nlohmann::ordered_json& line) {
+  line["rewards_chosen"] = t.mean(t.reward_chosen);
+  line["rewards_rejected"] = t.mean(t.reward_rejected);
+  line["reward_margin"] = t.mean(t.reward_chosen - t.reward_rejected);
+  line["reward_accuracy"] = t.mean(t.reward_correct);
+}
 
 bool is_no_decay(const std::string& name) {
   return name.find("norm") != std::string::npos || name.find("bias") != std::string::npos;
@@ -247,36 +234,24 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   std::vector<TrainSequence> train_seqs, val_seqs;
   // dpo: one sequence per pair (chosen, then rejected), with the reference's summed token losses of
   // each and their trained-token counts.
-  std::vector<DpoPairInput> train_ref, val_ref;
+  DpoSet train_dpo, val_dpo;
   if (is_dpo) {
-    auto load_pairs = [&](const std::string& path, DatasetStats* st, std::vector<TrainSequence>* seqs,
-                          std::vector<DpoPairInput>* ref) -> Status {
-      TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> pairs, load_preference_pairs(path, tok, dopt, st));
-      for (const PreferencePair& p : pairs) {
-        seqs->push_back(pair_sequence(p));
-        DpoPairInput in;
-        in.chosen_tokens = std::count_if(p.chosen.targets.begin(), p.chosen.targets.end(), [](int32_t t) { return t >= 0; });
-        in.rejected_tokens = std::count_if(p.rejected.targets.begin(), p.rejected.targets.end(), [](int32_t t) { return t >= 0; });
-        ref->push_back(in);
-      }
-      return Status::ok();
-    };
-    TL_TRY(load_pairs(spec.train_path, &train_stats, &train_seqs, &train_ref));
-    if (!spec.validation_path.empty()) TL_TRY(load_pairs(spec.validation_path, &val_stats, &val_seqs, &val_ref));
+    TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> pairs, load_preference_pairs(spec.train_path, tok, dopt, &train_stats));
+    train_dpo = dpo_set(pairs);
+    if (!spec.validation_path.empty()) {
+      TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> vpairs, load_preference_pairs(spec.validation_path, tok, dopt, &val_stats));
+      val_dpo = dpo_set(vpairs);
+    }
     // The reference is the frozen base: its log-probabilities are computed once (and again, to the same
     // bits, on resume).
     const auto r0 = clk::now();
-    for (auto* set : {&train_seqs, &val_seqs}) {
-      std::vector<DpoPairInput>& ref = set == &train_seqs ? train_ref : val_ref;
-      for (size_t i = 0; i < set->size(); ++i) {
-        TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, LoraRef{}, (*set)[i]));
-        ref[i].ref_chosen_loss = losses[0];
-        ref[i].ref_rejected_loss = losses[1];
-      }
-    }
+    TL_TRY(score_reference(model, &train_dpo));
+    TL_TRY(score_reference(model, &val_dpo));
     std::fprintf(stderr, "dpo: reference log-probabilities of %zu pairs in %.1fs (%s loss, beta %g)\n",
-                 train_seqs.size() + val_seqs.size(), std::chrono::duration<double>(clk::now() - r0).count(),
+                 train_dpo.seqs.size() + val_dpo.seqs.size(), std::chrono::duration<double>(clk::now() - r0).count(),
                  spec.dpo_loss.c_str(), spec.dpo_beta);
+    train_seqs = train_dpo.seqs;
+    val_seqs = val_dpo.seqs;
   } else {
     TL_ASSIGN_OR_RETURN(std::vector<Example> train_ex, load_examples(spec.train_path, tok, dopt, &train_stats));
     train_seqs = pack_examples(train_ex, spec.max_seq_len, spec.packing);
@@ -429,7 +404,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
         // The pair's loss, averaged over the step's pairs, scales each sequence's token losses.
         const double pairs = static_cast<double>(last - first);
         const ExampleScales scales = [&](const std::vector<double>& losses) {
-          DpoPairInput in = train_ref[static_cast<size_t>(seq_index)];
+          DpoPairInput in = train_dpo.inputs[static_cast<size_t>(seq_index)];
           in.policy_chosen_loss = losses[0];
           in.policy_rejected_loss = losses[1];
           const DpoPairTerms t = dpo_pair(dpo_type, spec.dpo_beta, in);
@@ -443,8 +418,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
       if (!r.is_ok()) return fail(r.status().with_context(fmt::format("step {}", step + 1)));
       loss_sum += r->loss_sum;
     }
-    const double loss = is_dpo ? dpo.loss / static_cast<double>(std::max<int64_t>(1, dpo.pairs))
-                               : loss_sum / static_cast<double>(std::max<int64_t>(1, n_trained));
+    const double loss = is_dpo ? dpo.mean(dpo.loss) : loss_sum / static_cast<double>(std::max<int64_t>(1, n_trained));
     double sq = 0;
     for (const Param& p : params) {
       const float* g = p.grad->f32();
@@ -476,7 +450,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     nlohmann::ordered_json line = {{"step", step + 1}, {"total_steps", total_steps}, {"epoch", static_cast<double>(step + 1) / static_cast<double>(steps_per_epoch)},
                                    {"loss", loss}, {"lr", lr}, {"grad_norm", grad_norm}, {"tokens", n_tokens},
                                    {"trained_tokens", n_trained}, {"tokens_per_s", tps}};
-    if (is_dpo) dpo.write(line);
+    if (is_dpo) write_dpo_metrics(dpo, line);
     std::fprintf(metrics, "%s\n", line.dump().c_str());
     std::fflush(metrics);
     progress.update(step + 1, loss, lr, tps);
@@ -496,16 +470,9 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     TL_TRY(save_hf_weights(spec.output_dir + "/model.safetensors", model.weights(), mc));
   }
   if (!val_seqs.empty() && is_dpo) {
-    DpoTotals val;
-    for (size_t i = 0; i < val_seqs.size(); ++i) {
-      TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, lref, val_seqs[i]));
-      DpoPairInput in = val_ref[i];
-      in.policy_chosen_loss = losses[0];
-      in.policy_rejected_loss = losses[1];
-      val.add(dpo_pair(dpo_type, spec.dpo_beta, in));
-    }
-    result.validation_loss = val.loss / static_cast<double>(val.pairs);
-    result.validation_reward_accuracy = val.accuracy / static_cast<double>(val.pairs);
+    TL_ASSIGN_OR_RETURN(DpoTotals val, evaluate_pairs(model, lref, val_dpo, dpo_type, spec.dpo_beta));
+    result.validation_loss = val.mean(val.loss);
+    result.validation_reward_accuracy = val.mean(val.reward_correct);
   } else if (!val_seqs.empty()) {
     result.validation_loss = mean_loss(model, lref, val_seqs);
   }

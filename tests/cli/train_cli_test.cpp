@@ -286,6 +286,19 @@ TEST_F(TrainCli, DpoLearnsThePreferenceAndResumesBitwise) {
   EXPECT_LT(res["validation_loss"].get<double>(), 0.4) << *results;
   EXPECT_GE(res["validation_reward_accuracy"].get<double>(), 0.9) << *results;
   EXPECT_TRUE(tl::file_exists(ref + "/adapter_model.safetensors"));
+  // `tuneloop loss` on the pairs scores the saved adapter as the trainer's validation did; without an
+  // adapter the policy is the reference (loss ln 2, no pair ranked).
+  Outcome l = run("loss " + root_ + "/base --adapter " + ref + " --data " + root_ + "/data/dpo_val.jsonl --json", true);
+  ASSERT_EQ(l.code, 0) << l.out;
+  auto lj = nlohmann::json::parse(l.out, nullptr, false);
+  ASSERT_FALSE(lj.is_discarded()) << l.out;
+  EXPECT_NEAR(lj["dpo_loss"].get<double>(), res["validation_loss"].get<double>(), 1e-12) << l.out;
+  EXPECT_EQ(lj["reward_accuracy"].get<double>(), res["validation_reward_accuracy"].get<double>()) << l.out;
+  l = run("loss " + root_ + "/base --data " + root_ + "/data/dpo_val.jsonl --json", true);
+  lj = nlohmann::json::parse(l.out, nullptr, false);
+  ASSERT_FALSE(lj.is_discarded()) << l.out;
+  EXPECT_NEAR(lj["dpo_loss"].get<double>(), std::log(2.0), 1e-12) << l.out;
+  EXPECT_EQ(lj["reward_accuracy"].get<double>(), 0.0) << l.out;
   kill_then_resume_matches(ref, cut, write_spec("dpo_cut.yaml", dpo_spec(cut)));
 
   // Bad input names the line or the key.
