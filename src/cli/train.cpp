@@ -3,7 +3,6 @@
 // --adapter DIR --out DIR`. On preference pairs `loss` reports the DPO loss and reward statistics of the
 // adapter against the base (as the trainer's validation does).
 #include <cstdio>
-#include <cstdlib>
 #include <nlohmann/json.hpp>
 
 #include "cli/args.h"
@@ -52,18 +51,14 @@ namespace {
 // `loss` on preference pairs: the DPO loss of the adapter (the policy) against the base (the reference).
 Status preference_loss(const Args& args, const Model& model, LoraRef policy, const Tokenizer& tok, const std::string& data,
                        const DataOptions& opt) {
-  TL_ASSIGN_OR_RETURN(DpoLossType type, dpo_loss_from_name(args.get("--dpo-loss").value_or("sigmoid")));
-  const std::string beta_text = args.get("--beta").value_or("0.1");
-  char* end = nullptr;
-  const double beta = std::strtod(beta_text.c_str(), &end);
-  if (end == beta_text.c_str() || *end != '\0' || !(beta > 0))
-    return invalid_argument("--beta: expected a positive number, got '{}'", beta_text);
+  const std::string loss_name = args.get("--dpo-loss").value_or("sigmoid");
+  TL_ASSIGN_OR_RETURN(DpoLossType type, dpo_loss_from_name(loss_name));
+  TL_ASSIGN_OR_RETURN(double beta, args.get_double("--beta", 0.1, 1e-6, 100));
   DatasetStats stats;
   TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> pairs, load_preference_pairs(data, tok, opt, &stats));
   DpoSet set = dpo_set(pairs);
   TL_TRY(score_reference(model, &set));
   TL_ASSIGN_OR_RETURN(DpoTotals t, evaluate_pairs(model, policy, set, type, beta));
-  const std::string loss_name = args.get("--dpo-loss").value_or("sigmoid");
   if (args.has("--json")) {
     nlohmann::ordered_json j = {{"dpo_loss", t.mean(t.loss)},
                                 {"reward_accuracy", t.mean(t.reward_correct)},

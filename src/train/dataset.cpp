@@ -184,11 +184,12 @@ Result<std::optional<ChatTemplate>> default_template(const Tokenizer& tokenizer)
   return tmpl;
 }
 
-// Calls fn(record, line) for each non-empty line of a JSONL file, after checking it is a JSON object of
-// one format (`format`: the given one, or auto, which the first record fixes). fn's errors and ours
-// name the file and line.
+// Reads a JSONL file and calls fn(record, line) for each non-empty line, after checking it is a JSON
+// object of one format (`format`: the given one, or auto, which the first record fixes). fn's errors and
+// ours name the file and line.
 template <typename Fn>
-Status for_each_record(const std::string& path, const std::string& text, DataFormat* format, DatasetStats* st, Fn fn) {
+Status for_each_record(const std::string& path, DataFormat* format, DatasetStats* st, Fn fn) {
+  TL_ASSIGN_OR_RETURN(std::string text, read_file(path));
   int64_t format_line = 0;
   std::istringstream in(text);
   std::string line;
@@ -283,14 +284,13 @@ Conversation concat(const Conversation& prompt, const Conversation& completion) 
 
 Result<std::vector<Example>> load_examples(const std::string& path, const Tokenizer& tokenizer, const DataOptions& options,
                                            DatasetStats* stats) {
-  TL_ASSIGN_OR_RETURN(std::string text, read_file(path));
   TL_ASSIGN_OR_RETURN(std::optional<ChatTemplate> tmpl, default_template(tokenizer));
   Renderer renderer(tokenizer, tmpl ? &*tmpl : nullptr);
   DatasetStats st;
   st.path = path;
   DataFormat format = options.format;
   std::vector<Example> out;
-  TL_TRY(for_each_record(path, text, &format, &st, [&](const ojson& j, int64_t lineno) -> Status {
+  TL_TRY(for_each_record(path, &format, &st, [&](const ojson& j, int64_t lineno) -> Status {
     TL_ASSIGN_OR_RETURN(Conversation conv, to_conversation(j, format));
     if (!tmpl && format != DataFormat::kAlpaca && format != DataFormat::kInputOutput) {
       return invalid_argument("the model's tokenizer_config.json has no chat_template, needed for {} records",
@@ -308,17 +308,15 @@ Result<std::vector<Example>> load_examples(const std::string& path, const Tokeni
 }
 
 Result<DataFormat> detect_file_format(const std::string& path) {
-  TL_ASSIGN_OR_RETURN(std::string text, read_file(path));
   DataFormat format = DataFormat::kAuto;
   DatasetStats st;
   // Every record is checked against the first's format, so a mixed file fails here, naming the line.
-  TL_TRY(for_each_record(path, text, &format, &st, [](const ojson&, int64_t) { return Status::ok(); }));
+  TL_TRY(for_each_record(path, &format, &st, [](const ojson&, int64_t) { return Status::ok(); }));
   return format;
 }
 
 Result<std::vector<PreferencePair>> load_preference_pairs(const std::string& path, const Tokenizer& tokenizer,
                                                           const DataOptions& options, DatasetStats* stats) {
-  TL_ASSIGN_OR_RETURN(std::string text, read_file(path));
   TL_ASSIGN_OR_RETURN(std::optional<ChatTemplate> tmpl, default_template(tokenizer));
   if (!tmpl) return invalid_argument("{}: the model's tokenizer_config.json has no chat_template, needed for dpo records", path);
   Renderer renderer(tokenizer, &*tmpl);
@@ -328,7 +326,7 @@ Result<std::vector<PreferencePair>> load_preference_pairs(const std::string& pat
   DataOptions completion_only = options;
   completion_only.train_on_all = false;  // the preference is between completions
   std::vector<PreferencePair> out;
-  TL_TRY(for_each_record(path, text, &format, &st, [&](const ojson& j, int64_t lineno) -> Status {
+  TL_TRY(for_each_record(path, &format, &st, [&](const ojson& j, int64_t lineno) -> Status {
     if (format != DataFormat::kDpo)
       return invalid_argument("method: dpo needs preference records (prompt/chosen/rejected, or OpenAI's "
                               "input/preferred_output/non_preferred_output), not {}", data_format_name(format));
@@ -347,7 +345,6 @@ Result<std::vector<PreferencePair>> load_preference_pairs(const std::string& pat
       TL_ASSIGN_OR_RETURN(rejected, dpo_part(j, "non_preferred_output", "assistant"));
     }
     PreferencePair pair;
-    pair.line = lineno;
     DatasetStats sides;  // the pair's counts, kept only if both sides are
     for (bool is_chosen : {true, false}) {
       auto ex = make_example(renderer, concat(prompt, is_chosen ? chosen : rejected), completion_only, lineno, &sides);

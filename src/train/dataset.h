@@ -57,10 +57,10 @@ Result<std::vector<Example>> load_examples(const std::string& path, const Tokeni
 // the file and line.
 Result<DataFormat> detect_file_format(const std::string& path);
 
-// A preference pair for DPO: the prompt followed by each completion, trained on the completion only.
+// A preference pair for DPO: the prompt followed by each completion, trained on the completion only
+// (both Examples carry the record's line).
 struct PreferencePair {
   Example chosen, rejected;
-  int64_t line = 0;
 };
 
 // Reads preference records: {prompt, chosen, rejected} (the prompt a string, taken as one user message,

@@ -8,6 +8,7 @@
 #include <set>
 
 #include "core/file.h"
+#include "train/dpo.h"
 
 namespace tl {
 
@@ -183,7 +184,7 @@ Result<TrainSpec> TrainSpec::parse(const std::string& yaml_text, const std::stri
     TL_TRY(r.get(d, "beta", "dpo", &s.dpo_beta, "a number"));
     TL_TRY(r.get(d, "loss", "dpo", &s.dpo_loss, "a string"));
     if (d["beta"] && !(s.dpo_beta > 0)) return r.where(d["beta"], "dpo.beta", "must be positive");
-    if (d["loss"] && s.dpo_loss != "sigmoid" && s.dpo_loss != "hinge" && s.dpo_loss != "ipo")
+    if (d["loss"] && !dpo_loss_from_name(s.dpo_loss).is_ok())
       return r.where(d["loss"], "dpo.loss", "expected sigmoid, hinge or ipo");
   }
   if (YAML::Node t = root["training"]) {

@@ -231,10 +231,10 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   // Data.
   DataOptions dopt{spec.format, spec.train_on_all, spec.max_seq_len};
   DatasetStats train_stats, val_stats;
-  std::vector<TrainSequence> train_seqs, val_seqs;
   // dpo: one sequence per pair (chosen, then rejected), with the reference's summed token losses of
   // each and their trained-token counts.
   DpoSet train_dpo, val_dpo;
+  std::vector<TrainSequence> sft_train, sft_val;  // the other methods' packed sequences
   if (is_dpo) {
     TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> pairs, load_preference_pairs(spec.train_path, tok, dopt, &train_stats));
     train_dpo = dpo_set(pairs);
@@ -250,16 +250,16 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     std::fprintf(stderr, "dpo: reference log-probabilities of %zu pairs in %.1fs (%s loss, beta %g)\n",
                  train_dpo.seqs.size() + val_dpo.seqs.size(), std::chrono::duration<double>(clk::now() - r0).count(),
                  spec.dpo_loss.c_str(), spec.dpo_beta);
-    train_seqs = train_dpo.seqs;
-    val_seqs = val_dpo.seqs;
   } else {
     TL_ASSIGN_OR_RETURN(std::vector<Example> train_ex, load_examples(spec.train_path, tok, dopt, &train_stats));
-    train_seqs = pack_examples(train_ex, spec.max_seq_len, spec.packing);
+    sft_train = pack_examples(train_ex, spec.max_seq_len, spec.packing);
     if (!spec.validation_path.empty()) {
       TL_ASSIGN_OR_RETURN(std::vector<Example> val_ex, load_examples(spec.validation_path, tok, dopt, &val_stats));
-      val_seqs = pack_examples(val_ex, spec.max_seq_len, false);
+      sft_val = pack_examples(val_ex, spec.max_seq_len, false);
     }
   }
+  const std::vector<TrainSequence>& train_seqs = is_dpo ? train_dpo.seqs : sft_train;
+  const std::vector<TrainSequence>& val_seqs = is_dpo ? val_dpo.seqs : sft_val;
   const int64_t per_step = spec.micro_batch_size * spec.gradient_accumulation;
   const int64_t n_seq = static_cast<int64_t>(train_seqs.size());
   const int64_t steps_per_epoch = (n_seq + per_step - 1) / per_step;
