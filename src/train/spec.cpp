@@ -183,7 +183,8 @@ Result<TrainSpec> TrainSpec::parse(const std::string& yaml_text, const std::stri
     TL_TRY(r.only(d, "dpo", {"beta", "loss"}));
     TL_TRY(r.get(d, "beta", "dpo", &s.dpo_beta, "a number"));
     TL_TRY(r.get(d, "loss", "dpo", &s.dpo_loss, "a string"));
-    if (d["beta"] && !(s.dpo_beta > 0)) return r.where(d["beta"], "dpo.beta", "must be positive");
+    // The control plane's bound too (jobs/job_spec.cpp): beyond it beta h overflows the loss.
+    if (d["beta"] && !(s.dpo_beta > 0 && s.dpo_beta <= 100)) return r.where(d["beta"], "dpo.beta", "must be in (0, 100]");
     if (d["loss"] && !dpo_loss_from_name(s.dpo_loss).is_ok())
       return r.where(d["loss"], "dpo.loss", "expected sigmoid, hinge or ipo");
   }

@@ -322,6 +322,10 @@ TEST_F(TrainCli, DpoLearnsThePreferenceAndResumesBitwise) {
   s.replace(s.find("loss: sigmoid"), 13, "loss: kto");
   r = run("train " + write_spec("dpo_kto.yaml", s));
   EXPECT_NE(r.out.find("dpo.loss: expected sigmoid, hinge or ipo"), std::string::npos) << r.out;
+  s = dpo_spec(root_ + "/dpo_bad");
+  s.replace(s.find("beta: 0.1"), 9, "beta: 1e300");  // beta h would overflow the loss
+  r = run("train " + write_spec("dpo_beta.yaml", s));
+  EXPECT_NE(r.out.find("dpo.beta: must be in (0, 100]"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(root_ + "/dpo_bad"));
 }
 
