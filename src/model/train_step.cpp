@@ -389,18 +389,25 @@ class Pass {
                     &lc.rstd_k[static_cast<size_t>(t * d.KV)], d.KV, d.D);
       }
     }
-    Scratch dxn1 = uninit(T * C);
-    matmul_dyw(dxn1.data(), dqkv.data(), M.wqkv(), T, d.NQKV, C);
+    // Below layer 0 is the embedding, which only full fine-tuning trains: without it the layer's input
+    // gradient (a GEMM over the qkv weights, the LoRA A term, the norm's backward) has no reader.
+    const bool input_grad = l > 0 || grads;
+    Scratch dxn1 = input_grad ? uninit(T * C) : Scratch();
+    if (input_grad) matmul_dyw(dxn1.data(), dqkv.data(), M.wqkv(), T, d.NQKV, C);
     if (G) {
       mm_tn(G->wqkv.f32(), dqkv.data(), lc.xn1.data(), d.NQKV, C, T, d.NQKV, C, C, 1.0f, 1.0f);
       if (!G->bqkv.empty()) bias_grad(G->bqkv.f32(), dqkv.data(), T, d.NQKV, d.NQKV, 0);
     }
-    lora_backward_group(l, 0, lc, lc.xn1.data(), dqkv.data(), dxn1.data(), lgrads);
-    Scratch din = uninit(T * C);
-    rmsnorm_bwd(din.data(), G ? G->attn_norm.f32() : nullptr, dxn1.data(), lc.x_in.data(), L.attn_norm.f32(),
-                lc.rstd1.data(), T, C);
-    add_rows(din.data(), dmid.data(), T, C);
-    dx = std::move(din);
+    lora_backward_group(l, 0, lc, lc.xn1.data(), dqkv.data(), input_grad ? dxn1.data() : nullptr, lgrads);
+    if (input_grad) {
+      Scratch din = uninit(T * C);
+      rmsnorm_bwd(din.data(), G ? G->attn_norm.f32() : nullptr, dxn1.data(), lc.x_in.data(), L.attn_norm.f32(),
+                  lc.rstd1.data(), T, C);
+      add_rows(din.data(), dmid.data(), T, C);
+      dx = std::move(din);
+    } else {
+      dx = Scratch();
+    }
     if (opt_.gradient_checkpointing) {
       Scratch keep = std::move(lc.x_in);
       lc = LayerCache();
@@ -455,7 +462,8 @@ class Pass {
     mm_nt(y + s.col_offset, xa.data(), m->b.f32(), d_.T, s.out, r, r, r, s.out_stride, lora_scale_, 1.0f);
   }
 
-  // dy: (T, out_stride) gradient of the fused output; dx (T, in) accumulates the branch's input gradient.
+  // dy: (T, out_stride) gradient of the fused output; dx (T, in) accumulates the branch's input gradient
+  // (null: not wanted).
   void lora_backward(int64_t l, LoraTarget t, LayerCache& lc, const float* x, const float* dy, float* dx,
                      LoraWeights* lgrads) {
     const LoraModule* m = lora_module(l, t);
@@ -472,6 +480,7 @@ class Pass {
     const float* xin = lora_input(l, t, x, s.in, scratch);
     // dA += dxa^T xin
     mm_tn(g.a.f32(), dxa.data(), xin, r, s.in, T, r, s.in, s.in, 1.0f, 1.0f);
+    if (!dx) return;
     // dx += (dxa A) * dropout mask / (1 - p)
     const double p = lora_.config ? lora_.config->dropout : 0.0;
     if (!opt_.training || p <= 0.0) {
@@ -577,6 +586,7 @@ class Pass {
       LoraModule& gm = lgrads->layers[static_cast<size_t>(l)][static_cast<size_t>(g.targets[static_cast<size_t>(i)])];
       k.axpy(gm.a.f32(), 1.0f, &da[static_cast<size_t>(i * g.r * g.in)], g.r * g.in);
     }
+    if (!dx) return;
     const Scratch a = stacked_a(g);
     mm_nn(dx, dxa.data(), a.data(), T, g.in, R, R, g.in, g.in, 1.0f, 1.0f);
   }
