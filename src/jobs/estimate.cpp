@@ -38,11 +38,14 @@ Result<ModelShape> read_model_shape(const std::string& model_dir) {
   return m;
 }
 
+// qlora, and dpo with adapter: qlora, hold the frozen base as NF4 and dequantise it inside each GEMM.
+static bool nf4_base(const JobSpec& spec) { return spec.method == "qlora" || (spec.method == "dpo" && spec.dpo.adapter == "qlora"); }
+
 double flops_per_token(const ModelShape& m, const JobSpec& spec) {
   const double n = static_cast<double>(m.parameters);
   double k = spec.method == "full" ? 6.0 : 4.0;
   if (spec.training.gradient_checkpointing) k += 2.0;
-  if (spec.method == "qlora") k *= 1.25;
+  if (nf4_base(spec)) k *= 1.25;
   if (spec.method == "dpo") k += 2.0;
   return k * n;
 }
@@ -51,7 +54,7 @@ int64_t memory_mb_needed(const ModelShape& m, const JobSpec& spec) {
   const double n = static_cast<double>(m.parameters);
   double bytes = 0;
   if (spec.method == "full") bytes = n * 16;            // fp32 weights + grads + two AdamW moments
-  else if (spec.method == "qlora") bytes = n * 0.55;    // nf4 + double-quant constants
+  else if (nf4_base(spec)) bytes = n * 0.55;           // nf4 + double-quant constants
   else bytes = n * 2;                                   // bf16 frozen weights
   if (spec.method == "dpo") bytes *= 1.0;               // the reference is the frozen base: shared, no copy
   // LoRA params + their grads + AdamW state: r × (in + out) per targeted matrix, ~7 matrices per layer.

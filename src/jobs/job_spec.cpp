@@ -119,7 +119,9 @@ Result<JobSpec> parse_job_spec(const std::string& yaml, const std::string& sourc
                    }},
                   {"dpo",
                    [&](const YAML::Node& n) {
-                     return walk(c, n, "dpo", {{"beta", set(c, "dpo.beta", s.dpo.beta)}, {"loss", set(c, "dpo.loss", s.dpo.loss)}});
+                     return walk(c, n, "dpo", {{"beta", set(c, "dpo.beta", s.dpo.beta)},
+                                              {"loss", set(c, "dpo.loss", s.dpo.loss)},
+                                              {"adapter", set(c, "dpo.adapter", s.dpo.adapter)}});
                    }},
                   {"training",
                    [&](const YAML::Node& n) {
@@ -162,6 +164,7 @@ Status validate_job_spec(const JobSpec& s, const std::string& source) {
   TL_TRY(one_of(source, "dataset.train_on", s.dataset.train_on, {"assistant", "all"}));
   TL_TRY(one_of(source, "quantization.type", s.quantization.type, {"nf4"}));
   TL_TRY(one_of(source, "dpo.loss", s.dpo.loss, {"sigmoid", "ipo", "hinge"}));
+  TL_TRY(one_of(source, "dpo.adapter", s.dpo.adapter, {"lora", "qlora"}));
   TL_TRY(one_of(source, "training.lr_scheduler", s.training.lr_scheduler, {"cosine", "linear", "constant"}));
   auto range = [&](const char* key, double v, double lo, double hi) -> Status {
     if (v >= lo && v <= hi) return Status::ok();
@@ -205,7 +208,7 @@ std::string job_spec_to_yaml(const JobSpec& s) {
   e << YAML::Key << "quantization" << YAML::Value << YAML::BeginMap << YAML::Key << "type" << YAML::Value << s.quantization.type
     << YAML::Key << "double_quant" << YAML::Value << s.quantization.double_quant << YAML::EndMap;
   e << YAML::Key << "dpo" << YAML::Value << YAML::BeginMap << YAML::Key << "beta" << YAML::Value << s.dpo.beta << YAML::Key
-    << "loss" << YAML::Value << s.dpo.loss << YAML::EndMap;
+    << "loss" << YAML::Value << s.dpo.loss << YAML::Key << "adapter" << YAML::Value << s.dpo.adapter << YAML::EndMap;
   const TrainingSpec& t = s.training;
   e << YAML::Key << "training" << YAML::Value << YAML::BeginMap;
   e << YAML::Key << "epochs" << YAML::Value << t.epochs << YAML::Key << "micro_batch_size" << YAML::Value << t.micro_batch_size;

@@ -39,6 +39,7 @@ struct QuantizationSpec {
 struct DpoSpec {
   double beta = 0.1;
   std::string loss = "sigmoid";  // sigmoid | ipo | hinge
+  std::string adapter = "lora";   // lora | qlora (an NF4 base, per quantization)
 };
 
 struct TrainingSpec {

@@ -180,9 +180,12 @@ Result<TrainSpec> TrainSpec::parse(const std::string& yaml_text, const std::stri
     if (s.quant_type != "nf4") return r.where(q["type"], "quantization.type", "only nf4 is supported");
   }
   if (YAML::Node d = root["dpo"]) {
-    TL_TRY(r.only(d, "dpo", {"beta", "loss"}));
+    TL_TRY(r.only(d, "dpo", {"beta", "loss", "adapter"}));
     TL_TRY(r.get(d, "beta", "dpo", &s.dpo_beta, "a number"));
     TL_TRY(r.get(d, "loss", "dpo", &s.dpo_loss, "a string"));
+    TL_TRY(r.get(d, "adapter", "dpo", &s.dpo_adapter, "a string"));
+    if (s.dpo_adapter != "lora" && s.dpo_adapter != "qlora")
+      return r.where(d["adapter"], "dpo.adapter", "expected lora or qlora");
     // The control plane's bound too (jobs/job_spec.cpp): beyond it beta h overflows the loss.
     if (d["beta"] && !(s.dpo_beta > 0 && s.dpo_beta <= 100)) return r.where(d["beta"], "dpo.beta", "must be in (0, 100]");
     if (d["loss"] && !dpo_loss_from_name(s.dpo_loss).is_ok())

@@ -39,6 +39,10 @@ struct TrainSpec {
   // dpo
   double dpo_beta = 0.1;
   std::string dpo_loss = "sigmoid";
+  // dpo.adapter: lora (f32 base) or qlora (the base, policy's and reference's, held as NF4 per the
+  // quantization section). Its own key, not the quantization section's presence: the control plane
+  // writes that section into every spec.
+  std::string dpo_adapter = "lora";
   // training
   int64_t epochs = 3;
   int64_t micro_batch_size = 2;

@@ -217,14 +217,16 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   // the layer runs.
   // lora and dpo (a LoRA adapter whose reference is the base without it): the frozen f32 matrices held
   // once, packed (tensor/packed.h), from the moment they are read.
-  TL_ASSIGN_OR_RETURN(Model model, spec.method == TrainMethod::kQlora                 ? Model::load_nf4(model_dir, spec.double_quant)
+  // dpo with adapter: qlora holds the base as qlora does; the reference is that same NF4 base.
+  const bool nf4_base = spec.method == TrainMethod::kQlora || (is_dpo && spec.dpo_adapter == "qlora");
+  TL_ASSIGN_OR_RETURN(Model model, nf4_base                                      ? Model::load_nf4(model_dir, spec.double_quant)
                                    : spec.method == TrainMethod::kLora || is_dpo ? Model::load_packed(model_dir)
                                                                                  : Model::load(model_dir));
   // From here on the step's buffers are the same every step: keep them in the heap (after loading, whose
   // freed per-layer f32 copies should go back to the kernel).
   keep_freed_memory();
   const ModelConfig& mc = model.config();
-  if (spec.method == TrainMethod::kQlora) {
+  if (nf4_base) {
     std::fprintf(stderr, "qlora: layer projections held as NF4%s\n", spec.double_quant ? " with double quantisation" : "");
   }
 

@@ -18,7 +18,11 @@
 
 #include "core/file.h"
 #include "io/safetensors.h"
+#include "model/model.h"
 #include "model/random_model.h"
+#include "model/save.h"
+#include "tensor/dtype.h"
+#include "tensor/nf4.h"
 #include "tokenizer/bpe_trainer.h"
 
 namespace {
@@ -327,6 +331,76 @@ TEST_F(TrainCli, DpoLearnsThePreferenceAndResumesBitwise) {
   r = run("train " + write_spec("dpo_beta.yaml", s));
   EXPECT_NE(r.out.find("dpo.beta: must be in (0, 100]"), std::string::npos) << r.out;
   EXPECT_FALSE(fs::exists(root_ + "/dpo_bad"));
+}
+
+// QLoRA-DPO: with dpo.adapter: qlora the base, the policy's and the reference's, is held as NF4. Its
+// adapter is bit for bit the one DPO trains on an f32 base holding the dequantised projections and the
+// bf16-rounded embedding QLoRA keeps, so what the DPO tests check of the f32 path holds for it.
+TEST_F(TrainCli, QloraDpoEqualsDpoOnTheDequantisedBase) {
+  std::string pairs;
+  for (int a = 0; a < 8; ++a)
+    for (int b = 0; b < 4; ++b)
+      pairs += "{\"prompt\": \"add " + std::to_string(a) + " " + std::to_string(b) + "\", \"chosen\": \"sum " +
+               std::to_string(a + b) + "\", \"rejected\": \"no idea\"}\n";
+  ASSERT_TRUE(tl::write_file_atomic(root_ + "/data/qdpo.jsonl", pairs).is_ok());
+  const std::string dq = root_ + "/base_dequantised";
+  {
+    auto m = tl::Model::load(root_ + "/base");
+    ASSERT_TRUE(m.is_ok());
+    ASSERT_TRUE(m->config().tie_word_embeddings);  // one bf16 matrix is both embedding and head
+    tl::ModelWeights& w = m->mutable_weights();
+    for (tl::LayerWeights& L : w.layers)
+      for (tl::Tensor* t : {&L.wqkv, &L.wo, &L.w_gate_up, &L.w_down}) {
+        tl::Nf4Tensor q = tl::nf4_quantize(t->f32(), t->numel(), true);
+        tl::nf4_dequantize(t->f32(), q, 0, t->numel());
+      }
+    for (int64_t i = 0; i < w.embed.numel(); ++i) w.embed.f32()[i] = tl::bf16_to_f32(tl::f32_to_bf16(w.embed.f32()[i]));
+    fs::create_directories(dq);
+    ASSERT_TRUE(tl::save_hf_weights(dq + "/model.safetensors", w, m->config()).is_ok());
+    ASSERT_TRUE(tl::copy_model_metadata(root_ + "/base", dq).is_ok());
+  }
+  auto dpo_spec = [&](const std::string& base, const std::string& out, const std::string& adapter) {
+    std::string s = spec(out, "dpo: {beta: 0.1, loss: sigmoid, adapter: " + adapter + "}\n");
+    s.replace(s.find("method: lora"), 12, "method: dpo");
+    s.replace(s.find("data/train.jsonl"), 16, "data/qdpo.jsonl");
+    s.replace(s.find(root_ + "/base"), root_.size() + 5, base);
+    s.replace(s.find("dropout: 0.1"), 12, "dropout: 0.0");
+    return s;
+  };
+  const std::string q = root_ + "/qdpo_nf4", f = root_ + "/qdpo_f32";
+  Outcome r = run("train " + write_spec("qdpo_nf4.yaml", dpo_spec(root_ + "/base", q, "qlora")));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("qlora: layer projections held as NF4 with double quantisation"), std::string::npos) << r.out;
+  r = run("train " + write_spec("qdpo_f32.yaml", dpo_spec(dq, f, "lora")));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_EQ(r.out.find("held as NF4"), std::string::npos) << r.out;
+  auto a = tl::read_file(q + "/adapter_model.safetensors"), b = tl::read_file(f + "/adapter_model.safetensors");
+  ASSERT_TRUE(a.is_ok() && b.is_ok());
+  EXPECT_TRUE(*a == *b) << "the NF4 base's adapter differs from the dequantised base's";
+  auto mq = tl::read_file(q + "/metrics.jsonl"), mf = tl::read_file(f + "/metrics.jsonl");
+  ASSERT_TRUE(mq.is_ok() && mf.is_ok());
+  std::istringstream lq(*mq), lf(*mf);
+  std::string x, y;
+  int lines = 0;
+  while (std::getline(lq, x) && std::getline(lf, y)) {
+    auto jx = nlohmann::json::parse(x), jy = nlohmann::json::parse(y);
+    if (lines == 0) {
+      EXPECT_NEAR(jx["loss"].get<double>(), std::log(2.0), 1e-12);
+    }
+    EXPECT_EQ(jx["loss"], jy["loss"]) << x << "\n" << y;
+    EXPECT_EQ(jx["grad_norm"], jy["grad_norm"]) << x << "\n" << y;
+    ++lines;
+  }
+  EXPECT_GT(lines, 3);
+  // The adapter is trained, not left at B = 0.
+  auto last = nlohmann::json::parse(mq->substr(mq->rfind('\n', mq->size() - 2) + 1));
+  EXPECT_LT(last["loss"].get<double>(), std::log(2.0) - 0.05) << last.dump();
+
+  std::string s = dpo_spec(root_ + "/base", root_ + "/qdpo_bad", "nf4");
+  r = run("train " + write_spec("qdpo_bad.yaml", s));
+  EXPECT_NE(r.code, 0);
+  EXPECT_NE(r.out.find("qdpo_bad.yaml:8: dpo.adapter: expected lora or qlora"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists(root_ + "/qdpo_bad"));
 }
 
 // The loop's hand-off: the preference pairs `tuneloop harvest` makes from feedback records train as

@@ -39,6 +39,23 @@ TEST(JobSpec, ParsesWithDefaults) {
   EXPECT_EQ(job_spec_to_yaml(*again), job_spec_to_yaml(*s));
 }
 
+// QLoRA-DPO reaches the trainer: dpo.adapter survives the canonical YAML the runner writes.
+TEST(JobSpec, DpoAdapterRoundTripsAndIsChecked) {
+  const std::string dpo = "base_model: m\nmethod: dpo\ndataset: {train: t}\ndpo: {beta: 0.2, adapter: qlora}\noutput_dir: o\n";
+  auto s = parse_job_spec(dpo, "spec.yaml");
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  EXPECT_EQ(s->dpo.adapter, "qlora");
+  const std::string yaml = job_spec_to_yaml(*s);
+  EXPECT_NE(yaml.find("adapter: qlora"), std::string::npos) << yaml;
+  auto again = parse_job_spec(yaml, "canonical.yaml");
+  ASSERT_TRUE(again.is_ok()) << again.status().message();
+  EXPECT_EQ(again->dpo.adapter, "qlora");
+  EXPECT_EQ(parse_job_spec(kSpec, "spec.yaml")->dpo.adapter, "lora");
+  auto r = parse_job_spec("base_model: m\nmethod: dpo\ndataset: {train: t}\ndpo: {adapter: nf4}\noutput_dir: o\n", "spec.yaml");
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().message(), "spec.yaml: dpo.adapter must be one of lora, qlora, got 'nf4'");
+}
+
 TEST(JobSpec, ErrorsNameLineAndKey) {
   auto r = parse_job_spec("base_model: m\ntraining:\n  epochs: 2\n  learning_rat: 1\n", "spec.yaml");
   ASSERT_FALSE(r.is_ok());
@@ -90,6 +107,19 @@ TEST(Estimate, ParameterCountAndArithmetic) {
   JobSpec spec;
   spec.training.gradient_checkpointing = false;
   EXPECT_DOUBLE_EQ(flops_per_token(*shape, spec), 4.0 * static_cast<double>(shape->parameters));
+  // dpo with adapter: qlora costs what qlora does (dequantising) plus dpo's second head sweep, and needs
+  // the NF4 base's memory, not the bf16 one.
+  ModelShape big = *shape;  // weights large enough to show in MiB
+  big.parameters = 1000000000;
+  spec.method = "dpo";
+  const int64_t dpo_mb = memory_mb_needed(big, spec);
+  spec.dpo.adapter = "qlora";
+  EXPECT_DOUBLE_EQ(flops_per_token(*shape, spec), (4.0 * 1.25 + 2.0) * static_cast<double>(shape->parameters));
+  EXPECT_LT(memory_mb_needed(big, spec), dpo_mb - 1000);
+  spec.method = "qlora";
+  const int64_t qlora_mb = memory_mb_needed(big, spec);
+  spec.method = "dpo";
+  EXPECT_GE(memory_mb_needed(big, spec), qlora_mb);
   spec.method = "full";
   EXPECT_DOUBLE_EQ(flops_per_token(*shape, spec), 6.0 * static_cast<double>(shape->parameters));
   DevicePool pool;
