@@ -345,6 +345,25 @@ TEST(RealTrainer, DpoJobTrainsOnOpenAIPreferencePairs) {
   ASSERT_EQ(adapters.size(), 1u);
   EXPECT_EQ(adapters[0].state, registry::AdapterState::kDraft);
   EXPECT_TRUE(file_exists(adapters[0].path + "/adapter_model.safetensors"));
+
+  // QLoRA-DPO through the control plane: the same job with dpo.adapter: qlora trains on the NF4 base, so
+  // the same seed and data give an adapter of its own.
+  req["suffix"] = "prefs-nf4";
+  req["tuneloop_spec"] = req["tuneloop_spec"].get<std::string>() + "dpo: {adapter: qlora}\n";
+  const json nf4 = run_job(http, req);
+  ASSERT_EQ(nf4["status"], "succeeded") << nf4.dump();
+  auto nf4_loss = reg->metric_history(reg->run_for_job(nf4["id"])->id, "loss");
+  ASSERT_TRUE(nf4_loss.is_ok());
+  ASSERT_EQ(nf4_loss->size(), 12u);
+  EXPECT_NEAR(nf4_loss->front().value, std::log(2.0), 1e-9);
+  EXPECT_LT(nf4_loss->back().value, 0.5);
+  EXPECT_NE(nf4_loss->back().value, loss->back().value);
+  adapters = *reg->adapters(reg->job_any_tenant(nf4["id"])->tenant_id);
+  ASSERT_EQ(adapters.size(), 2u);
+  auto f32_bytes = read_file(adapters[0].path + "/adapter_model.safetensors");
+  auto nf4_bytes = read_file(adapters[1].path + "/adapter_model.safetensors");
+  ASSERT_TRUE(f32_bytes.is_ok() && nf4_bytes.is_ok());
+  EXPECT_TRUE(*f32_bytes != *nf4_bytes) << "the NF4 job's adapter equals the f32 job's: dpo.adapter did not reach the trainer";
   EXPECT_EQ(server.signal_and_wait(SIGTERM), 0);
   if (!getenv("TL_KEEP")) fs::remove_all(root);
 }
