@@ -213,23 +213,6 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     if (!file_exists(model_dir + "/model.safetensors")) TL_TRY(write_random_model(model_dir, cfg, spec.seed));
     TL_TRY(copy_model_metadata(spec.base_model, model_dir));
   }
-  // qlora: the frozen base lives as NF4 from the moment it is read; each layer is dequantised only while
-  // the layer runs.
-  // lora and dpo (a LoRA adapter whose reference is the base without it): the frozen f32 matrices held
-  // once, packed (tensor/packed.h), from the moment they are read.
-  // dpo with adapter: qlora holds the base as qlora does; the reference is that same NF4 base.
-  const bool nf4_base = spec.method == TrainMethod::kQlora || (is_dpo && spec.dpo_adapter == "qlora");
-  TL_ASSIGN_OR_RETURN(Model model, nf4_base                                      ? Model::load_nf4(model_dir, spec.double_quant)
-                                   : spec.method == TrainMethod::kLora || is_dpo ? Model::load_packed(model_dir)
-                                                                                 : Model::load(model_dir));
-  // From here on the step's buffers are the same every step: keep them in the heap (after loading, whose
-  // freed per-layer f32 copies should go back to the kernel).
-  keep_freed_memory();
-  const ModelConfig& mc = model.config();
-  if (nf4_base) {
-    std::fprintf(stderr, "qlora: layer projections held as NF4%s\n", spec.double_quant ? " with double quantisation" : "");
-  }
-
   // Data.
   DataOptions dopt{spec.format, spec.train_on_all, spec.max_seq_len};
   DatasetStats train_stats, val_stats;
@@ -244,14 +227,6 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
       TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> vpairs, load_preference_pairs(spec.validation_path, tok, dopt, &val_stats));
       val_dpo = dpo_set(vpairs);
     }
-    // The reference is the frozen base: its log-probabilities are computed once (and again, to the same
-    // bits, on resume).
-    const auto r0 = clk::now();
-    TL_TRY(score_reference(model, &train_dpo));
-    TL_TRY(score_reference(model, &val_dpo));
-    std::fprintf(stderr, "dpo: reference log-probabilities of %zu pairs in %.1fs (%s loss, beta %g)\n",
-                 train_dpo.seqs.size() + val_dpo.seqs.size(), std::chrono::duration<double>(clk::now() - r0).count(),
-                 spec.dpo_loss.c_str(), spec.dpo_beta);
   } else {
     TL_ASSIGN_OR_RETURN(std::vector<Example> train_ex, load_examples(spec.train_path, tok, dopt, &train_stats));
     sft_train = pack_examples(train_ex, spec.max_seq_len, spec.packing);
@@ -277,13 +252,47 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
                static_cast<long long>(train_stats.truncated), static_cast<long long>(spec.max_seq_len),
                static_cast<long long>(total_steps));
 
+  // The weights are read (and, for an NF4 base, quantised) only once the data and the adapter are known to be good: a bad
+  // dataset, an unknown target module or a rank larger than a layer fails in a moment, not after minutes of loading.
+  const bool is_lora = spec.method == TrainMethod::kLora || spec.method == TrainMethod::kQlora || is_dpo;
+  LoraWeights lora;
+  if (is_lora) {
+    TL_ASSIGN_OR_RETURN(const ModelConfig cfg, ModelConfig::load(model_dir));
+    TL_ASSIGN_OR_RETURN(lora, lora_init(cfg, spec.lora, spec.seed));
+  }
+  // qlora: the frozen base lives as NF4 from the moment it is read; each layer is dequantised only while
+  // the layer runs.
+  // lora and dpo (a LoRA adapter whose reference is the base without it): the frozen f32 matrices held
+  // once, packed (tensor/packed.h), from the moment they are read.
+  // dpo with adapter: qlora holds the base as qlora does; the reference is that same NF4 base.
+  const bool nf4_base = spec.method == TrainMethod::kQlora || (is_dpo && spec.dpo_adapter == "qlora");
+  TL_ASSIGN_OR_RETURN(Model model, nf4_base                                      ? Model::load_nf4(model_dir, spec.double_quant)
+                                   : spec.method == TrainMethod::kLora || is_dpo ? Model::load_packed(model_dir)
+                                                                                 : Model::load(model_dir));
+  // From here on the step's buffers are the same every step: keep them in the heap (after loading, whose
+  // freed per-layer f32 copies should go back to the kernel).
+  keep_freed_memory();
+  const ModelConfig& mc = model.config();
+  if (nf4_base) {
+    std::fprintf(stderr, "qlora: layer projections held as NF4%s\n", spec.double_quant ? " with double quantisation" : "");
+  }
+
+  if (is_dpo) {
+    // The reference is the frozen base: its log-probabilities are computed once (and again, to the same
+    // bits, on resume).
+    const auto r0 = clk::now();
+    TL_TRY(score_reference(model, &train_dpo));
+    TL_TRY(score_reference(model, &val_dpo));
+    std::fprintf(stderr, "dpo: reference log-probabilities of %zu pairs in %.1fs (%s loss, beta %g)\n",
+                 train_dpo.seqs.size() + val_dpo.seqs.size(), std::chrono::duration<double>(clk::now() - r0).count(),
+                 spec.dpo_loss.c_str(), spec.dpo_beta);
+  }
+
   // Trainable parameters.
-  LoraWeights lora, lora_grads;
+  LoraWeights lora_grads;
   ModelWeights full_grads;
   std::vector<Param> params;
-  const bool is_lora = spec.method == TrainMethod::kLora || spec.method == TrainMethod::kQlora || is_dpo;
   if (is_lora) {
-    TL_ASSIGN_OR_RETURN(lora, lora_init(mc, spec.lora, spec.seed));
     lora_grads = lora.zeros_like();
     for (size_t l = 0; l < lora.layers.size(); ++l)
       for (int t = 0; t < kLoraTargetCount; ++t) {
@@ -479,9 +488,11 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     result.validation_loss = mean_loss(model, lref, val_seqs);
   }
   nlohmann::ordered_json summary = {{"steps", result.steps}, {"first_loss", result.first_loss},
-                                    {"last_loss", result.last_loss}, {"validation_loss", result.validation_loss},
+                                    {"last_loss", result.last_loss}, {"validation_loss", nullptr},
                                     {"method", train_method_name(spec.method)}, {"train_examples", train_stats.examples},
                                     {"truncated", train_stats.truncated}, {"trained_tokens", train_stats.trained_tokens}};
+  // null without a validation set: a number there would be plotted as a loss.
+  if (!val_seqs.empty()) summary["validation_loss"] = result.validation_loss;
   if (is_dpo && !val_seqs.empty()) summary["validation_reward_accuracy"] = result.validation_reward_accuracy;
   TL_TRY(write_file_atomic(spec.output_dir + "/train_results.json", summary.dump(2) + "\n"));
   return result;

@@ -145,6 +145,11 @@ TEST_F(TrainCli, WritesPeftAdapterAndMetrics) {
   auto metrics = tl::read_file(out + "/metrics.jsonl");
   ASSERT_TRUE(metrics.is_ok());
   EXPECT_EQ(std::count(metrics->begin(), metrics->end(), '\n'), 45);  // 60 sequences / 4 per step x 3 epochs
+  auto results = tl::read_file(out + "/train_results.json");
+  ASSERT_TRUE(results.is_ok());
+  const auto res = nlohmann::json::parse(*results);
+  EXPECT_EQ(res["steps"], 45) << *results;
+  EXPECT_TRUE(res["validation_loss"].is_null()) << *results;  // no validation set
   // The adapter lowers the training loss of the random-weight base by at least 0.5 nats (measured: ~1.0).
   Outcome base = run("loss " + root_ + "/base --data " + root_ + "/data/train.jsonl --json");
   Outcome tuned = run("loss " + root_ + "/base --adapter " + out + " --data " + root_ + "/data/train.jsonl --json");
@@ -218,6 +223,17 @@ TEST_F(TrainCli, DataErrorsNameTheLine) {
   EXPECT_NE(r.out.find("nouser.jsonl:1: no token to train on"), std::string::npos) << r.out;
   r = with_data("role.jsonl", "{\"messages\": [{\"role\": \"robot\", \"content\": \"x\"}]}\n");
   EXPECT_NE(r.out.find("role.jsonl:1: messages[0]: unknown role 'robot'"), std::string::npos) << r.out;
+  // The weights are read only once the data and the adapter are known to be good: a qlora run with a
+  // bad dataset, or a rank larger than a layer, fails before it quantises anything.
+  std::string q = spec(root_ + "/y");
+  q.replace(q.find("method: lora"), 12, "method: qlora");
+  r = train_on(q, "train.jsonl", "empty.jsonl");
+  EXPECT_NE(r.out.find("empty.jsonl: empty dataset"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("held as NF4"), std::string::npos) << r.out;
+  q.replace(q.find("r: 4"), 4, "r: 400");
+  r = run("train " + write_spec("qbad.yaml", q));
+  EXPECT_NE(r.out.find("lora.r: rank 400 is larger than q_proj (64 x 64)"), std::string::npos) << r.out;
+  EXPECT_EQ(r.out.find("held as NF4"), std::string::npos) << r.out;
   // Nothing half-made either: checkpoints/ appears with the first checkpoint, not before, and the
   // output directory these runs created is gone again.
   EXPECT_FALSE(fs::exists(root_ + "/y"));
