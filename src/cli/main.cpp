@@ -25,7 +25,7 @@ const CommandEntry kCommands[] = {
      "[--top-k K] [--top-p P] [--seed S]",
      tl::cli::cmd_generate},
     {"train", "train SPEC.yaml [--resume]", tl::cli::cmd_train},
-    {"loss", "loss MODEL_DIR [--adapter DIR] --data FILE.jsonl [--format F] [--max-seq-len N] [--beta B] [--dpo-loss L] [--json]",
+    {"loss", "loss MODEL_DIR [--adapter DIR] --data FILE.jsonl [--format F] [--max-seq-len N] [--beta B] [--dpo-loss L] [--reference DIR] [--json]",
      tl::cli::cmd_loss},
     {"merge", "merge MODEL_DIR --adapter DIR --out DIR", tl::cli::cmd_merge},
     {"quantize", "quantize MODEL_DIR --type nf4 [--no-double-quant] --out DIR", tl::cli::cmd_quantize},

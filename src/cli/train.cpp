@@ -1,7 +1,8 @@
 // `tuneloop train SPEC.yaml [--resume]`, `tuneloop loss MODEL_DIR [--adapter DIR] --data FILE.jsonl
-// [--format F] [--max-seq-len N] [--beta B] [--dpo-loss L] [--json]`, `tuneloop merge MODEL_DIR
-// --adapter DIR --out DIR`. On preference pairs `loss` reports the DPO loss and reward statistics of the
-// adapter against the base (as the trainer's validation does).
+// [--format F] [--max-seq-len N] [--beta B] [--dpo-loss L] [--reference DIR] [--json]`, `tuneloop merge
+// MODEL_DIR --adapter DIR --out DIR`. On preference pairs `loss` reports the DPO loss and reward
+// statistics of the adapter against the base, or of the model against --reference's (as the trainer's
+// validation does).
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
@@ -48,16 +49,17 @@ Result<Model> load_model_for_inference(const std::string& dir, const std::option
 
 namespace {
 
-// `loss` on preference pairs: the DPO loss of the adapter (the policy) against the base (the reference).
-Status preference_loss(const Args& args, const Model& model, LoraRef policy, const Tokenizer& tok, const std::string& data,
-                       const DataOptions& opt) {
+// `loss` on preference pairs: the DPO loss of the policy (the model, with the adapter if one is given)
+// against the reference (`reference`: the model without the adapter, or --reference's model).
+Status preference_loss(const Args& args, const Model& model, LoraRef policy, const Model& reference, const Tokenizer& tok,
+                       const std::string& data, const DataOptions& opt) {
   const std::string loss_name = args.get("--dpo-loss").value_or("sigmoid");
   TL_ASSIGN_OR_RETURN(DpoLossType type, dpo_loss_from_name(loss_name));
   TL_ASSIGN_OR_RETURN(double beta, args.get_double("--beta", 0.1, 1e-6, 100));
   DatasetStats stats;
   TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> pairs, load_preference_pairs(data, tok, opt, &stats));
   DpoSet set = dpo_set(pairs);
-  TL_TRY(score_reference(model, &set));
+  TL_TRY(score_reference(reference, &set));
   TL_ASSIGN_OR_RETURN(DpoTotals t, evaluate_pairs(model, policy, set, type, beta));
   if (args.has("--json")) {
     nlohmann::ordered_json j = {{"dpo_loss", t.mean(t.loss)},
@@ -81,7 +83,8 @@ Status preference_loss(const Args& args, const Model& model, LoraRef policy, con
 }  // namespace
 
 Status cmd_loss(const Argv& argv) {
-  TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {"--adapter", "--data", "--format", "--max-seq-len", "--beta", "--dpo-loss"},
+  TL_ASSIGN_OR_RETURN(Args args, Args::parse(argv, {"--adapter", "--data", "--format", "--max-seq-len", "--beta", "--dpo-loss",
+                                                    "--reference"},
                                              {"--json"}));
   if (args.positionals().size() != 1) return invalid_argument("loss: expected one MODEL_DIR");
   const std::string dir = args.positionals()[0];
@@ -95,8 +98,9 @@ Status cmd_loss(const Argv& argv) {
     TL_ASSIGN_OR_RETURN(format, detect_file_format(data));
   }
   const bool preference = format == DataFormat::kDpo;
-  if (!preference && (args.get("--beta") || args.get("--dpo-loss")))
-    return invalid_argument("--beta and --dpo-loss apply to preference pairs; {} is {}", data, data_format_name(format));
+  if (!preference && (args.get("--beta") || args.get("--dpo-loss") || args.get("--reference")))
+    return invalid_argument("--beta, --dpo-loss and --reference apply to preference pairs; {} is {}", data,
+                            data_format_name(format));
   DatasetStats stats;
   std::vector<Example> examples;
   if (!preference) {
@@ -109,7 +113,16 @@ Status cmd_loss(const Argv& argv) {
     adapter.emplace(std::move(loaded));
   }
   LoraRef ref = adapter ? LoraRef{&adapter->weights, &adapter->config} : LoraRef{};
-  if (preference) return preference_loss(args, model, ref, tok, data, opt);
+  if (preference) {
+    // A model trained with dpo.adapter: full is scored against the base it started from.
+    const auto ref_dir = args.get("--reference");
+    if (!ref_dir) return preference_loss(args, model, ref, model, tok, data, opt);
+    TL_ASSIGN_OR_RETURN(Model reference, Model::load_packed(*ref_dir));
+    if (reference.config().vocab_size != model.config().vocab_size)
+      return invalid_argument("--reference {}: vocabulary of {} tokens, but {} has {}", *ref_dir,
+                              reference.config().vocab_size, dir, model.config().vocab_size);
+    return preference_loss(args, model, ref, reference, tok, data, opt);
+  }
   double sum = 0;
   int64_t n = 0;
   for (const TrainSequence& s : pack_examples(examples, opt.max_seq_len, false)) {

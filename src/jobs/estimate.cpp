@@ -38,12 +38,9 @@ Result<ModelShape> read_model_shape(const std::string& model_dir) {
   return m;
 }
 
-// qlora, and dpo with adapter: qlora, hold the frozen base as NF4 and dequantise it inside each GEMM.
-static bool nf4_base(const JobSpec& spec) { return spec.method == "qlora" || (spec.method == "dpo" && spec.dpo.adapter == "qlora"); }
-
 double flops_per_token(const ModelShape& m, const JobSpec& spec) {
   const double n = static_cast<double>(m.parameters);
-  double k = spec.method == "full" ? 6.0 : 4.0;
+  double k = trains_all_weights(spec) ? 6.0 : 4.0;
   if (spec.training.gradient_checkpointing) k += 2.0;
   if (nf4_base(spec)) k *= 1.25;
   if (spec.method == "dpo") k += 2.0;
@@ -53,12 +50,12 @@ double flops_per_token(const ModelShape& m, const JobSpec& spec) {
 int64_t memory_mb_needed(const ModelShape& m, const JobSpec& spec) {
   const double n = static_cast<double>(m.parameters);
   double bytes = 0;
-  if (spec.method == "full") bytes = n * 16;            // fp32 weights + grads + two AdamW moments
+  if (trains_all_weights(spec)) bytes = n * 16;        // fp32 weights + grads + two AdamW moments
   else if (nf4_base(spec)) bytes = n * 0.55;           // nf4 + double-quant constants
   else bytes = n * 2;                                   // bf16 frozen weights
-  if (spec.method == "dpo") bytes *= 1.0;               // the reference is the frozen base: shared, no copy
+  // dpo: the reference is the base as loaded, scored once before training: no copy of it is held.
   // LoRA params + their grads + AdamW state: r × (in + out) per targeted matrix, ~7 matrices per layer.
-  if (spec.method != "full") bytes += 16.0 * static_cast<double>(spec.lora.r) * 2 * static_cast<double>(m.hidden_size) * 7 * static_cast<double>(m.layers);
+  if (!trains_all_weights(spec)) bytes += 16.0 * static_cast<double>(spec.lora.r) * 2 * static_cast<double>(m.hidden_size) * 7 * static_cast<double>(m.layers);
   // Activations for one micro-batch: ~34 bytes per hidden unit per token per layer (bf16), or 2 layers'
   // worth plus the checkpoints when recomputing.
   double tokens = static_cast<double>(spec.training.micro_batch_size * spec.training.max_seq_len);

@@ -44,12 +44,13 @@ std::string export_axolotl_yaml(const JobSpec& s) {
   const TrainingSpec& t = s.training;
   std::string out = "# axolotl config exported by tuneloop from the unified job spec.\n";
   out += fmt::format("base_model: {}\n", yaml_str(s.base_model));
-  if (s.method == "lora" || s.method == "dpo") out += "adapter: lora\n";
-  if (s.method == "qlora") out += "adapter: qlora\nload_in_4bit: true\n";
-  if (s.method == "full") out += "# method full: no adapter, all weights train\n";
+  // dpo's dpo.adapter picks the same three (axolotl's rl: dpo takes the adapter keys as SFT does).
+  if (nf4_base(s)) out += "adapter: qlora\nload_in_4bit: true\n";
+  else if (trains_all_weights(s)) out += "# no adapter: all weights train\n";
+  else out += "adapter: lora\n";
   if (s.method == "dpo") out += fmt::format("rl: dpo\nrl_beta: {}\n", num(s.dpo.beta));
   if (s.method == "dpo" && s.dpo.loss != "sigmoid") out += fmt::format("dpo_loss_type: [{}]\n", s.dpo.loss);
-  if (s.method != "full") {
+  if (!trains_all_weights(s)) {
     out += fmt::format("lora_r: {}\nlora_alpha: {}\nlora_dropout: {}\n", s.lora.r, num(s.lora.alpha), num(s.lora.dropout));
     out += fmt::format("lora_target_modules: {}\n", list(s.lora.target_modules, "[", "]"));
     if (s.lora.rslora) out += "peft_use_rslora: true\n";
@@ -85,8 +86,8 @@ std::string export_unsloth_script(const JobSpec& s) {
   out += fmt::format("OUTPUT_DIR = {}\nMAX_SEQ_LEN = {}\n\n", py_str(s.output_dir), t.max_seq_len);
   out += "model, tokenizer = FastLanguageModel.from_pretrained(\n";
   out += fmt::format("    model_name=BASE_MODEL, max_seq_length=MAX_SEQ_LEN, load_in_4bit={}, full_finetuning={})\n",
-                     s.method == "qlora" ? "True" : "False", s.method == "full" ? "True" : "False");
-  if (s.method != "full") {
+                     nf4_base(s) ? "True" : "False", trains_all_weights(s) ? "True" : "False");
+  if (!trains_all_weights(s)) {
     out += "model = FastLanguageModel.get_peft_model(\n";
     out += fmt::format("    model, r={}, lora_alpha={}, lora_dropout={}, use_rslora={},\n", s.lora.r, num(s.lora.alpha),
                        num(s.lora.dropout), s.lora.rslora ? "True" : "False");

@@ -74,11 +74,12 @@ void JobService::mirror_start(const JobRecord& j) {
                         {"spec.training.max_steps", std::to_string(t.max_steps)},
                         {"spec.checkpointing.every_steps", std::to_string(s.checkpointing.every_steps)},
                         {"spec.checkpointing.keep", std::to_string(s.checkpointing.keep)}};
-    if (s.method != "full")
+    if (!trains_all_weights(s))
       more.insert(more.end(), {{"spec.lora.r", std::to_string(s.lora.r)}, {"spec.lora.alpha", num(s.lora.alpha)},
                                {"spec.lora.dropout", num(s.lora.dropout)}, {"spec.lora.rslora", s.lora.rslora ? "true" : "false"},
                                {"spec.lora.target_modules", targets}});
-    if (s.method == "dpo") more.insert(more.end(), {{"spec.dpo.beta", num(s.dpo.beta)}, {"spec.dpo.loss", s.dpo.loss}});
+    if (s.method == "dpo")
+      more.insert(more.end(), {{"spec.dpo.beta", num(s.dpo.beta)}, {"spec.dpo.loss", s.dpo.loss}, {"spec.dpo.adapter", s.dpo.adapter}});
     params.insert(params.end(), more.begin(), more.end());
   }
   MlflowPairs tags = {{"tuneloop.job_id", j.id}, {"tuneloop.tenant_id", j.tenant_id}, {"tuneloop.tier", registry::tier_name(j.tier)}};
@@ -169,7 +170,7 @@ Result<JobRecord> JobService::submit(const registry::Tenant& t, const JobRequest
     return with_detail(detail, "validation_file", "invalid_validation_file",
                        invalid_argument("validation_file {} is {} but training_file is {}", val->id, val->format, train->format));
   // OpenAI hyperparameters → the unified spec. batch_size = micro_batch × accumulation.
-  const double base_lr = spec.method == "full" ? 1e-5 : 1e-4;
+  const double base_lr = trains_all_weights(spec) ? 1e-5 : 1e-4;
   double lr_mult = spec.training.learning_rate / base_lr;
   if (req.n_epochs) spec.training.epochs = *req.n_epochs;
   if (req.batch_size) {

@@ -164,7 +164,7 @@ Status validate_job_spec(const JobSpec& s, const std::string& source) {
   TL_TRY(one_of(source, "dataset.train_on", s.dataset.train_on, {"assistant", "all"}));
   TL_TRY(one_of(source, "quantization.type", s.quantization.type, {"nf4"}));
   TL_TRY(one_of(source, "dpo.loss", s.dpo.loss, {"sigmoid", "ipo", "hinge"}));
-  TL_TRY(one_of(source, "dpo.adapter", s.dpo.adapter, {"lora", "qlora"}));
+  TL_TRY(one_of(source, "dpo.adapter", s.dpo.adapter, {"lora", "qlora", "full"}));
   TL_TRY(one_of(source, "training.lr_scheduler", s.training.lr_scheduler, {"cosine", "linear", "constant"}));
   auto range = [&](const char* key, double v, double lo, double hi) -> Status {
     if (v >= lo && v <= hi) return Status::ok();
@@ -189,6 +189,10 @@ Status validate_job_spec(const JobSpec& s, const std::string& source) {
     return invalid_argument("{}: method dpo needs dataset.format dpo (or auto), got '{}'", source, s.dataset.format);
   return Status::ok();
 }
+
+bool trains_all_weights(const JobSpec& s) { return s.method == "full" || (s.method == "dpo" && s.dpo.adapter == "full"); }
+
+bool nf4_base(const JobSpec& s) { return s.method == "qlora" || (s.method == "dpo" && s.dpo.adapter == "qlora"); }
 
 std::string job_spec_to_yaml(const JobSpec& s) {
   YAML::Emitter e;

@@ -39,7 +39,7 @@ struct QuantizationSpec {
 struct DpoSpec {
   double beta = 0.1;
   std::string loss = "sigmoid";  // sigmoid | ipo | hinge
-  std::string adapter = "lora";   // lora | qlora (an NF4 base, per quantization)
+  std::string adapter = "lora";   // lora | qlora (an NF4 base, per quantization) | full (every weight)
 };
 
 struct TrainingSpec {
@@ -82,5 +82,9 @@ struct JobSpec {
 Result<JobSpec> parse_job_spec(const std::string& yaml, const std::string& source, bool require_paths = true);
 Status validate_job_spec(const JobSpec& spec, const std::string& source);
 std::string job_spec_to_yaml(const JobSpec& spec);
+// Every weight trains and the output is a full model (method full, or dpo with adapter: full).
+bool trains_all_weights(const JobSpec& spec);
+// The frozen base is held as NF4 and dequantised inside each GEMM (qlora, or dpo with adapter: qlora).
+bool nf4_base(const JobSpec& spec);
 
 }  // namespace tl::jobs

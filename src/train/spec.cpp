@@ -184,8 +184,8 @@ Result<TrainSpec> TrainSpec::parse(const std::string& yaml_text, const std::stri
     TL_TRY(r.get(d, "beta", "dpo", &s.dpo_beta, "a number"));
     TL_TRY(r.get(d, "loss", "dpo", &s.dpo_loss, "a string"));
     TL_TRY(r.get(d, "adapter", "dpo", &s.dpo_adapter, "a string"));
-    if (s.dpo_adapter != "lora" && s.dpo_adapter != "qlora")
-      return r.where(d["adapter"], "dpo.adapter", "expected lora or qlora");
+    if (s.dpo_adapter != "lora" && s.dpo_adapter != "qlora" && s.dpo_adapter != "full")
+      return r.where(d["adapter"], "dpo.adapter", "expected lora, qlora or full");
     // The control plane's bound too (jobs/job_spec.cpp): beyond it beta h overflows the loss.
     if (d["beta"] && !(s.dpo_beta > 0 && s.dpo_beta <= 100)) return r.where(d["beta"], "dpo.beta", "must be in (0, 100]");
     if (d["loss"] && !dpo_loss_from_name(s.dpo_loss).is_ok())

@@ -39,9 +39,11 @@ struct TrainSpec {
   // dpo
   double dpo_beta = 0.1;
   std::string dpo_loss = "sigmoid";
-  // dpo.adapter: lora (f32 base) or qlora (the base, policy's and reference's, held as NF4 per the
-  // quantization section). Its own key, not the quantization section's presence: the control plane
-  // writes that section into every spec.
+  // dpo.adapter: lora (f32 base), qlora (the base, policy's and reference's, held as NF4 per the
+  // quantization section) or full (no adapter: every weight trains, as method: full, and the output is a
+  // full model; the reference is the base as loaded, scored once, so no second copy of it is held). Its
+  // own key, not the quantization section's presence: the control plane writes that section into every
+  // spec.
   std::string dpo_adapter = "lora";
   // training
   int64_t epochs = 3;
@@ -64,6 +66,13 @@ struct TrainSpec {
   // full fine-tuning from random initialisation (the demo's pretraining); base_model then names a
   // directory with config.json and tokenizer files only.
   bool init_random = false;
+
+  // Every weight trains (method: full, or dpo with adapter: full); otherwise a LoRA adapter does.
+  bool trains_all_weights() const {
+    return method == TrainMethod::kFull || (method == TrainMethod::kDpo && dpo_adapter == "full");
+  }
+  // The frozen base is held as NF4 (method: qlora, or dpo with adapter: qlora).
+  bool nf4_base() const { return method == TrainMethod::kQlora || (method == TrainMethod::kDpo && dpo_adapter == "qlora"); }
 
   static Result<TrainSpec> parse(const std::string& yaml_text, const std::string& origin, const std::string& base_dir);
   static Result<TrainSpec> load(const std::string& path);

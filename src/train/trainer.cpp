@@ -252,9 +252,10 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
                static_cast<long long>(train_stats.truncated), static_cast<long long>(spec.max_seq_len),
                static_cast<long long>(total_steps));
 
-  // The weights are read (and, for an NF4 base, quantised) only once the data and the adapter are known to be good: a bad
-  // dataset, an unknown target module or a rank larger than a layer fails in a moment, not after minutes of loading.
-  const bool is_lora = spec.method == TrainMethod::kLora || spec.method == TrainMethod::kQlora || is_dpo;
+  // The weights are read (and, for an NF4 base, quantised) only once the data and the adapter are known
+  // to be good: a bad dataset, an unknown target module or a rank larger than a layer fails in a moment,
+  // not after minutes of loading.
+  const bool is_lora = !spec.trains_all_weights();
   LoraWeights lora;
   if (is_lora) {
     TL_ASSIGN_OR_RETURN(const ModelConfig cfg, ModelConfig::load(model_dir));
@@ -265,10 +266,13 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   // lora and dpo (a LoRA adapter whose reference is the base without it): the frozen f32 matrices held
   // once, packed (tensor/packed.h), from the moment they are read.
   // dpo with adapter: qlora holds the base as qlora does; the reference is that same NF4 base.
-  const bool nf4_base = spec.method == TrainMethod::kQlora || (is_dpo && spec.dpo_adapter == "qlora");
-  TL_ASSIGN_OR_RETURN(Model model, nf4_base                                      ? Model::load_nf4(model_dir, spec.double_quant)
-                                   : spec.method == TrainMethod::kLora || is_dpo ? Model::load_packed(model_dir)
-                                                                                 : Model::load(model_dir));
+  // dpo with adapter: full trains the weights themselves, as full does; the reference's log-probabilities
+  // are scored on them as loaded, before any step (and, on resume, before a checkpoint's weights replace
+  // them), so no second copy of the model is held.
+  const bool nf4_base = spec.nf4_base();
+  TL_ASSIGN_OR_RETURN(Model model, nf4_base  ? Model::load_nf4(model_dir, spec.double_quant)
+                                   : is_lora ? Model::load_packed(model_dir)
+                                             : Model::load(model_dir));
   // From here on the step's buffers are the same every step: keep them in the heap (after loading, whose
   // freed per-layer f32 copies should go back to the kernel).
   keep_freed_memory();

@@ -53,7 +53,15 @@ TEST(JobSpec, DpoAdapterRoundTripsAndIsChecked) {
   EXPECT_EQ(parse_job_spec(kSpec, "spec.yaml")->dpo.adapter, "lora");
   auto r = parse_job_spec("base_model: m\nmethod: dpo\ndataset: {train: t}\ndpo: {adapter: nf4}\noutput_dir: o\n", "spec.yaml");
   ASSERT_FALSE(r.is_ok());
-  EXPECT_EQ(r.status().message(), "spec.yaml: dpo.adapter must be one of lora, qlora, got 'nf4'");
+  EXPECT_EQ(r.status().message(), "spec.yaml: dpo.adapter must be one of full, lora, qlora, got 'nf4'");
+  // adapter: full trains every weight, as method full does; qlora holds the base as NF4, as qlora does.
+  auto f = parse_job_spec("base_model: m\nmethod: dpo\ndataset: {train: t}\ndpo: {adapter: full}\noutput_dir: o\n", "spec.yaml");
+  ASSERT_TRUE(f.is_ok()) << f.status().message();
+  EXPECT_TRUE(trains_all_weights(*f));
+  EXPECT_FALSE(nf4_base(*f));
+  EXPECT_EQ(parse_job_spec(job_spec_to_yaml(*f), "canonical.yaml")->dpo.adapter, "full");
+  EXPECT_FALSE(trains_all_weights(*s));
+  EXPECT_TRUE(nf4_base(*s));
 }
 
 TEST(JobSpec, ErrorsNameLineAndKey) {
@@ -122,6 +130,15 @@ TEST(Estimate, ParameterCountAndArithmetic) {
   EXPECT_GE(memory_mb_needed(big, spec), qlora_mb);
   spec.method = "full";
   EXPECT_DOUBLE_EQ(flops_per_token(*shape, spec), 6.0 * static_cast<double>(shape->parameters));
+  // Full-parameter DPO: full's weight gradients and optimizer state (no copy of the reference), plus
+  // dpo's second head sweep and the pair's activations.
+  const int64_t full_mb = memory_mb_needed(big, spec);
+  spec.method = "dpo";
+  spec.dpo.adapter = "full";
+  EXPECT_DOUBLE_EQ(flops_per_token(*shape, spec), (6.0 + 2.0) * static_cast<double>(shape->parameters));
+  EXPECT_GT(memory_mb_needed(big, spec), full_mb);
+  EXPECT_LT(memory_mb_needed(big, spec), full_mb + 100);
+  spec.method = "full";
   DevicePool pool;
   pool.flops_per_second = {{"cpu", 1e9}};
   pool.devices = {{"cpu0", "cpu", 1 << 20, 2.0}};

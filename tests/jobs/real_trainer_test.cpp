@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <httplib.h>
 
+#include <algorithm>
 #include <cmath>
 #include <filesystem>
 #include <nlohmann/json.hpp>
@@ -364,6 +365,26 @@ TEST(RealTrainer, DpoJobTrainsOnOpenAIPreferencePairs) {
   auto nf4_bytes = read_file(adapters[1].path + "/adapter_model.safetensors");
   ASSERT_TRUE(f32_bytes.is_ok() && nf4_bytes.is_ok());
   EXPECT_TRUE(*f32_bytes != *nf4_bytes) << "the NF4 job's adapter equals the f32 job's: dpo.adapter did not reach the trainer";
+
+  // Full-parameter DPO through the control plane: dpo.adapter: full writes a full model, no adapter.
+  std::string full_spec = req["tuneloop_spec"].get<std::string>();
+  full_spec.replace(full_spec.find("dpo: {adapter: qlora}"), 21, "dpo: {adapter: full}");
+  full_spec.replace(full_spec.find("learning_rate: 1.0e-2"), 21, "learning_rate: 1.0e-3");
+  req["suffix"] = "prefs-full";
+  req["tuneloop_spec"] = full_spec;
+  const json full = run_job(http, req);
+  ASSERT_EQ(full["status"], "succeeded") << full.dump();
+  auto full_loss = reg->metric_history(reg->run_for_job(full["id"])->id, "loss");
+  ASSERT_TRUE(full_loss.is_ok());
+  ASSERT_EQ(full_loss->size(), 12u);
+  EXPECT_NEAR(full_loss->front().value, std::log(2.0), 1e-9);
+  EXPECT_LT(full_loss->back().value, 0.5);  // measured 0.29
+  adapters = *reg->adapters(reg->job_any_tenant(full["id"])->tenant_id);
+  ASSERT_EQ(adapters.size(), 3u);
+  auto full_model = std::find_if(adapters.begin(), adapters.end(), [&](const auto& a) { return a.job_id == full["id"]; });
+  ASSERT_NE(full_model, adapters.end());
+  EXPECT_TRUE(file_exists(full_model->path + "/model.safetensors"));
+  EXPECT_FALSE(file_exists(full_model->path + "/adapter_model.safetensors")) << "dpo.adapter: full did not reach the trainer";
   EXPECT_EQ(server.signal_and_wait(SIGTERM), 0);
   if (!getenv("TL_KEEP")) fs::remove_all(root);
 }

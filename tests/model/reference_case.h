@@ -95,4 +95,53 @@ inline double expect_lora_grads_match(LoraWeights& grads, const std::string& nam
   return worst;
 }
 
+// Expects the gradient of every base weight within 1e-4 (relative, per tensor) of the reference's in
+// `file`, by its HF name: fused q/k/v and gate/up are compared slice by slice; a tied head's gradient is
+// the embedding's.
+inline void expect_full_grads_match(const ModelWeights& grads, const ModelConfig& cfg, const std::string& name,
+                                    const std::string& file, const std::string& what = "") {
+  auto expected = safetensors::File::open(dir_of(name) + "/" + file);
+  ASSERT_TRUE(expected.is_ok()) << file;
+  auto check = [&](const std::string& key, const Tensor& got, int64_t row_offset) {
+    auto e = expected->tensor(key);
+    ASSERT_TRUE(e.is_ok()) << key;
+    const int64_t cols = e->rank() == 2 ? e->dim(1) : 1;
+    Tensor slice = Tensor::zeros(DType::kF32, e->shape());
+    std::copy(got.f32() + row_offset * cols, got.f32() + row_offset * cols + e->numel(), slice.f32());
+    EXPECT_LE(rel_error(slice, std::as_const(*e).f32(), e->numel()), 1e-4) << key << what;
+  };
+  check("model.embed_tokens.weight", grads.embed, 0);
+  check("model.norm.weight", grads.final_norm, 0);
+  if (!cfg.tie_word_embeddings) check("lm_head.weight", grads.lm_head, 0);
+  const int64_t HD = cfg.q_dim(), KVD = cfg.kv_dim(), I = cfg.intermediate_size;
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    const std::string p = "model.layers." + std::to_string(l) + ".";
+    const LayerWeights& G = grads.layers[static_cast<size_t>(l)];
+    check(p + "input_layernorm.weight", G.attn_norm, 0);
+    check(p + "post_attention_layernorm.weight", G.mlp_norm, 0);
+    check(p + "self_attn.q_proj.weight", G.wqkv, 0);
+    check(p + "self_attn.k_proj.weight", G.wqkv, HD);
+    check(p + "self_attn.v_proj.weight", G.wqkv, HD + KVD);
+    check(p + "self_attn.o_proj.weight", G.wo, 0);
+    check(p + "mlp.gate_proj.weight", G.w_gate_up, 0);
+    check(p + "mlp.up_proj.weight", G.w_gate_up, I);
+    check(p + "mlp.down_proj.weight", G.w_down, 0);
+    if (cfg.qkv_bias) {
+      check(p + "self_attn.q_proj.bias", G.bqkv, 0);
+      check(p + "self_attn.k_proj.bias", G.bqkv, HD);
+      check(p + "self_attn.v_proj.bias", G.bqkv, HD + KVD);
+    }
+    if (cfg.o_bias) check(p + "self_attn.o_proj.bias", G.bo, 0);
+    if (cfg.mlp_bias) {
+      check(p + "mlp.gate_proj.bias", G.b_gate_up, 0);
+      check(p + "mlp.up_proj.bias", G.b_gate_up, I);
+      check(p + "mlp.down_proj.bias", G.b_down, 0);
+    }
+    if (cfg.qk_norm) {
+      check(p + "self_attn.q_norm.weight", G.q_norm, 0);
+      check(p + "self_attn.k_norm.weight", G.k_norm, 0);
+    }
+  }
+}
+
 }  // namespace tl::reference_case

@@ -139,48 +139,7 @@ TEST_P(TrainStep, FullGradientsMatchAutograd) {
   auto st = forward_backward(c.model, {}, nullptr, &grads, c.seq, 1.0f / static_cast<float>(n), TrainOptions());
   ASSERT_TRUE(st.is_ok()) << st.status().message();
   EXPECT_NEAR(st->loss_sum / static_cast<double>(n), c.meta["full_loss"].get<double>(), 1e-5);
-  auto expected = safetensors::File::open(dir_of(GetParam()) + "/expected_full_grads.safetensors");
-  ASSERT_TRUE(expected.is_ok());
-  auto check = [&](const std::string& name, const Tensor& got, int64_t row_offset) {
-    auto e = expected->tensor(name);
-    ASSERT_TRUE(e.is_ok()) << name;
-    const int64_t cols = e->rank() == 2 ? e->dim(1) : 1;
-    Tensor slice = Tensor::zeros(DType::kF32, e->shape());
-    std::copy(got.f32() + row_offset * cols, got.f32() + row_offset * cols + e->numel(), slice.f32());
-    EXPECT_LE(rel_error(slice, std::as_const(*e).f32(), e->numel()), 1e-4) << name;
-  };
-  check("model.embed_tokens.weight", grads.embed, 0);
-  check("model.norm.weight", grads.final_norm, 0);
-  if (!cfg.tie_word_embeddings) check("lm_head.weight", grads.lm_head, 0);
-  const int64_t HD = cfg.q_dim(), KVD = cfg.kv_dim(), I = cfg.intermediate_size;
-  for (int64_t l = 0; l < cfg.num_layers; ++l) {
-    const std::string p = "model.layers." + std::to_string(l) + ".";
-    const LayerWeights& G = grads.layers[static_cast<size_t>(l)];
-    check(p + "input_layernorm.weight", G.attn_norm, 0);
-    check(p + "post_attention_layernorm.weight", G.mlp_norm, 0);
-    check(p + "self_attn.q_proj.weight", G.wqkv, 0);
-    check(p + "self_attn.k_proj.weight", G.wqkv, HD);
-    check(p + "self_attn.v_proj.weight", G.wqkv, HD + KVD);
-    check(p + "self_attn.o_proj.weight", G.wo, 0);
-    check(p + "mlp.gate_proj.weight", G.w_gate_up, 0);
-    check(p + "mlp.up_proj.weight", G.w_gate_up, I);
-    check(p + "mlp.down_proj.weight", G.w_down, 0);
-    if (cfg.qkv_bias) {
-      check(p + "self_attn.q_proj.bias", G.bqkv, 0);
-      check(p + "self_attn.k_proj.bias", G.bqkv, HD);
-      check(p + "self_attn.v_proj.bias", G.bqkv, HD + KVD);
-    }
-    if (cfg.o_bias) check(p + "self_attn.o_proj.bias", G.bo, 0);
-    if (cfg.mlp_bias) {
-      check(p + "mlp.gate_proj.bias", G.b_gate_up, 0);
-      check(p + "mlp.up_proj.bias", G.b_gate_up, I);
-      check(p + "mlp.down_proj.bias", G.b_down, 0);
-    }
-    if (cfg.qk_norm) {
-      check(p + "self_attn.q_norm.weight", G.q_norm, 0);
-      check(p + "self_attn.k_norm.weight", G.k_norm, 0);
-    }
-  }
+  expect_full_grads_match(grads, cfg, GetParam(), "expected_full_grads.safetensors");
 }
 
 TEST_P(TrainStep, PeftRoundTrip) {

@@ -14,7 +14,8 @@ DPO, with the same adapter as the policy and the base without it as the referenc
 (chosen, rejected) = (ex1, ex2) and (ex3, ex1), the loss averaged over the pairs, for each loss type as
 TRL defines it (sigmoid: -logsigmoid(beta h), hinge: relu(1 - beta h), ipo: (h - 1/(2 beta))^2 on
 per-token mean log-probabilities), h = (policy - ref)(chosen) - (policy - ref)(rejected): the loss and
-every LoRA gradient.
+every LoRA gradient. And full-parameter DPO (sigmoid), the policy being the base with that adapter merged
+into its weights: the loss and the gradient of every weight.
 
 Usage: train_reference.py --models DIR   (adds train_case.json and expected_*.safetensors to each case dir)
 """
@@ -209,12 +210,29 @@ def run_case(d, seed):
             g[peft(key, "A")] = a.grad.clone()
             g[peft(key, "B")] = b.grad.clone()
         write_safetensors(os.path.join(d, f"expected_dpo_{kind}_grads.safetensors"), g)
+    # Full-parameter DPO (sigmoid): the policy is the base with the adapter merged into its weights
+    # (W + s B A, every weight a leaf), the reference the base: the loss (the adapter's, up to rounding)
+    # and the gradient of every weight.
+    with torch.no_grad():
+        merged = {k: v.clone() for k, v in base.items()}
+        for key, (a, b) in lora.items():
+            merged[key + ".weight"] += scaling * (b @ a)
+    for v in merged.values():
+        v.requires_grad_()
+    policy = [forward_loss(cfg, merged, {}, scaling, e, t) for e, t in examples]
+    terms = []
+    for c, rj in pairs:
+        h = (-policy[c][0] + ref[c][0]) - (-policy[rj][0] + ref[rj][0])
+        terms.append(-torch.nn.functional.logsigmoid(beta * h))
+    full_dpo_loss = sum(terms) / len(terms)
+    full_dpo_loss.backward()
+    write_safetensors(os.path.join(d, "expected_dpo_full_grads.safetensors"), {k: v.grad for k, v in merged.items()})
     with open(os.path.join(d, "train_case.json"), "w") as f:
         json.dump({"examples": [{"tokens": ex1, "targets": t1}, {"tokens": ex2, "targets": t2}],
                    "lora": {"r": r, "alpha": alpha}, "loss": float(loss), "full_loss": float(floss),
                    "tokens": n, "adamw": {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.1},
                    "dpo": {"examples": [{"tokens": e, "targets": t} for e, t in examples], "pairs": pairs,
-                           "beta": beta, "loss": dpo_losses}}, f)
+                           "beta": beta, "loss": dpo_losses, "full_sigmoid_loss": float(full_dpo_loss)}}, f)
 
 
 def main():

@@ -1,7 +1,8 @@
 // DPO against PyTorch autograd (tests/reference/train_reference.py): two preference pairs, the
 // reference's adapter as the policy and the base without it as the reference, for each loss type: the
-// mean pair loss and every LoRA gradient. Each pair is one packed sequence (chosen, then rejected), as
-// the trainer runs it; the reference runs every example on its own.
+// mean pair loss and every LoRA gradient; and full-parameter DPO, every weight's gradient. Each pair is
+// one packed sequence (chosen, then rejected), as the trainer runs it; the reference runs every example on
+// its own.
 #include "train/dpo.h"
 
 #include <gtest/gtest.h>
@@ -9,6 +10,7 @@
 #include <cmath>
 
 #include "../model/reference_case.h"
+#include "model/merge.h"
 #include "model/train_step.h"
 
 namespace tl {
@@ -25,52 +27,89 @@ void PrintTo(const DpoCase& c, std::ostream* os) { *os << c.model << " " << c.lo
 
 class DpoReference : public ::testing::TestWithParam<DpoCase> {};
 
+// The reference's two pairs, one packed sequence each as the trainer runs them, through forward_backward
+// with `policy` (its adapter when lora_grads is set, its own weights when full_grads is); the reference
+// is `reference` without an adapter. Returns the mean pair loss.
+double run_pairs(const Case& c, const Model& reference, const Model& policy, LoraRef lora, LoraWeights* lora_grads,
+                 ModelWeights* full_grads, DpoLossType type, bool checkpointing) {
+  const nlohmann::json& d = c.meta["dpo"];
+  const double beta = d["beta"].get<double>();
+  const auto& ex = d["examples"];
+  const double pairs = static_cast<double>(d["pairs"].size());
+  double loss = 0;
+  for (const auto& pair : d["pairs"]) {
+    TrainSequence seq;
+    DpoPairInput in;
+    for (int side = 0; side < 2; ++side) {
+      const auto& e = ex[pair[side].get<size_t>()];
+      const auto targets = e["targets"].get<std::vector<int32_t>>();
+      seq.append(e["tokens"].get<std::vector<int32_t>>(), targets);
+      (side == 0 ? in.chosen_tokens : in.rejected_tokens) = std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; });
+    }
+    auto ref = example_losses(reference, LoraRef{}, seq);
+    EXPECT_TRUE(ref.is_ok() && ref->size() == 2u) << ref.status().message();
+    if (!ref.is_ok() || ref->size() != 2u) return NAN;
+    in.ref_chosen_loss = (*ref)[0];
+    in.ref_rejected_loss = (*ref)[1];
+    const ExampleScales scales = [&](const std::vector<double>& losses) {
+      in.policy_chosen_loss = losses[0];
+      in.policy_rejected_loss = losses[1];
+      const DpoPairTerms t = dpo_pair(type, beta, in);
+      loss += t.loss / pairs;
+      return std::vector<float>{static_cast<float>(t.scale_chosen / pairs), static_cast<float>(t.scale_rejected / pairs)};
+    };
+    TrainOptions opt;
+    opt.gradient_checkpointing = checkpointing;
+    auto st = forward_backward(policy, lora, lora_grads, full_grads, seq, scales, opt);
+    EXPECT_TRUE(st.is_ok()) << st.status().message();
+  }
+  return loss;
+}
+
 TEST_P(DpoReference, LossAndLoraGradientsMatchAutograd) {
   const DpoCase& p = GetParam();
   Case c = load_case(p.model);
   auto adapter = reference_lora(c, p.model);
   ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
-  const nlohmann::json& d = c.meta["dpo"];
   auto type = dpo_loss_from_name(p.loss);
   ASSERT_TRUE(type.is_ok());
-  const double beta = d["beta"].get<double>();
-  const auto& ex = d["examples"];
-  const double pairs = static_cast<double>(d["pairs"].size());
   for (bool checkpointing : {false, true}) {
     LoraWeights grads = adapter->weights.zeros_like();
-    double loss = 0;
-    for (const auto& pair : d["pairs"]) {
-      TrainSequence seq;
-      DpoPairInput in;
-      for (int side = 0; side < 2; ++side) {
-        const auto& e = ex[pair[side].get<size_t>()];
-        const auto targets = e["targets"].get<std::vector<int32_t>>();
-        seq.append(e["tokens"].get<std::vector<int32_t>>(), targets);
-        (side == 0 ? in.chosen_tokens : in.rejected_tokens) = std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; });
-      }
-      auto ref = example_losses(c.model, LoraRef{}, seq);
-      ASSERT_TRUE(ref.is_ok()) << ref.status().message();
-      ASSERT_EQ(ref->size(), 2u);
-      in.ref_chosen_loss = (*ref)[0];
-      in.ref_rejected_loss = (*ref)[1];
-      const ExampleScales scales = [&](const std::vector<double>& losses) {
-        in.policy_chosen_loss = losses[0];
-        in.policy_rejected_loss = losses[1];
-        const DpoPairTerms t = dpo_pair(*type, beta, in);
-        loss += t.loss / pairs;
-        return std::vector<float>{static_cast<float>(t.scale_chosen / pairs), static_cast<float>(t.scale_rejected / pairs)};
-      };
-      TrainOptions opt;
-      opt.gradient_checkpointing = checkpointing;
-      auto st = forward_backward(c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, seq, scales, opt);
-      ASSERT_TRUE(st.is_ok()) << st.status().message();
-    }
-    const double expected = d["loss"][p.loss].get<double>();
+    const double loss = run_pairs(c, c.model, c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, *type,
+                                  checkpointing);
+    const double expected = c.meta["dpo"]["loss"][p.loss].get<double>();
     EXPECT_NEAR(loss, expected, 1e-5 * std::max(1.0, std::fabs(expected)));
     expect_lora_grads_match(grads, p.model, " dpo " + p.loss + (checkpointing ? " (checkpointing)" : ""),
                             "expected_dpo_" + p.loss + "_grads.safetensors");
   }
 }
+
+// Full-parameter DPO (dpo.adapter: full): the policy is the base with the reference's adapter merged into
+// its weights, the reference the base. Its loss is the adapter's sigmoid loss (the same policy), and every
+// weight's gradient matches autograd's.
+class DpoFullReference : public ::testing::TestWithParam<std::string> {};
+
+TEST_P(DpoFullReference, LossAndWeightGradientsMatchAutograd) {
+  Case c = load_case(GetParam());
+  auto adapter = reference_lora(c, GetParam());
+  ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
+  auto policy = Model::load(dir_of(GetParam()));
+  ASSERT_TRUE(policy.is_ok()) << policy.status().message();
+  ASSERT_TRUE(merge_lora(*policy, adapter->weights, adapter->config).is_ok());
+  const ModelConfig& cfg = policy->config();
+  for (bool checkpointing : {false, true}) {
+    ModelWeights grads = model_zeros_like(policy->weights(), cfg.tie_word_embeddings);
+    const double loss = run_pairs(c, c.model, *policy, LoraRef{}, nullptr, &grads, DpoLossType::kSigmoid, checkpointing);
+    const double expected = c.meta["dpo"]["full_sigmoid_loss"].get<double>();
+    EXPECT_NEAR(loss, expected, 1e-5 * std::max(1.0, std::fabs(expected)));
+    EXPECT_NEAR(loss, c.meta["dpo"]["loss"]["sigmoid"].get<double>(), 1e-5);
+    expect_full_grads_match(grads, cfg, GetParam(), "expected_dpo_full_grads.safetensors",
+                            checkpointing ? " (checkpointing)" : "");
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Reference, DpoFullReference, ::testing::ValuesIn(kCases),
+                         [](const auto& p) { return p.param; });
 
 std::vector<DpoCase> all_cases() {
   std::vector<DpoCase> out;
