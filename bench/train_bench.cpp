@@ -5,14 +5,16 @@
 // in its own process so peak RSS is its own. MFU counts 2 FLOPs per weight per token forward and 2 for
 // the input-gradient pass (+2 more for weight gradients in full fine-tuning), plus attention, against the
 // faster of the two sgemm figures (ours, PyTorch's) measured in the same run. PyTorch has no QLoRA here
-// (no bitsandbytes): qlora compares to our lora.
+// (no bitsandbytes): qlora compares to our lora. dpo: the same LoRA trained with the sigmoid DPO loss on
+// one pair of 256-token completions (ours packed into one sequence, PyTorch's a batch of two, TRL's
+// concatenated forward), both against reference log-probabilities computed once before the first step.
 //
 // lora and full run step by step in turns with the reference (both processes up at once), and the
 // ratio is the median of the pairs' ratios: on this shared machine, runs a minute apart compare the
 // machine's moods.
 //
 //   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big]
-//                           [--profile lora|qlora|full [--rank 16] [--prompt 0.5]]
+//                           [--profile lora|qlora|full|dpo [--rank 16] [--prompt 0.5]]
 //
 // --profile runs only our side of one method, in this process (for perf). --prompt P makes the first
 // P of every 64-token example a prompt without targets, as chat data trained on its assistant turns is
@@ -35,6 +37,7 @@
 #include "model/random_model.h"
 #include "model/train_step.h"
 #include "tensor/blas.h"
+#include "train/dpo.h"
 #include "train/optimizer.h"
 #include "reference_process.h"
 
@@ -59,7 +62,10 @@ double g_prompt_fraction = 0;  // --prompt (profile runs only)
 // cmd_fd, writing each step's seconds (a double) to out_fd, until anything else arrives.
 Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt,
                   int cmd_fd = -1, int out_fd = -1) {
-  auto model = method == "qlora" ? Model::load_nf4(dir, true) : method == "lora" ? Model::load_packed(dir) : Model::load(dir);
+  const bool dpo = method == "dpo";
+  auto model = method == "qlora"                ? Model::load_nf4(dir, true)
+               : method == "lora" || dpo        ? Model::load_packed(dir)
+                                                : Model::load(dir);
   if (!model.is_ok()) {
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
@@ -72,6 +78,24 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
   for (int64_t t = 0; t < T; ++t)
     if (t % 64 < static_cast<int64_t>(64 * g_prompt_fraction)) targets[static_cast<size_t>(t)] = -1;
   TrainSequence seq = TrainSequence::single(ids, targets);
+  // dpo: one pair, chosen and rejected T/2 tokens each, packed into one sequence as the trainer runs it,
+  // with the reference's summed token losses computed once (the base, no adapter).
+  DpoPairInput pair;
+  if (dpo) {
+    const auto half = static_cast<std::ptrdiff_t>(T / 2);
+    seq = TrainSequence();
+    for (int side = 0; side < 2; ++side) {
+      std::vector<int32_t> e(ids.begin() + side * half, ids.begin() + (side + 1) * half);
+      std::vector<int32_t> t(e.begin() + 1, e.end());
+      t.push_back(ids[static_cast<size_t>(((side + 1) * half) % T)]);
+      seq.append(e, t);
+    }
+    auto ref = example_losses(*model, LoraRef{}, seq);
+    if (!ref.is_ok()) _exit(2);
+    pair.ref_chosen_loss = (*ref)[0];
+    pair.ref_rejected_loss = (*ref)[1];
+    pair.chosen_tokens = pair.rejected_tokens = half;
+  }
   LoraConfig lc;
   lc.r = r;
   lc.alpha = 2.0 * static_cast<double>(r);
@@ -95,8 +119,16 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
   auto one_step = [&] {
     TrainOptions to;
     to.gradient_checkpointing = ckpt;
-    auto st = forward_backward(*model, full ? LoraRef{} : LoraRef{&lora, &lc}, full ? nullptr : &lgrad,
-                               full ? &fgrad : nullptr, seq, 1.0f / static_cast<float>(T), to);
+    const ExampleScales dpo_scales = [&](const std::vector<double>& losses) {
+      DpoPairInput in = pair;
+      in.policy_chosen_loss = losses[0];
+      in.policy_rejected_loss = losses[1];
+      const DpoPairTerms t = dpo_pair(DpoLossType::kSigmoid, 0.1, in);
+      return std::vector<float>{static_cast<float>(t.scale_chosen), static_cast<float>(t.scale_rejected)};
+    };
+    auto st = dpo ? forward_backward(*model, LoraRef{&lora, &lc}, &lgrad, nullptr, seq, dpo_scales, to)
+                  : forward_backward(*model, full ? LoraRef{} : LoraRef{&lora, &lc}, full ? nullptr : &lgrad,
+                                     full ? &fgrad : nullptr, seq, 1.0f / static_cast<float>(T), to);
     if (!st.is_ok()) _exit(2);
     ++step_no;
     if (full) {
@@ -361,7 +393,7 @@ int main(int argc, char** argv) {
   // Everything that touches OpenBLAS (whose OpenMP threads do not survive fork) runs in the children or
   // after them: first our three methods, each in its own process, then the references, then our sgemm.
   std::map<std::string, Paired> runs;
-  for (const char* method : {"lora", "full"}) {
+  for (const char* method : {"lora", "full", "dpo"}) {
     std::fprintf(stderr, "tuneloop and PyTorch %s, %d steps each, in turns ...\n", method, steps);
     runs[method] = run_paired(dir, method, T, r, steps, threads);
     if (!runs[method].ok) {
@@ -384,10 +416,13 @@ int main(int argc, char** argv) {
   std::printf("steps run in turns with the reference's; ratio = median of the %d pairs' ratios\n", steps);
   std::printf("%-6s %12s %12s %8s %9s %10s %6s %6s\n", "method", "tuneloop t/s", "PyTorch t/s", "ratio", "RSS MB",
               "torch RSS", "MFU", "t.MFU");
-  for (const char* method : {"lora", "qlora", "full"}) {
+  for (const char* method : {"lora", "qlora", "full", "dpo"}) {
     const Measured& m = runs[method].ours;
     const bool full = std::string(method) == "full";
-    const double flops_per_token = (full ? 6.0 : 4.0) * n_mat + 3.0 * attn;
+    // dpo's two sequences of T/2 attend over half as many keys; its head's second sweep (the logits
+    // recomputed once the pair's loss is known) is our overhead, not counted.
+    const double attn_here = std::string(method) == "dpo" ? attn / 2 : attn;
+    const double flops_per_token = (full ? 6.0 : 4.0) * n_mat + 3.0 * attn_here;
     const double tps = static_cast<double>(T) / m.step_s;
     // Against the faster of the two sgemm figures measured in this run (the conservative MFU).
     const double peak = std::max(gflops, ref_gflops);

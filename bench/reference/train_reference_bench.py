@@ -2,6 +2,9 @@
 """PyTorch eager training reference for bench/train_bench: one sequence of T tokens, LoRA (manual PEFT
 semantics, r on all 7 projections) or full fine-tuning, autograd + AdamW, f32, on the bench model's
 weights. Prints one JSON line: median step seconds, peak RSS, this process's sgemm GFLOP/s.
+dpo: the LoRA adapter trained with TRL's sigmoid DPO loss on one pair, chosen and rejected T/2 tokens
+each as a batch of two (TRL's concatenated forward), against reference log-probabilities computed once
+before the first step (TRL's precompute_ref_log_probs, what tuneloop does).
 Run with OPENBLAS_CORETYPE=SKYLAKEX and the same threads as tuneloop."""
 import json, resource, struct, sys, time
 import numpy as np
@@ -25,13 +28,14 @@ del data
 H, KV, D, C = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"], cfg["hidden_size"]
 eps = cfg["rms_norm_eps"]
 inv = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, D, 2).float() / D))
-freqs = torch.outer(torch.arange(T).float(), inv)
+B, S = (2, T // 2) if method == "dpo" else (1, T)  # sequences per step, tokens each
+freqs = torch.outer(torch.arange(S).float(), inv)
 emb = torch.cat((freqs, freqs), -1)
 cos, sin = emb.cos(), emb.sin()
-mask = torch.full((T, T), float("-inf")).triu(1)
+mask = torch.full((S, S), float("-inf")).triu(1)
 scaling = 2.0
 lora = {}
-if method == "lora":
+if method in ("lora", "dpo"):
     for l in range(cfg["num_hidden_layers"]):
         for t in ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]:
             parent = "self_attn" if t in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
@@ -58,27 +62,39 @@ def lin(x, key, bias=True):
         y = y + scaling * F.linear(F.linear(x, a), b)
     return y
 
-ids = torch.randint(0, cfg["vocab_size"], (T + 1,), generator=torch.Generator().manual_seed(0))
-def step():
-    opt.zero_grad()
-    x = F.embedding(ids[:-1], w["model.embed_tokens.weight"])
+ids = torch.randint(0, cfg["vocab_size"], (B, S + 1), generator=torch.Generator().manual_seed(0))
+def seq_losses():
+    """Each sequence's summed token loss (minus its log-probability), shape (B,)."""
+    x = F.embedding(ids[:, :-1], w["model.embed_tokens.weight"])
     for l in range(cfg["num_hidden_layers"]):
         p = f"model.layers.{l}."
         h = rms(x, w[p + "input_layernorm.weight"])
-        q = lin(h, p + "self_attn.q_proj").view(T, H, D).transpose(0, 1)
-        k = lin(h, p + "self_attn.k_proj").view(T, KV, D).transpose(0, 1)
-        v = lin(h, p + "self_attn.v_proj").view(T, KV, D).transpose(0, 1)
+        q = lin(h, p + "self_attn.q_proj").view(B, S, H, D).transpose(1, 2)
+        k = lin(h, p + "self_attn.k_proj").view(B, S, KV, D).transpose(1, 2)
+        v = lin(h, p + "self_attn.v_proj").view(B, S, KV, D).transpose(1, 2)
         q = q * cos + rot(q) * sin
         k = k * cos + rot(k) * sin
-        k = k.repeat_interleave(H // KV, 0)
-        v = v.repeat_interleave(H // KV, 0)
-        o = (torch.softmax(q @ k.transpose(1, 2) * D ** -0.5 + mask, -1) @ v).transpose(0, 1).reshape(T, H * D)
+        k = k.repeat_interleave(H // KV, 1)
+        v = v.repeat_interleave(H // KV, 1)
+        o = (torch.softmax(q @ k.transpose(2, 3) * D ** -0.5 + mask, -1) @ v).transpose(1, 2).reshape(B, S, H * D)
         x = x + lin(o, p + "self_attn.o_proj")
         h = rms(x, w[p + "post_attention_layernorm.weight"])
         x = x + lin(F.silu(lin(h, p + "mlp.gate_proj")) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
     x = rms(x, w["model.norm.weight"])
     head = w["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
-    loss = F.cross_entropy(x @ head.T, ids[1:])
+    return F.cross_entropy((x @ head.T).reshape(B * S, -1), ids[:, 1:].reshape(-1), reduction="none").view(B, S).sum(1)
+
+if method == "dpo":
+    with torch.no_grad():
+        ref = seq_losses()
+def step():
+    opt.zero_grad()
+    if method == "dpo":
+        pol = seq_losses()
+        h = -(pol[0] - ref[0]) + (pol[1] - ref[1])
+        loss = -F.logsigmoid(0.1 * h)
+    else:
+        loss = seq_losses()[0] / T
     loss.backward()
     opt.step()
     return float(loss)

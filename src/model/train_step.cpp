@@ -223,8 +223,11 @@ class Pass {
   // count), so LoRA's loss and gradients are unchanged bit for bit; full fine-tuning's head gradient, a
   // sum over rows in OpenBLAS, may round differently now that the zero rows are gone.
   //
-  // With `scales`, each packed example's loss scale is chosen from the examples' loss sums, so the
-  // logits are computed twice: once for the losses, once (after the scales) for the gradient.
+  // With `scales`, each packed example's loss scale is chosen from the examples' loss sums. A row's
+  // input gradient is linear in its scale, s (p - e_target) W, so one sweep keeps (p - e_target) W per
+  // row (n x C, small) and scales it once the scales are known. The head's weight gradient (full
+  // fine-tuning) sums rows of different scales into one (V, C) matrix, so there the logits are computed
+  // twice: once for the losses, once (after the scales) for the gradient.
   // `example_loss` (may be null) receives each packed example's loss sum, in order.
   StepStats head(const Scratch& x, Scratch* dx, float loss_scale, ModelWeights* grads,
                  const ExampleScales* scales = nullptr, std::vector<double>* example_loss = nullptr) {
@@ -258,6 +261,9 @@ class Pass {
     Scratch logits = uninit(std::min(chunk, n) * V);
     std::vector<double> row_loss(static_cast<size_t>(n));
     std::vector<float> row_scale;  // per kept row, when `scales` chose them
+    // One sweep unless the head's weight gradient needs the scales inside its sum: the rows' gradients
+    // unscaled (scale 1), scaled once the scales are known.
+    const bool scale_after = dx && scales && !grads;
     // One sweep over the kept rows: the losses, and with `backward` the gradient of the scaled losses.
     auto sweep = [&](bool backward) {
       for (int64_t r0 = 0; r0 < n; r0 += chunk) {
@@ -283,7 +289,7 @@ class Pass {
               loss = mx + std::log(sum) - raw[static_cast<size_t>(target)];
             }
             if (backward) {
-              const float s = row_scale.empty() ? loss_scale : row_scale[static_cast<size_t>(r0 + r)];
+              const float s = scale_after ? 1.0f : row_scale.empty() ? loss_scale : row_scale[static_cast<size_t>(r0 + r)];
               for (int64_t v = 0; v < V; ++v) z[v] *= s;
               z[target] -= s;
             }
@@ -295,7 +301,7 @@ class Pass {
         if (grads) mm_tn(grads->lm_head.f32(), logits.data(), &xf[static_cast<size_t>(r0 * C)], V, C, rows, V, C, C, 1.0f, 1.0f);
       }
     };
-    sweep(dx && !scales);
+    sweep(dx && (!scales || scale_after));
     // Summed in row order, so the loss does not depend on how rows were split across threads.
     for (int64_t r = 0; r < n; ++r) st.loss_sum += row_loss[static_cast<size_t>(r)];
     st.tokens = n;
@@ -306,7 +312,17 @@ class Pass {
       TL_CHECK(s.size() == ex_loss.size());
       row_scale.resize(static_cast<size_t>(n));
       for (int64_t r = 0; r < n; ++r) row_scale[static_cast<size_t>(r)] = s[static_cast<size_t>(kept_ex[static_cast<size_t>(r)])];
-      sweep(true);
+      if (scale_after) {
+        parallel_rows(n, C, [&](int64_t rb, int64_t re) {
+          for (int64_t r = rb; r < re; ++r) {
+            float* row = &dxf[static_cast<size_t>(r * C)];
+            const float sr = row_scale[static_cast<size_t>(r)];
+            for (int64_t c = 0; c < C; ++c) row[c] *= sr;
+          }
+        });
+      } else {
+        sweep(true);
+      }
     }
     if (example_loss) *example_loss = std::move(ex_loss);
     if (dx) {

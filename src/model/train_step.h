@@ -64,8 +64,10 @@ Result<StepStats> forward_backward(const Model& model, LoraRef lora, LoraWeights
 // derivatives with respect to each sequence's log-probability, which the forward has to give first.
 using ExampleScales = std::function<std::vector<float>(const std::vector<double>& example_loss_sums)>;
 
-// forward_backward with per-example scales: d(sum over examples of scale_e * loss_e). The head runs
-// twice (once for the losses, once for the gradient), the layers once.
+// forward_backward with per-example scales: d(sum over examples of scale_e * loss_e). The layers and the
+// head run once: each row's input gradient is linear in its scale, so it is scaled once the scales are
+// known. With full_grads the head runs twice (once for the losses, once for the gradient): its weight
+// gradient sums rows of different scales.
 Result<StepStats> forward_backward(const Model& model, LoraRef lora, LoraWeights* lora_grads, ModelWeights* full_grads,
                                    const TrainSequence& seq, const ExampleScales& scales, const TrainOptions& options);
 
