@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/check.h"
+
 namespace tl {
 
 Result<DpoLossType> dpo_loss_from_name(const std::string& name) {
@@ -51,13 +53,21 @@ DpoPairTerms dpo_pair(DpoLossType type, double beta, const DpoPairInput& in) {
   return t;
 }
 
-DpoSet dpo_set(const std::vector<PreferencePair>& pairs) {
+DpoSet dpo_set(const std::vector<PreferencePair>& pairs, bool packing, int64_t max_seq_len) {
   auto trained = [](const Example& e) {
     return static_cast<int64_t>(std::count_if(e.targets.begin(), e.targets.end(), [](int32_t t) { return t >= 0; }));
   };
   DpoSet set;
-  for (const PreferencePair& p : pairs) {
-    set.seqs.push_back(pair_sequence(p));
+  for (size_t i = 0; i < pairs.size(); ++i) {
+    const PreferencePair& p = pairs[i];
+    const auto size = static_cast<int64_t>(p.chosen.tokens.size() + p.rejected.tokens.size());
+    if (!packing || set.seqs.empty() || set.seqs.back().size() + size > max_seq_len) {
+      set.seqs.emplace_back();
+      set.seq_pairs.emplace_back();
+    }
+    set.seqs.back().append(p.chosen.tokens, p.chosen.targets);
+    set.seqs.back().append(p.rejected.tokens, p.rejected.targets);
+    set.seq_pairs.back().push_back(static_cast<int64_t>(i));
     DpoPairInput in;
     in.chosen_tokens = trained(p.chosen);
     in.rejected_tokens = trained(p.rejected);
@@ -67,22 +77,40 @@ DpoSet dpo_set(const std::vector<PreferencePair>& pairs) {
 }
 
 Status score_reference(const Model& model, DpoSet* set) {
-  for (size_t i = 0; i < set->seqs.size(); ++i) {
-    TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, LoraRef{}, set->seqs[i]));
-    set->inputs[i].ref_chosen_loss = losses[0];
-    set->inputs[i].ref_rejected_loss = losses[1];
+  for (size_t s = 0; s < set->seqs.size(); ++s) {
+    TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, LoraRef{}, set->seqs[s]));
+    const std::vector<int64_t>& held = set->seq_pairs[s];
+    for (size_t i = 0; i < held.size(); ++i) {
+      DpoPairInput& in = set->inputs[static_cast<size_t>(held[i])];
+      in.ref_chosen_loss = losses[2 * i];
+      in.ref_rejected_loss = losses[2 * i + 1];
+    }
   }
   return Status::ok();
 }
 
+std::vector<float> pair_scales(const DpoSet& set, size_t seq, const std::vector<double>& losses, DpoLossType type,
+                               double beta, double pairs_in_step, DpoTotals* totals) {
+  const std::vector<int64_t>& held = set.seq_pairs[seq];
+  TL_CHECK(losses.size() == 2 * held.size());
+  std::vector<float> scales(losses.size());
+  for (size_t i = 0; i < held.size(); ++i) {
+    DpoPairInput in = set.inputs[static_cast<size_t>(held[i])];
+    in.policy_chosen_loss = losses[2 * i];
+    in.policy_rejected_loss = losses[2 * i + 1];
+    const DpoPairTerms t = dpo_pair(type, beta, in);
+    if (totals) totals->add(t);
+    scales[2 * i] = static_cast<float>(t.scale_chosen / pairs_in_step);
+    scales[2 * i + 1] = static_cast<float>(t.scale_rejected / pairs_in_step);
+  }
+  return scales;
+}
+
 Result<DpoTotals> evaluate_pairs(const Model& model, LoraRef policy, const DpoSet& set, DpoLossType type, double beta) {
   DpoTotals totals;
-  for (size_t i = 0; i < set.seqs.size(); ++i) {
-    TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, policy, set.seqs[i]));
-    DpoPairInput in = set.inputs[i];
-    in.policy_chosen_loss = losses[0];
-    in.policy_rejected_loss = losses[1];
-    totals.add(dpo_pair(type, beta, in));
+  for (size_t s = 0; s < set.seqs.size(); ++s) {
+    TL_ASSIGN_OR_RETURN(std::vector<double> losses, example_losses(model, policy, set.seqs[s]));
+    pair_scales(set, s, losses, type, beta, 1.0, &totals);
   }
   return totals;
 }

@@ -12,7 +12,7 @@
 //   DpoPairTerms t = dpo_pair(type, beta, {policy_c, policy_r, ref_c, ref_r, n_c, n_r});
 //   // t.loss; scales for the chosen and rejected sequences: t.scale_chosen, t.scale_rejected
 //
-//   DpoSet set = dpo_set(pairs);                      // from load_preference_pairs
+//   DpoSet set = dpo_set(pairs, packing, max_seq_len);  // from load_preference_pairs
 //   TL_TRY(score_reference(model, &set));             // the base, no adapter
 //   TL_ASSIGN_OR_RETURN(DpoTotals t, evaluate_pairs(model, {&lora, &cfg}, set, type, beta));
 #pragma once
@@ -55,14 +55,24 @@ struct DpoTotals {
   double mean(double sum) const { return pairs ? sum / static_cast<double>(pairs) : 0.0; }
 };
 
-// Preference pairs as the trainer and `tuneloop loss` run them: one sequence per pair (pair_sequence)
-// and each pair's inputs, with the trained-token counts set and the reference losses once
-// score_reference has run.
+// Preference pairs as the trainer and `tuneloop loss` run them: each pair's inputs (the trained-token
+// counts set, the reference losses once score_reference has run) and the sequences that hold them. A pair
+// is its chosen example then its rejected one (pair_sequence); with `packing`, consecutive pairs share a
+// sequence while it stays within max_seq_len (attention and positions reset per example, so packing
+// changes only the layout: short pairs make longer, faster GEMMs). seq_pairs[s] lists sequence s's
+// pairs in order: its examples 2i and 2i + 1 are pair seq_pairs[s][i]'s chosen and rejected.
 struct DpoSet {
   std::vector<TrainSequence> seqs;
-  std::vector<DpoPairInput> inputs;
+  std::vector<DpoPairInput> inputs;             // per pair
+  std::vector<std::vector<int64_t>> seq_pairs;  // per sequence
 };
-DpoSet dpo_set(const std::vector<PreferencePair>& pairs);
+DpoSet dpo_set(const std::vector<PreferencePair>& pairs, bool packing = false, int64_t max_seq_len = 0);
+
+// Sequence `seq`'s example loss scales for the policy's summed token losses `losses` (two per pair):
+// each pair's dpo_pair derivatives divided by the step's pair count; each pair's terms are added to
+// `totals` (may be null).
+std::vector<float> pair_scales(const DpoSet& set, size_t seq, const std::vector<double>& losses, DpoLossType type,
+                               double beta, double pairs_in_step, DpoTotals* totals);
 
 // The reference's summed token losses of every pair: the model without an adapter.
 Status score_reference(const Model& model, DpoSet* set);

@@ -216,13 +216,14 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   // Data.
   DataOptions dopt{spec.format, spec.train_on_all, spec.max_seq_len};
   DatasetStats train_stats, val_stats;
-  // dpo: one sequence per pair (chosen, then rejected), with the reference's summed token losses of
-  // each and their trained-token counts.
+  // dpo: each pair's chosen then rejected example, several pairs to a sequence with packing (validation
+  // one pair to a sequence, as `tuneloop loss` runs it), with the reference's summed token losses of each
+  // and their trained-token counts.
   DpoSet train_dpo, val_dpo;
   std::vector<TrainSequence> sft_train, sft_val;  // the other methods' packed sequences
   if (is_dpo) {
     TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> pairs, load_preference_pairs(spec.train_path, tok, dopt, &train_stats));
-    train_dpo = dpo_set(pairs);
+    train_dpo = dpo_set(pairs, spec.packing, spec.max_seq_len);
     if (!spec.validation_path.empty()) {
       TL_ASSIGN_OR_RETURN(std::vector<PreferencePair> vpairs, load_preference_pairs(spec.validation_path, tok, dopt, &val_stats));
       val_dpo = dpo_set(vpairs);
@@ -288,7 +289,7 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     TL_TRY(score_reference(model, &train_dpo));
     TL_TRY(score_reference(model, &val_dpo));
     std::fprintf(stderr, "dpo: reference log-probabilities of %zu pairs in %.1fs (%s loss, beta %g)\n",
-                 train_dpo.seqs.size() + val_dpo.seqs.size(), std::chrono::duration<double>(clk::now() - r0).count(),
+                 train_dpo.inputs.size() + val_dpo.inputs.size(), std::chrono::duration<double>(clk::now() - r0).count(),
                  spec.dpo_loss.c_str(), spec.dpo_beta);
   }
 
@@ -397,11 +398,13 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     }
     const int64_t first = (step % steps_per_epoch) * per_step;
     const int64_t last = std::min(n_seq, first + per_step);
-    int64_t n_tokens = 0, n_trained = 0;
+    int64_t n_tokens = 0, n_trained = 0, n_pairs = 0;
     for (int64_t i = first; i < last; ++i) {
-      const TrainSequence& s = train_seqs[static_cast<size_t>(order[static_cast<size_t>(i)])];
+      const auto seq = static_cast<size_t>(order[static_cast<size_t>(i)]);
+      const TrainSequence& s = train_seqs[seq];
       n_tokens += s.size();
       for (int32_t t : s.targets) n_trained += t >= 0;
+      if (is_dpo) n_pairs += static_cast<int64_t>(train_dpo.seq_pairs[seq].size());
     }
     const auto t0 = clk::now();
     double loss_sum = 0;
@@ -416,15 +419,10 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
       ModelWeights* fg = is_lora ? nullptr : &full_grads;
       Result<StepStats> r = StepStats();
       if (is_dpo) {
-        // The pair's loss, averaged over the step's pairs, scales each sequence's token losses.
-        const double pairs = static_cast<double>(last - first);
+        // Each pair's loss, averaged over the step's pairs, scales its two examples' token losses.
         const ExampleScales scales = [&](const std::vector<double>& losses) {
-          DpoPairInput in = train_dpo.inputs[static_cast<size_t>(seq_index)];
-          in.policy_chosen_loss = losses[0];
-          in.policy_rejected_loss = losses[1];
-          const DpoPairTerms t = dpo_pair(dpo_type, spec.dpo_beta, in);
-          dpo.add(t);
-          return std::vector<float>{static_cast<float>(t.scale_chosen / pairs), static_cast<float>(t.scale_rejected / pairs)};
+          return pair_scales(train_dpo, static_cast<size_t>(seq_index), losses, dpo_type, spec.dpo_beta,
+                             static_cast<double>(n_pairs), &dpo);
         };
         r = forward_backward(model, lref, lg, fg, seq, scales, topt);
       } else {

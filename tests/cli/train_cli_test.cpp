@@ -421,6 +421,50 @@ TEST_F(TrainCli, FullDpoTrainsEveryWeightAndResumesBitwise) {
   EXPECT_FALSE(fs::exists(root_ + "/fdpo_bad"));
 }
 
+// DPO with packing: consecutive pairs share a sequence up to max_seq_len (fewer, longer sequences; the
+// loss and gradients of a packed pair are checked against autograd in tests/train/dpo_test.cpp). The
+// reference is scored on the same layout, so the first loss is exactly ln 2; the held-out pairs (one to
+// a sequence, as `tuneloop loss` runs them) are learned; a kill -9 + --resume ends with the
+// uninterrupted run's adapter.
+TEST_F(TrainCli, DpoPacksPairsAndResumesBitwise) {
+  std::string train, val;
+  for (int a = 0; a < 10; ++a)
+    for (int b = 0; b < 6; ++b) {
+      std::string& to = (a + b) % 5 == 2 && b < 2 ? val : train;
+      to += "{\"prompt\": \"add " + std::to_string(a) + " " + std::to_string(b) + "\", \"chosen\": \"sum " +
+            std::to_string(a + b) + "\", \"rejected\": \"no idea\"}\n";
+    }
+  ASSERT_TRUE(tl::write_file_atomic(root_ + "/data/pdpo_train.jsonl", train).is_ok());
+  ASSERT_TRUE(tl::write_file_atomic(root_ + "/data/pdpo_val.jsonl", val).is_ok());
+  auto pdpo_spec = [&](const std::string& out) {
+    std::string s = spec(out, "dpo: {beta: 0.1, loss: sigmoid}\n");
+    s.replace(s.find("method: lora"), 12, "method: dpo");
+    s.replace(s.find("packing: false"), 14, "packing: true");
+    s.replace(s.find("max_seq_len: 64"), 15, "max_seq_len: 128");
+    s.replace(s.find("data/train.jsonl"), 16, "data/pdpo_train.jsonl, validation: " + root_ + "/data/pdpo_val.jsonl");
+    return s;
+  };
+  const std::string ref = root_ + "/pdpo_ref", cut = root_ + "/pdpo_cut";
+  Outcome r = run("train " + write_spec("pdpo_ref.yaml", pdpo_spec(ref)));
+  ASSERT_EQ(r.code, 0) << r.out;
+  long long pairs = 0, seqs = 0, steps = 0;
+  const size_t at = r.out.find("data: ");
+  ASSERT_NE(at, std::string::npos) << r.out;
+  ASSERT_EQ(std::sscanf(r.out.c_str() + at, "data: %lld pairs (dpo) -> %lld sequences", &pairs, &seqs), 2) << r.out;
+  EXPECT_EQ(pairs, 56);
+  EXPECT_LT(seqs, pairs / 2) << r.out;  // several pairs to a sequence
+  auto metrics = tl::read_file(ref + "/metrics.jsonl");
+  ASSERT_TRUE(metrics.is_ok());
+  steps = std::count(metrics->begin(), metrics->end(), '\n');
+  EXPECT_EQ(steps, (seqs + 3) / 4 * 3);  // 4 sequences a step, 3 epochs
+  auto first = nlohmann::json::parse(metrics->substr(0, metrics->find('\n')));
+  EXPECT_NEAR(first["loss"].get<double>(), std::log(2.0), 1e-12);
+  auto res = nlohmann::json::parse(*tl::read_file(ref + "/train_results.json"));
+  EXPECT_LT(res["validation_loss"].get<double>(), 0.4) << res.dump();
+  EXPECT_GE(res["validation_reward_accuracy"].get<double>(), 0.9) << res.dump();
+  kill_then_resume_matches(ref, cut, write_spec("pdpo_cut.yaml", pdpo_spec(cut)));
+}
+
 // QLoRA-DPO: with dpo.adapter: qlora the base, the policy's and the reference's, is held as NF4. Its
 // adapter is bit for bit the one DPO trains on an f32 base holding the dequantised projections and the
 // bf16-rounded embedding QLoRA keeps, so what the DPO tests check of the f32 path holds for it.

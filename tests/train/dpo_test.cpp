@@ -84,6 +84,47 @@ TEST_P(DpoReference, LossAndLoraGradientsMatchAutograd) {
   }
 }
 
+// Packing: both pairs in one sequence (chosen 0, rejected 0, chosen 1, rejected 1), the layout dpo_set
+// gives with packing, scored and scaled through DpoSet (score_reference, pair_scales): the same loss and
+// LoRA gradients as autograd's, which runs every example on its own.
+TEST_P(DpoReference, PackedPairsMatchAutograd) {
+  const DpoCase& p = GetParam();
+  Case c = load_case(p.model);
+  auto adapter = reference_lora(c, p.model);
+  ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
+  auto type = dpo_loss_from_name(p.loss);
+  ASSERT_TRUE(type.is_ok());
+  const nlohmann::json& d = c.meta["dpo"];
+  DpoSet set;
+  set.seqs.emplace_back();
+  set.seq_pairs.emplace_back();
+  for (const auto& pair : d["pairs"]) {
+    DpoPairInput in;
+    for (int side = 0; side < 2; ++side) {
+      const auto& e = d["examples"][pair[side].get<size_t>()];
+      const auto targets = e["targets"].get<std::vector<int32_t>>();
+      set.seqs[0].append(e["tokens"].get<std::vector<int32_t>>(), targets);
+      (side == 0 ? in.chosen_tokens : in.rejected_tokens) = std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; });
+    }
+    set.seq_pairs[0].push_back(static_cast<int64_t>(set.inputs.size()));
+    set.inputs.push_back(in);
+  }
+  ASSERT_TRUE(score_reference(c.model, &set).is_ok());
+  LoraWeights grads = adapter->weights.zeros_like();
+  DpoTotals totals;
+  const double beta = d["beta"].get<double>(), pairs = static_cast<double>(set.inputs.size());
+  const ExampleScales scales = [&](const std::vector<double>& losses) {
+    return pair_scales(set, 0, losses, *type, beta, pairs, &totals);
+  };
+  auto st = forward_backward(c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, set.seqs[0], scales,
+                             TrainOptions());
+  ASSERT_TRUE(st.is_ok()) << st.status().message();
+  ASSERT_EQ(totals.pairs, 2);
+  const double expected = d["loss"][p.loss].get<double>();
+  EXPECT_NEAR(totals.mean(totals.loss), expected, 1e-5 * std::max(1.0, std::fabs(expected)));
+  expect_lora_grads_match(grads, p.model, " packed dpo " + p.loss, "expected_dpo_" + p.loss + "_grads.safetensors");
+}
+
 // Full-parameter DPO (dpo.adapter: full): the policy is the base with the reference's adapter merged into
 // its weights, the reference the base. Its loss is the adapter's sigmoid loss (the same policy), and every
 // weight's gradient matches autograd's.
