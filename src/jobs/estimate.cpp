@@ -43,7 +43,8 @@ double flops_per_token(const ModelShape& m, const JobSpec& spec) {
   double k = trains_all_weights(spec) ? 6.0 : 4.0;
   if (spec.training.gradient_checkpointing) k += 2.0;
   if (nf4_base(spec)) k *= 1.25;
-  if (spec.method == "dpo") k += 2.0;
+  // dpo: the reference's forward over the pairs runs once, before the first epoch.
+  if (spec.method == "dpo") k += 2.0 / static_cast<double>(std::max<int64_t>(1, spec.training.epochs));
   return k * n;
 }
 

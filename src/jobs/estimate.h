@@ -5,7 +5,8 @@
 //   FLOPs/token   = k(method) × N                                         (N from config.json)
 //                   full 6N (fwd 2N + bwd 4N); lora/qlora 4N (bwd skips frozen weight grads);
 //                   +2N with gradient checkpointing (the recomputed forward); qlora ×1.25 (dequant);
-//                   dpo adds a reference forward (+2N) over its chosen and rejected sequences
+//                   dpo adds a reference forward (+2N ÷ epochs: scored once) over its chosen and
+//                   rejected sequences
 //   device-hours  = tokens × FLOPs/token ÷ throughput(device kind) ÷ 3600 (calibration table, devices.h)
 //   cost          = device-hours × price_per_hour of the device
 //   memory        = weights (+ grads + AdamW state for full) + activations for one micro-batch
