@@ -80,7 +80,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
   TrainSequence seq = TrainSequence::single(ids, targets);
   // dpo: one pair, chosen and rejected T/2 tokens each, packed into one sequence as the trainer runs it,
   // with the reference's summed token losses computed once (the base, no adapter).
-  DpoPairInput pair;
+  DpoSet pair;
   if (dpo) {
     const auto half = static_cast<std::ptrdiff_t>(T / 2);
     seq = TrainSequence();
@@ -90,11 +90,10 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
       t.push_back(ids[static_cast<size_t>(((side + 1) * half) % T)]);
       seq.append(e, t);
     }
-    auto ref = example_losses(*model, LoraRef{}, seq);
-    if (!ref.is_ok()) _exit(2);
-    pair.ref_chosen_loss = (*ref)[0];
-    pair.ref_rejected_loss = (*ref)[1];
-    pair.chosen_tokens = pair.rejected_tokens = half;
+    DpoPairInput in;
+    in.chosen_tokens = in.rejected_tokens = half;
+    pair = {{seq}, {in}, {{0}}};
+    if (!score_reference(*model, &pair).is_ok()) _exit(2);
   }
   LoraConfig lc;
   lc.r = r;
@@ -120,11 +119,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
     TrainOptions to;
     to.gradient_checkpointing = ckpt;
     const ExampleScales dpo_scales = [&](const std::vector<double>& losses) {
-      DpoPairInput in = pair;
-      in.policy_chosen_loss = losses[0];
-      in.policy_rejected_loss = losses[1];
-      const DpoPairTerms t = dpo_pair(DpoLossType::kSigmoid, 0.1, in);
-      return std::vector<float>{static_cast<float>(t.scale_chosen), static_cast<float>(t.scale_rejected)};
+      return pair_scales(pair, 0, losses, DpoLossType::kSigmoid, 0.1, 1.0, nullptr);
     };
     auto st = dpo ? forward_backward(*model, LoraRef{&lora, &lc}, &lgrad, nullptr, seq, dpo_scales, to)
                   : forward_backward(*model, full ? LoraRef{} : LoraRef{&lora, &lc}, full ? nullptr : &lgrad,

@@ -369,13 +369,6 @@ Result<std::vector<PreferencePair>> load_preference_pairs(const std::string& pat
   return out;
 }
 
-TrainSequence pair_sequence(const PreferencePair& p) {
-  TrainSequence s;
-  s.append(p.chosen.tokens, p.chosen.targets);
-  s.append(p.rejected.tokens, p.rejected.targets);
-  return s;
-}
-
 std::vector<TrainSequence> pack_examples(const std::vector<Example>& examples, int64_t max_seq_len, bool packing) {
   std::vector<TrainSequence> out;
   for (const Example& e : examples) {

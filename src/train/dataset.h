@@ -72,9 +72,6 @@ struct PreferencePair {
 Result<std::vector<PreferencePair>> load_preference_pairs(const std::string& path, const Tokenizer& tokenizer,
                                                           const DataOptions& options, DatasetStats* stats);
 
-// One sequence per pair: chosen, then rejected, packed (each attends only to itself).
-TrainSequence pair_sequence(const PreferencePair& pair);
-
 // Groups examples into sequences: first-fit in order when packing, else one example per sequence.
 std::vector<TrainSequence> pack_examples(const std::vector<Example>& examples, int64_t max_seq_len, bool packing);
 

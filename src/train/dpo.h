@@ -57,7 +57,7 @@ struct DpoTotals {
 
 // Preference pairs as the trainer and `tuneloop loss` run them: each pair's inputs (the trained-token
 // counts set, the reference losses once score_reference has run) and the sequences that hold them. A pair
-// is its chosen example then its rejected one (pair_sequence); with `packing`, consecutive pairs share a
+// is its chosen example then its rejected one, in one sequence; with `packing`, consecutive pairs share a
 // sequence while it stays within max_seq_len (attention and positions reset per example, so packing
 // changes only the layout: short pairs make longer, faster GEMMs). seq_pairs[s] lists sequence s's
 // pairs in order: its examples 2i and 2i + 1 are pair seq_pairs[s][i]'s chosen and rejected.

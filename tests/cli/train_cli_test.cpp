@@ -131,6 +131,19 @@ class TrainCli : public ::testing::Test {
     spec_text.replace(spec_text.find("data/" + from), from.size() + 5, "data/" + name);
     return run("train " + write_spec(name + ".yaml", spec_text));
   }
+  // Preference pairs "add a b" -> "sum a+b" over "no idea": 56 in data/PREFIX_train.jsonl, 4 held out in
+  // data/PREFIX_val.jsonl.
+  static void write_sum_pairs(const std::string& prefix) {
+    std::string train, val;
+    for (int a = 0; a < 10; ++a)
+      for (int b = 0; b < 6; ++b) {
+        std::string& to = (a + b) % 5 == 2 && b < 2 ? val : train;
+        to += "{\"prompt\": \"add " + std::to_string(a) + " " + std::to_string(b) + "\", \"chosen\": \"sum " +
+              std::to_string(a + b) + "\", \"rejected\": \"no idea\"}\n";
+      }
+    ASSERT_TRUE(tl::write_file_atomic(root_ + "/data/" + prefix + "_train.jsonl", train).is_ok());
+    ASSERT_TRUE(tl::write_file_atomic(root_ + "/data/" + prefix + "_val.jsonl", val).is_ok());
+  }
   static std::string root_;
 };
 std::string TrainCli::root_;
@@ -357,15 +370,7 @@ TEST_F(TrainCli, DpoLearnsThePreferenceAndResumesBitwise) {
 // scores the saved model against its base as the trainer's validation did; a kill -9 + --resume ends
 // with the uninterrupted run's weights.
 TEST_F(TrainCli, FullDpoTrainsEveryWeightAndResumesBitwise) {
-  std::string train, val;
-  for (int a = 0; a < 10; ++a)
-    for (int b = 0; b < 6; ++b) {
-      std::string& to = (a + b) % 5 == 2 && b < 2 ? val : train;
-      to += "{\"prompt\": \"add " + std::to_string(a) + " " + std::to_string(b) + "\", \"chosen\": \"sum " +
-            std::to_string(a + b) + "\", \"rejected\": \"no idea\"}\n";
-    }
-  ASSERT_TRUE(tl::write_file_atomic(root_ + "/data/fdpo_train.jsonl", train).is_ok());
-  ASSERT_TRUE(tl::write_file_atomic(root_ + "/data/fdpo_val.jsonl", val).is_ok());
+  ASSERT_NO_FATAL_FAILURE(write_sum_pairs("fdpo"));
   auto fdpo_spec = [&](const std::string& out, const std::string& adapter) {
     std::string s = spec(out, "dpo: {beta: 0.1, loss: sigmoid, adapter: " + adapter + "}\n");
     s.replace(s.find("method: lora"), 12, "method: dpo");
@@ -427,15 +432,7 @@ TEST_F(TrainCli, FullDpoTrainsEveryWeightAndResumesBitwise) {
 // a sequence, as `tuneloop loss` runs them) are learned; a kill -9 + --resume ends with the
 // uninterrupted run's adapter.
 TEST_F(TrainCli, DpoPacksPairsAndResumesBitwise) {
-  std::string train, val;
-  for (int a = 0; a < 10; ++a)
-    for (int b = 0; b < 6; ++b) {
-      std::string& to = (a + b) % 5 == 2 && b < 2 ? val : train;
-      to += "{\"prompt\": \"add " + std::to_string(a) + " " + std::to_string(b) + "\", \"chosen\": \"sum " +
-            std::to_string(a + b) + "\", \"rejected\": \"no idea\"}\n";
-    }
-  ASSERT_TRUE(tl::write_file_atomic(root_ + "/data/pdpo_train.jsonl", train).is_ok());
-  ASSERT_TRUE(tl::write_file_atomic(root_ + "/data/pdpo_val.jsonl", val).is_ok());
+  ASSERT_NO_FATAL_FAILURE(write_sum_pairs("pdpo"));
   auto pdpo_spec = [&](const std::string& out) {
     std::string s = spec(out, "dpo: {beta: 0.1, loss: sigmoid}\n");
     s.replace(s.find("method: lora"), 12, "method: dpo");

@@ -27,43 +27,51 @@ void PrintTo(const DpoCase& c, std::ostream* os) { *os << c.model << " " << c.lo
 
 class DpoReference : public ::testing::TestWithParam<DpoCase> {};
 
-// The reference's two pairs, one packed sequence each as the trainer runs them, through forward_backward
-// with `policy` (its adapter when lora_grads is set, its own weights when full_grads is); the reference
-// is `reference` without an adapter. Returns the mean pair loss.
-double run_pairs(const Case& c, const Model& reference, const Model& policy, LoraRef lora, LoraWeights* lora_grads,
-                 ModelWeights* full_grads, DpoLossType type, bool checkpointing) {
+// The reference's two pairs as a DpoSet: one sequence per pair (chosen, then rejected), or with `packed`
+// both pairs in one sequence (chosen 0, rejected 0, chosen 1, rejected 1), the layout dpo_set gives with
+// packing.
+DpoSet fixture_set(const Case& c, bool packed) {
   const nlohmann::json& d = c.meta["dpo"];
-  const double beta = d["beta"].get<double>();
-  const auto& ex = d["examples"];
-  const double pairs = static_cast<double>(d["pairs"].size());
-  double loss = 0;
+  DpoSet set;
   for (const auto& pair : d["pairs"]) {
-    TrainSequence seq;
+    if (!packed || set.seqs.empty()) {
+      set.seqs.emplace_back();
+      set.seq_pairs.emplace_back();
+    }
     DpoPairInput in;
     for (int side = 0; side < 2; ++side) {
-      const auto& e = ex[pair[side].get<size_t>()];
+      const auto& e = d["examples"][pair[side].get<size_t>()];
       const auto targets = e["targets"].get<std::vector<int32_t>>();
-      seq.append(e["tokens"].get<std::vector<int32_t>>(), targets);
+      set.seqs.back().append(e["tokens"].get<std::vector<int32_t>>(), targets);
       (side == 0 ? in.chosen_tokens : in.rejected_tokens) = std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; });
     }
-    auto ref = example_losses(reference, LoraRef{}, seq);
-    EXPECT_TRUE(ref.is_ok() && ref->size() == 2u) << ref.status().message();
-    if (!ref.is_ok() || ref->size() != 2u) return NAN;
-    in.ref_chosen_loss = (*ref)[0];
-    in.ref_rejected_loss = (*ref)[1];
+    set.seq_pairs.back().push_back(static_cast<int64_t>(set.inputs.size()));
+    set.inputs.push_back(in);
+  }
+  return set;
+}
+
+// The fixture's pairs, scored against `reference` (no adapter) and run through forward_backward with
+// `policy` (its adapter when lora_grads is set, its own weights when full_grads is), each sequence's
+// example scales from pair_scales, as the trainer runs them. Returns the pairs' terms.
+DpoTotals run_pairs(const Case& c, const Model& reference, const Model& policy, LoraRef lora, LoraWeights* lora_grads,
+                    ModelWeights* full_grads, DpoLossType type, bool checkpointing, bool packed = false) {
+  DpoSet set = fixture_set(c, packed);
+  DpoTotals totals;
+  const Status scored = score_reference(reference, &set);
+  EXPECT_TRUE(scored.is_ok()) << scored.message();
+  if (!scored.is_ok()) return totals;
+  const double beta = c.meta["dpo"]["beta"].get<double>(), pairs = static_cast<double>(set.inputs.size());
+  for (size_t i = 0; i < set.seqs.size(); ++i) {
     const ExampleScales scales = [&](const std::vector<double>& losses) {
-      in.policy_chosen_loss = losses[0];
-      in.policy_rejected_loss = losses[1];
-      const DpoPairTerms t = dpo_pair(type, beta, in);
-      loss += t.loss / pairs;
-      return std::vector<float>{static_cast<float>(t.scale_chosen / pairs), static_cast<float>(t.scale_rejected / pairs)};
+      return pair_scales(set, i, losses, type, beta, pairs, &totals);
     };
     TrainOptions opt;
     opt.gradient_checkpointing = checkpointing;
-    auto st = forward_backward(policy, lora, lora_grads, full_grads, seq, scales, opt);
+    auto st = forward_backward(policy, lora, lora_grads, full_grads, set.seqs[i], scales, opt);
     EXPECT_TRUE(st.is_ok()) << st.status().message();
   }
-  return loss;
+  return totals;
 }
 
 TEST_P(DpoReference, LossAndLoraGradientsMatchAutograd) {
@@ -75,8 +83,9 @@ TEST_P(DpoReference, LossAndLoraGradientsMatchAutograd) {
   ASSERT_TRUE(type.is_ok());
   for (bool checkpointing : {false, true}) {
     LoraWeights grads = adapter->weights.zeros_like();
-    const double loss = run_pairs(c, c.model, c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, *type,
+    const DpoTotals t = run_pairs(c, c.model, c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, *type,
                                   checkpointing);
+    const double loss = t.mean(t.loss);
     const double expected = c.meta["dpo"]["loss"][p.loss].get<double>();
     EXPECT_NEAR(loss, expected, 1e-5 * std::max(1.0, std::fabs(expected)));
     expect_lora_grads_match(grads, p.model, " dpo " + p.loss + (checkpointing ? " (checkpointing)" : ""),
@@ -84,9 +93,8 @@ TEST_P(DpoReference, LossAndLoraGradientsMatchAutograd) {
   }
 }
 
-// Packing: both pairs in one sequence (chosen 0, rejected 0, chosen 1, rejected 1), the layout dpo_set
-// gives with packing, scored and scaled through DpoSet (score_reference, pair_scales): the same loss and
-// LoRA gradients as autograd's, which runs every example on its own.
+// Packing: both pairs in one sequence: the same loss and LoRA gradients as autograd's, which runs every
+// example on its own.
 TEST_P(DpoReference, PackedPairsMatchAutograd) {
   const DpoCase& p = GetParam();
   Case c = load_case(p.model);
@@ -94,33 +102,11 @@ TEST_P(DpoReference, PackedPairsMatchAutograd) {
   ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
   auto type = dpo_loss_from_name(p.loss);
   ASSERT_TRUE(type.is_ok());
-  const nlohmann::json& d = c.meta["dpo"];
-  DpoSet set;
-  set.seqs.emplace_back();
-  set.seq_pairs.emplace_back();
-  for (const auto& pair : d["pairs"]) {
-    DpoPairInput in;
-    for (int side = 0; side < 2; ++side) {
-      const auto& e = d["examples"][pair[side].get<size_t>()];
-      const auto targets = e["targets"].get<std::vector<int32_t>>();
-      set.seqs[0].append(e["tokens"].get<std::vector<int32_t>>(), targets);
-      (side == 0 ? in.chosen_tokens : in.rejected_tokens) = std::count_if(targets.begin(), targets.end(), [](int32_t t) { return t >= 0; });
-    }
-    set.seq_pairs[0].push_back(static_cast<int64_t>(set.inputs.size()));
-    set.inputs.push_back(in);
-  }
-  ASSERT_TRUE(score_reference(c.model, &set).is_ok());
   LoraWeights grads = adapter->weights.zeros_like();
-  DpoTotals totals;
-  const double beta = d["beta"].get<double>(), pairs = static_cast<double>(set.inputs.size());
-  const ExampleScales scales = [&](const std::vector<double>& losses) {
-    return pair_scales(set, 0, losses, *type, beta, pairs, &totals);
-  };
-  auto st = forward_backward(c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, set.seqs[0], scales,
-                             TrainOptions());
-  ASSERT_TRUE(st.is_ok()) << st.status().message();
+  const DpoTotals totals = run_pairs(c, c.model, c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, *type,
+                                     false, true);
   ASSERT_EQ(totals.pairs, 2);
-  const double expected = d["loss"][p.loss].get<double>();
+  const double expected = c.meta["dpo"]["loss"][p.loss].get<double>();
   EXPECT_NEAR(totals.mean(totals.loss), expected, 1e-5 * std::max(1.0, std::fabs(expected)));
   expect_lora_grads_match(grads, p.model, " packed dpo " + p.loss, "expected_dpo_" + p.loss + "_grads.safetensors");
 }
@@ -140,7 +126,8 @@ TEST_P(DpoFullReference, LossAndWeightGradientsMatchAutograd) {
   const ModelConfig& cfg = policy->config();
   for (bool checkpointing : {false, true}) {
     ModelWeights grads = model_zeros_like(policy->weights(), cfg.tie_word_embeddings);
-    const double loss = run_pairs(c, c.model, *policy, LoraRef{}, nullptr, &grads, DpoLossType::kSigmoid, checkpointing);
+    const DpoTotals t = run_pairs(c, c.model, *policy, LoraRef{}, nullptr, &grads, DpoLossType::kSigmoid, checkpointing);
+    const double loss = t.mean(t.loss);
     const double expected = c.meta["dpo"]["full_sigmoid_loss"].get<double>();
     EXPECT_NEAR(loss, expected, 1e-5 * std::max(1.0, std::fabs(expected)));
     EXPECT_NEAR(loss, c.meta["dpo"]["loss"]["sigmoid"].get<double>(), 1e-5);
