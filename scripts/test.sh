@@ -5,6 +5,13 @@
 #   scripts/test.sh --sanitize    the suite under ASan+UBSan (separate build in ./build-asan)
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The tokenizer and chat-template tests compare against the reference data beside the checkout; without
+# it they can only fail, so say so before installing and building for ten minutes.
+if [ ! -d ../shared/testdata ]; then
+  echo "error: $(cd .. && pwd)/shared/testdata not found: the tokenizer and chat-template tests compare" \
+       "against that reference data; check tuneloop out next to the project's shared/ directory" >&2
+  exit 2
+fi
 bash scripts/setup.sh
 
 dir=build
