@@ -1,7 +1,9 @@
 // GEMM benchmark: our packed-panel GEMM (tensor/packed.h) against OpenBLAS sgemm on the shapes of the
 // bench model (hidden 512, intermediate 1536, 8 + 2 + 2 heads of 64, vocab 32000), as the prefill and
 // the training forward run them: y (M, N) = x (M, K) W^T with W (N, K) row-major, M = 512 tokens, and the
-// decode GEMV (M = 1) against our row-dot matvec. Same process, same threads, medians of 9 runs.
+// decode GEMV (M = 1) against our row-dot matvec. Same process, same threads, medians of 9 runs. On a
+// CPU with AMX, the bf16 GEMMs of tensor/amx.h (training.precision: bf16) get a column of their own
+// (bf16 operands, f32 sums: not the same numbers as the f32 columns).
 //
 //   build/bench/gemm_bench [--m 512]
 #include <algorithm>
@@ -11,6 +13,7 @@
 #include <random>
 #include <vector>
 
+#include "tensor/amx.h"
 #include "tensor/blas.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
@@ -52,8 +55,10 @@ int main(int argc, char** argv) {
                           {"head", 32000, 512}};
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  std::printf("%-8s %6s %6s %6s %12s %12s %7s %10s %10s %7s\n", "shape", "M", "N", "K", "OpenBLAS GF/s",
-              "packed GF/s", "ratio", "matvec us", "packed us", "ratio");
+  const bool amx = amx_available();
+  if (!amx) std::printf("no AMX column: %s\n", amx_unavailable_reason().c_str());
+  std::printf("%-8s %6s %6s %6s %12s %12s %7s %10s %10s %7s %10s\n", "shape", "M", "N", "K", "OpenBLAS GF/s",
+              "packed GF/s", "ratio", "matvec us", "packed us", "ratio", "AMX GF/s");
   for (const Shape& s : shapes) {
     std::vector<float> w(static_cast<size_t>(s.n * s.k)), x(static_cast<size_t>(m * s.k)),
         y(static_cast<size_t>(m * s.n));
@@ -69,13 +74,20 @@ int main(int argc, char** argv) {
     const WeightRef wr = WeightRef::of_f32(w.data(), s.n, s.k);
     const double t_mv = median_seconds([&] { matvec(y.data(), wr, x.data(), nullptr); }, 31);
     const double t_pmv = median_seconds([&] { packed_gemm(y.data(), s.n, x.data(), s.k, 1, pw, nullptr, false); }, 31);
-    std::printf("%-8s %6lld %6lld %6lld %12.1f %12.1f %6.2fx %10.1f %10.1f %6.2fx\n", s.name,
+    double t_amx = 0;
+    if (amx) {
+      const AmxMatrix aw = AmxMatrix::pack(w.data(), s.n, s.k);
+      t_amx = median_seconds([&] { amx_gemm_xwt(y.data(), s.n, x.data(), s.k, m, aw, nullptr, false); });
+    }
+    std::printf("%-8s %6lld %6lld %6lld %12.1f %12.1f %6.2fx %10.1f %10.1f %6.2fx %10.1f\n", s.name,
                 static_cast<long long>(m), static_cast<long long>(s.n), static_cast<long long>(s.k),
-                flops / t_blas / 1e9, flops / t_pack / 1e9, t_blas / t_pack, t_mv * 1e6, t_pmv * 1e6, t_mv / t_pmv);
+                flops / t_blas / 1e9, flops / t_pack / 1e9, t_blas / t_pack, t_mv * 1e6, t_pmv * 1e6, t_mv / t_pmv,
+                amx ? flops / t_amx / 1e9 : 0.0);
   }
   // The input-gradient pass dx (M, K) = dy (M, N) W (N, K): OpenBLAS on W as stored, ours read from the
   // forward's packing of W (32 x 32 blocks transposed into each chunk's panels, tensor/packed.h).
-  std::printf("%-8s %6s %6s %6s %12s %12s %7s\n", "dy W", "M", "N", "K", "OpenBLAS GF/s", "ours GF/s", "ratio");
+  std::printf("%-8s %6s %6s %6s %12s %12s %7s %10s\n", "dy W", "M", "N", "K", "OpenBLAS GF/s", "ours GF/s", "ratio",
+              "AMX GF/s");
   for (const Shape& s : shapes) {
     std::vector<float> w(static_cast<size_t>(s.n * s.k)), dy(static_cast<size_t>(m * s.n)),
         dx(static_cast<size_t>(m * s.k));
@@ -88,9 +100,14 @@ int main(int argc, char** argv) {
     });
     const PackedMatrix pw = PackedMatrix::pack(w.data(), s.n, s.k);
     const double t_ours = median_seconds([&] { packed_gemm_dyw(dx.data(), s.k, dy.data(), s.n, m, pw, false); });
-    std::printf("%-8s %6lld %6lld %6lld %12.1f %12.1f %6.2fx\n", s.name, static_cast<long long>(m),
+    double t_amx = 0;
+    if (amx) {
+      const AmxMatrix aw = AmxMatrix::pack(w.data(), s.n, s.k);
+      t_amx = median_seconds([&] { amx_gemm_dyw(dx.data(), s.k, dy.data(), s.n, m, aw, false); });
+    }
+    std::printf("%-8s %6lld %6lld %6lld %12.1f %12.1f %6.2fx %10.1f\n", s.name, static_cast<long long>(m),
                 static_cast<long long>(s.n), static_cast<long long>(s.k), flops / t_blas / 1e9, flops / t_ours / 1e9,
-                t_blas / t_ours);
+                t_blas / t_ours, amx ? flops / t_amx / 1e9 : 0.0);
   }
   return 0;
 }

@@ -8,6 +8,9 @@
 // (no bitsandbytes): qlora compares to our lora. dpo: the same LoRA trained with the sigmoid DPO loss on
 // one pair of 256-token completions (ours packed into one sequence, PyTorch's a batch of two, TRL's
 // concatenated forward), both against reference log-probabilities computed once before the first step.
+// lora-bf16 (on a CPU with AMX): our training.precision: bf16 against PyTorch's autocast(bfloat16) at its
+// best (frozen weights cast to bf16 once), its MFU against the larger bf16 2048^3 GEMM (ours on AMX,
+// PyTorch's oneDNN) measured in the run, as the f32 rows' is against sgemm.
 //
 // lora and full run step by step in turns with the reference (both processes up at once), and the
 // ratio is the median of the pairs' ratios: on this shared machine, runs a minute apart compare the
@@ -36,6 +39,7 @@
 #include "core/file.h"
 #include "model/random_model.h"
 #include "model/train_step.h"
+#include "tensor/amx.h"
 #include "tensor/blas.h"
 #include "train/dpo.h"
 #include "train/optimizer.h"
@@ -62,14 +66,15 @@ double g_prompt_fraction = 0;  // --prompt (profile runs only)
 // cmd_fd, writing each step's seconds (a double) to out_fd, until anything else arrives.
 Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt,
                   int cmd_fd = -1, int out_fd = -1) {
-  const bool dpo = method == "dpo";
-  auto model = method == "qlora"                ? Model::load_nf4(dir, true)
-               : method == "lora" || dpo        ? Model::load_packed(dir)
-                                                : Model::load(dir);
+  const bool dpo = method == "dpo", bf16 = method == "lora-bf16";
+  auto model = method == "qlora"                       ? Model::load_nf4(dir, true)
+               : method == "lora" || dpo || bf16       ? Model::load_packed(dir)
+                                                       : Model::load(dir);
   if (!model.is_ok()) {
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
   }
+  if (bf16) model->hold_matrices_bf16();  // the trainer's training.precision: bf16
   keep_freed_memory();  // after loading, as the trainer does
   const ModelConfig& c = model->config();
   std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));
@@ -304,6 +309,21 @@ double sgemm_gflops() {
   return median(r);
 }
 
+// Our AMX bf16 GEMM on 2048^3 (tensor/amx.h): lora-bf16's MFU peak, beside PyTorch's bf16 matmul.
+double amx_gemm_gflops() {
+  const int n = 2048;
+  std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), c = a;
+  const AmxMatrix w = AmxMatrix::pack(a.data(), n, n);
+  amx_gemm_xwt(c.data(), n, a.data(), n, n, w, nullptr, false);
+  std::vector<double> r;
+  for (int i = 0; i < 3; ++i) {
+    auto t = clk::now();
+    amx_gemm_xwt(c.data(), n, a.data(), n, n, w, nullptr, false);
+    r.push_back(2.0 * n * n * n / std::chrono::duration<double>(clk::now() - t).count() / 1e9);
+  }
+  return median(r);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -388,7 +408,11 @@ int main(int argc, char** argv) {
   // Everything that touches OpenBLAS (whose OpenMP threads do not survive fork) runs in the children or
   // after them: first our three methods, each in its own process, then the references, then our sgemm.
   std::map<std::string, Paired> runs;
-  for (const char* method : {"lora", "full", "dpo"}) {
+  // lora-bf16 (training.precision: bf16) needs AMX for ours; PyTorch's autocast runs anywhere.
+  const bool amx = amx_available();
+  std::vector<const char*> paired = {"lora", "full", "dpo"};
+  if (amx) paired.insert(paired.begin() + 1, "lora-bf16");
+  for (const char* method : paired) {
     std::fprintf(stderr, "tuneloop and PyTorch %s, %d steps each, in turns ...\n", method, steps);
     runs[method] = run_paired(dir, method, T, r, steps, threads);
     if (!runs[method].ok) {
@@ -399,6 +423,7 @@ int main(int argc, char** argv) {
   std::fprintf(stderr, "tuneloop qlora ...\n");
   runs["qlora"].ours = run_alone(dir, "qlora", T, r, steps);
   const double gflops = sgemm_gflops();
+  const double amx_gflops = amx ? amx_gemm_gflops() : 0;
   // FLOPs per token: every weight used in a matmul (all layers + the output head), causal attention.
   const double n_mat = static_cast<double>(c.parameter_count());
   const double attn = 4.0 * (static_cast<double>(T) / 2) * static_cast<double>(c.head_dim * c.num_heads * c.num_layers);
@@ -408,10 +433,18 @@ int main(int argc, char** argv) {
   const double ref_gflops = runs["lora"].ref_sgemm;
   std::printf("sgemm 2048^3: tuneloop %.0f GFLOP/s, PyTorch %.0f GFLOP/s (MFU below is against the larger)\n",
               gflops, ref_gflops);
+  if (amx)
+    std::printf("bf16 GEMM 2048^3: tuneloop AMX %.0f GFLOP/s, PyTorch %.0f GFLOP/s (lora-bf16's MFU is against the "
+                "larger)\n",
+                amx_gflops, runs["lora-bf16"].ref_sgemm);
+  else
+    std::printf("no lora-bf16 row: %s\n", amx_unavailable_reason().c_str());
   std::printf("steps run in turns with the reference's; ratio = median of the %d pairs' ratios\n", steps);
-  std::printf("%-6s %12s %12s %8s %9s %10s %6s %6s\n", "method", "tuneloop t/s", "PyTorch t/s", "ratio", "RSS MB",
+  std::printf("%-9s %12s %12s %8s %9s %10s %6s %6s\n", "method", "tuneloop t/s", "PyTorch t/s", "ratio", "RSS MB",
               "torch RSS", "MFU", "t.MFU");
-  for (const char* method : {"lora", "qlora", "full", "dpo"}) {
+  std::vector<const char*> rows = {"lora", "qlora", "full", "dpo"};
+  if (amx) rows.insert(rows.begin() + 1, "lora-bf16");
+  for (const char* method : rows) {
     const Measured& m = runs[method].ours;
     const bool full = std::string(method) == "full";
     // dpo's two sequences of T/2 attend over half as many keys; its head's second sweep (the logits
@@ -420,18 +453,19 @@ int main(int argc, char** argv) {
     const double flops_per_token = (full ? 6.0 : 4.0) * n_mat + 3.0 * attn_here;
     const double tps = static_cast<double>(T) / m.step_s;
     // Against the faster of the two sgemm figures measured in this run (the conservative MFU).
-    const double peak = std::max(gflops, ref_gflops);
+    const double peak = std::string(method) == "lora-bf16" ? std::max(amx_gflops, runs[method].ref_sgemm)
+                                                           : std::max(gflops, ref_gflops);
     const double mfu = tps * flops_per_token / (peak * 1e9);
     if (std::string(method) == "qlora") {
       const Measured& l = runs["lora"].ours;
-      std::printf("%-6s %12.1f %12s %8s %9.0f %10s %5.0f%% %6s  (vs our lora: %.2fx tokens/s, %.2fx peak RSS)\n", method,
+      std::printf("%-9s %12.1f %12s %8s %9.0f %10s %5.0f%% %6s  (vs our lora: %.2fx tokens/s, %.2fx peak RSS)\n", method,
                   tps, "-", "-", m.peak_rss_mb, "-", 100 * mfu, "-", l.step_s / m.step_s, m.peak_rss_mb / l.peak_rss_mb);
       continue;
     }
     const Paired& pr = runs[method];
     const double rtps = static_cast<double>(T) / pr.ref_step_s;
     const double rmfu = rtps * flops_per_token / (peak * 1e9);
-    std::printf("%-6s %12.1f %12.1f %7.2fx %9.0f %10.0f %5.0f%% %5.0f%%\n", method, tps, rtps, pr.ratio, m.peak_rss_mb,
+    std::printf("%-9s %12.1f %12.1f %7.2fx %9.0f %10.0f %5.0f%% %5.0f%%\n", method, tps, rtps, pr.ratio, m.peak_rss_mb,
                 pr.ref_rss_mb, 100 * mfu, 100 * rmfu);
   }
   return 0;

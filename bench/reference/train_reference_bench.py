@@ -5,6 +5,10 @@ weights. Prints one JSON line: median step seconds, peak RSS, this process's sge
 dpo: the LoRA adapter trained with TRL's sigmoid DPO loss on one pair, chosen and rejected T/2 tokens
 each as a batch of two (TRL's concatenated forward), against reference log-probabilities computed once
 before the first step (TRL's precompute_ref_log_probs, what tuneloop does).
+lora-bf16: the LoRA step in mixed precision at PyTorch's best: the frozen weights cast to bf16 once (as
+from_pretrained(torch_dtype=bfloat16) holds them) and the step under torch.autocast("cpu", bfloat16), so
+every linear and matmul is a oneDNN bf16 GEMM (AMX where the CPU has it) while the LoRA weights, their
+gradients and AdamW stay f32. Its "sgemm_gflops" is then a bf16 2048^3 matmul.
 Run with OPENBLAS_CORETYPE=SKYLAKEX and the same threads as tuneloop."""
 import json, resource, struct, sys, time
 import numpy as np
@@ -35,7 +39,7 @@ cos, sin = emb.cos(), emb.sin()
 mask = torch.full((S, S), float("-inf")).triu(1)
 scaling = 2.0
 lora = {}
-if method in ("lora", "dpo"):
+if method in ("lora", "dpo", "lora-bf16"):
     for l in range(cfg["num_hidden_layers"]):
         for t in ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]:
             parent = "self_attn" if t in ("q_proj", "k_proj", "v_proj", "o_proj") else "mlp"
@@ -47,6 +51,13 @@ else:
         v.requires_grad_()
     params = list(w.values())
 opt = torch.optim.AdamW(params, lr=1e-5)
+bf16 = method == "lora-bf16"
+if bf16:
+    for name in list(w):
+        if w[name].dim() == 2 and "embed_tokens" not in name:
+            w[name] = w[name].to(torch.bfloat16)
+    # tied: the head is the embedding, cast once for the head's matmul (the lookup reads it in f32)
+    head_bf16 = w["model.embed_tokens.weight"].to(torch.bfloat16) if cfg["tie_word_embeddings"] else w["lm_head.weight"]
 
 def rms(x, g):
     return g * (x * torch.rsqrt(x.pow(2).mean(-1, keepdim=True) + eps))
@@ -81,7 +92,7 @@ def seq_losses():
         h = rms(x, w[p + "post_attention_layernorm.weight"])
         x = x + lin(F.silu(lin(h, p + "mlp.gate_proj")) * lin(h, p + "mlp.up_proj"), p + "mlp.down_proj")
     x = rms(x, w["model.norm.weight"])
-    head = w["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
+    head = head_bf16 if bf16 else w["model.embed_tokens.weight"] if cfg["tie_word_embeddings"] else w["lm_head.weight"]
     return F.cross_entropy((x @ head.T).reshape(B * S, -1), ids[:, 1:].reshape(-1), reduction="none").view(B, S).sum(1)
 
 if method == "dpo":
@@ -93,6 +104,9 @@ def step():
         pol = seq_losses()
         h = -(pol[0] - ref[0]) + (pol[1] - ref[1])
         loss = -F.logsigmoid(0.1 * h)
+    elif bf16:
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            loss = seq_losses()[0] / T
     else:
         loss = seq_losses()[0] / T
     loss.backward()
@@ -103,6 +117,8 @@ step()
 if "--serve" in sys.argv[7:]:
     # Interleaved with tuneloop's steps: one timed step per "step" line; "quit" prints the peak RSS.
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    if bf16:
+        a, b = a.to(torch.bfloat16), b.to(torch.bfloat16)
     torch.mm(a, b)
     g = []
     for _ in range(3):

@@ -138,6 +138,7 @@ Result<JobSpec> parse_job_spec(const std::string& yaml, const std::string& sourc
                                   {"max_seq_len", set(c, "training.max_seq_len", t.max_seq_len)},
                                   {"packing", set(c, "training.packing", t.packing)},
                                   {"gradient_checkpointing", set(c, "training.gradient_checkpointing", t.gradient_checkpointing)},
+                                  {"precision", set(c, "training.precision", t.precision)},
                                   {"seed", set(c, "training.seed", t.seed)},
                                   {"max_steps", set(c, "training.max_steps", t.max_steps)}});
                    }},
@@ -166,6 +167,11 @@ Status validate_job_spec(const JobSpec& s, const std::string& source) {
   TL_TRY(one_of(source, "dpo.loss", s.dpo.loss, {"sigmoid", "ipo", "hinge"}));
   TL_TRY(one_of(source, "dpo.adapter", s.dpo.adapter, {"lora", "qlora", "full"}));
   TL_TRY(one_of(source, "training.lr_scheduler", s.training.lr_scheduler, {"cosine", "linear", "constant"}));
+  TL_TRY(one_of(source, "training.precision", s.training.precision, {"fp32", "bf16"}));
+  if (s.training.precision == "bf16" && (trains_all_weights(s) || nf4_base(s)))
+    return invalid_argument("{}: training.precision: bf16 is for a LoRA on an f32 base (method: lora, or dpo with "
+                            "adapter: lora); qlora and full fine-tuning train in fp32",
+                            source);
   auto range = [&](const char* key, double v, double lo, double hi) -> Status {
     if (v >= lo && v <= hi) return Status::ok();
     return invalid_argument("{}: {} must be in [{}, {}], got {}", source, key, lo, hi, v);
@@ -222,6 +228,7 @@ std::string job_spec_to_yaml(const JobSpec& s) {
   e << YAML::Key << "max_grad_norm" << YAML::Value << t.max_grad_norm << YAML::Key << "max_seq_len" << YAML::Value << t.max_seq_len;
   e << YAML::Key << "packing" << YAML::Value << t.packing << YAML::Key << "gradient_checkpointing" << YAML::Value
     << t.gradient_checkpointing;
+  if (t.precision != "fp32") e << YAML::Key << "precision" << YAML::Value << t.precision;
   e << YAML::Key << "seed" << YAML::Value << t.seed;
   if (t.max_steps > 0) e << YAML::Key << "max_steps" << YAML::Value << t.max_steps;
   e << YAML::EndMap;

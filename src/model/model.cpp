@@ -56,6 +56,10 @@ Tensor cat_rows(const std::vector<const Tensor*>& parts) {
 void linear(float* out, const float* in, const WeightRef& w, const Tensor& bias, int64_t t, bool accumulate = false) {
   const float* bp = bias.empty() ? nullptr : bias.f32();
   const int64_t n = w.rows;
+  if (w.amx) {
+    amx_gemm_xwt(out, n, in, w.cols, t, *w.amx, bp, accumulate);
+    return;
+  }
   if (w.packed) {
     packed_gemm(out, n, in, w.cols, t, *w.packed, bp, accumulate);
     return;
@@ -243,7 +247,43 @@ void Model::drop_row_major() {
   });
 }
 
+int64_t Model::hold_matrices_bf16() {
+  TL_CHECK(amx_available());
+  using AmxPtr = std::shared_ptr<const AmxMatrix>;
+  const bool tied = config_.tie_word_embeddings;
+  int64_t bytes = 0;
+  // One matrix at a time: from the row-major copy if there is one, else from the packed one.
+  auto convert = [&](Tensor& t, PackedPtr& p, AmxPtr& out, bool is_head) {
+    if (!out) {
+      if (!t.empty() && t.dtype() == DType::kF32 && t.rank() == 2) {
+        out = std::make_shared<const AmxMatrix>(AmxMatrix::pack(std::as_const(t).f32(), t.dim(0), t.dim(1)));
+      } else if (p) {
+        std::vector<float> rows(static_cast<size_t>(p->rows() * p->cols()));
+        p->unpack(rows.data());
+        out = std::make_shared<const AmxMatrix>(AmxMatrix::pack(rows.data(), p->rows(), p->cols()));
+      } else {
+        return;
+      }
+    }
+    bytes += out->bytes();
+    p.reset();
+    if (!t.empty() && !(is_head && tied)) free_row_major(t);
+  };
+  ModelWeights& w = *weights_;
+  for (LayerWeights& L : w.layers) {
+    convert(L.wqkv, L.packed_wqkv, L.amx_wqkv, false);
+    convert(L.wo, L.packed_wo, L.amx_wo, false);
+    convert(L.w_gate_up, L.packed_w_gate_up, L.amx_w_gate_up, false);
+    convert(L.w_down, L.packed_w_down, L.amx_w_down, false);
+  }
+  convert(w.lm_head, w.packed_lm_head, w.amx_lm_head, true);
+  return bytes;
+}
+
 void Model::restore_row_major() {
+  for (const LayerWeights& L : weights_->layers)
+    TL_CHECK_MSG(!L.amx_wqkv && !L.amx_wo && !L.amx_w_gate_up && !L.amx_w_down,
+                 "the f32 matrices of a model held as bf16 are gone");
   for_each_matrix(*weights_, [](Tensor& t, PackedPtr& p, bool) {
     if (!p || !t.empty()) return;
     t = Tensor::zeros(DType::kF32, {p->rows(), p->cols()});
@@ -292,16 +332,19 @@ LayerMatrices::LayerMatrices(const LayerWeights& L) {
   // NF4 element counts.
   const int64_t C = L.attn_norm.numel();
   auto rows_of = [&](const Tensor& t, const std::shared_ptr<const Nf4Tensor>& q,
-                     const std::shared_ptr<const PackedMatrix>& p, int64_t cols) {
-    return q ? q->numel / cols : t.empty() ? p->rows() : t.dim(0);
+                     const std::shared_ptr<const PackedMatrix>& p, const std::shared_ptr<const AmxMatrix>& a,
+                     int64_t cols) {
+    return q ? q->numel / cols : !t.empty() ? t.dim(0) : p ? p->rows() : a->rows();
   };
-  const int64_t nqkv = rows_of(L.wqkv, L.nf4_wqkv, L.packed_wqkv, C);
-  const int64_t hd = L.nf4_wo ? L.nf4_wo->numel / C : L.wo.empty() ? L.packed_wo->cols() : L.wo.dim(1);
-  const int64_t i2 = rows_of(L.w_gate_up, L.nf4_w_gate_up, L.packed_w_gate_up, C);
-  wqkv_ = get(L.wqkv, L.nf4_wqkv, nqkv, C).with_packed(L.packed_wqkv.get());
-  wo_ = get(L.wo, L.nf4_wo, C, hd).with_packed(L.packed_wo.get());
-  w_gate_up_ = get(L.w_gate_up, L.nf4_w_gate_up, i2, C).with_packed(L.packed_w_gate_up.get());
-  w_down_ = get(L.w_down, L.nf4_w_down, C, i2 / 2).with_packed(L.packed_w_down.get());
+  const int64_t nqkv = rows_of(L.wqkv, L.nf4_wqkv, L.packed_wqkv, L.amx_wqkv, C);
+  const int64_t hd = L.nf4_wo ? L.nf4_wo->numel / C : !L.wo.empty() ? L.wo.dim(1) : L.packed_wo ? L.packed_wo->cols()
+                                                                                               : L.amx_wo->cols();
+  const int64_t i2 = rows_of(L.w_gate_up, L.nf4_w_gate_up, L.packed_w_gate_up, L.amx_w_gate_up, C);
+  wqkv_ = get(L.wqkv, L.nf4_wqkv, nqkv, C).with_packed(L.packed_wqkv.get()).with_amx(L.amx_wqkv.get());
+  wo_ = get(L.wo, L.nf4_wo, C, hd).with_packed(L.packed_wo.get()).with_amx(L.amx_wo.get());
+  w_gate_up_ =
+      get(L.w_gate_up, L.nf4_w_gate_up, i2, C).with_packed(L.packed_w_gate_up.get()).with_amx(L.amx_w_gate_up.get());
+  w_down_ = get(L.w_down, L.nf4_w_down, C, i2 / 2).with_packed(L.packed_w_down.get()).with_amx(L.amx_w_down.get());
 }
 
 int64_t Model::quantize_nf4(bool double_quant) {
@@ -495,7 +538,8 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
   std::vector<float> xn(static_cast<size_t>(rows * C));
   kernels().rmsnorm(xn.data(), x.data() + first * C, W.final_norm.f32(), rows, C, static_cast<float>(c.rms_norm_eps));
   logits.resize(static_cast<size_t>(rows * c.vocab_size));
-  linear(logits.data(), xn.data(), weight_ref(W.lm_head, W.packed_lm_head.get()), Tensor(), rows);
+  linear(logits.data(), xn.data(), weight_ref(W.lm_head, W.packed_lm_head.get()).with_amx(W.amx_lm_head.get()),
+         Tensor(), rows);
   return Status::ok();
 }
 

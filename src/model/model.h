@@ -52,6 +52,9 @@ struct LayerWeights {
   // Model::drop_row_major(), or from Model::load_packed(), the f32 tensors above are empty and these are
   // the only copy.
   std::shared_ptr<const PackedMatrix> packed_wqkv, packed_wo, packed_w_gate_up, packed_w_down;
+  // After Model::hold_matrices_bf16() (training.precision: bf16): the four matrices as bf16 AMX tiles
+  // (tensor/amx.h), the only copy.
+  std::shared_ptr<const AmxMatrix> amx_wqkv, amx_wo, amx_w_gate_up, amx_w_down;
 };
 
 // A layer's four projection matrices as the matmul operands of tensor/matmul.h: f32 tensors as they are,
@@ -73,6 +76,7 @@ struct ModelWeights {
   Tensor final_norm;  // (C)
   Tensor lm_head;     // (V, C); shares storage with embed when tied; f32 or bf16 as embed
   std::shared_ptr<const PackedMatrix> packed_lm_head;  // when lm_head is f32 and the weights are frozen
+  std::shared_ptr<const AmxMatrix> amx_lm_head;        // after Model::hold_matrices_bf16()
   std::vector<LayerWeights> layers;
 };
 
@@ -112,6 +116,12 @@ class Model {
   // copy. Anything that needs them again (mutable_weights, quantize_nf4) rebuilds them from the packed
   // copy first.
   void drop_row_major();
+  // Mixed precision for LoRA training and inference on a CPU with AMX (tensor/amx.h; needs
+  // amx_available()): every projection matrix and the LM head are rounded to bf16 and held as AMX tiles
+  // only; their f32 copies are freed (the tied embedding stays f32 for the lookup). Every GEMM against
+  // them is then a bf16 product with f32 sums. One way: the f32 values are gone, so mutable_weights()
+  // and quantize_nf4() may not follow. Returns the bytes the tiles take.
+  int64_t hold_matrices_bf16();
   const std::string& source_dtype() const { return source_dtype_; }
   const std::string& dir() const { return dir_; }
 

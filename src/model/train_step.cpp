@@ -257,7 +257,7 @@ class Pass {
     // Rows per chunk: each chunk's two GEMMs stream (and OpenBLAS packs) the whole (V, C) head, so
     // fewer, larger chunks are faster; ~16 MB of logits per chunk, at least 64 rows.
     const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 22) / V / 16 * 16);
-    const WeightRef head_w = weight_ref(w_.lm_head, w_.packed_lm_head.get());
+    const WeightRef head_w = weight_ref(w_.lm_head, w_.packed_lm_head.get()).with_amx(w_.amx_lm_head.get());
     Scratch logits = uninit(std::min(chunk, n) * V);
     std::vector<double> row_loss(static_cast<size_t>(n));
     std::vector<float> row_scale;  // per kept row, when `scales` chose them

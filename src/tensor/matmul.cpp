@@ -4,6 +4,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/check.h"
 #include "tensor/blas.h"
 #include "tensor/dtype.h"
 #include "tensor/kernels.h"
@@ -113,6 +114,11 @@ int64_t matmul_block_rows(int64_t cols) {
 void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha,
                 float beta) {
   const int mm = static_cast<int>(m), k = static_cast<int>(w.cols);
+  if (w.amx) {
+    TL_CHECK(plain_update(alpha, beta));
+    amx_gemm_xwt(y, ldy, x, ldx, m, *w.amx, nullptr, beta == 1.0f);
+    return;
+  }
   if (w.packed && plain_update(alpha, beta)) {
     packed_gemm(y, ldy, x, ldx, m, *w.packed, nullptr, beta == 1.0f);
     return;
@@ -139,6 +145,11 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
 void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx, float alpha,
                 float beta) {
   const int mm = static_cast<int>(m), k = static_cast<int>(w.rows);
+  if (w.amx) {
+    TL_CHECK(plain_update(alpha, beta));
+    amx_gemm_dyw(dx, lddx, dy, lddy, m, *w.amx, beta == 1.0f);
+    return;
+  }
   if (w.packed && plain_update(alpha, beta)) {
     packed_gemm_dyw(dx, lddx, dy, lddy, m, *w.packed, beta == 1.0f);
     return;
@@ -168,6 +179,10 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
 
 void matvec(float* y, const WeightRef& w, const float* x, const float* bias) {
   const KernelTable& k = kernels();
+  if (w.amx) {
+    amx_gemm_xwt(y, w.rows, x, w.cols, 1, *w.amx, bias, false);
+    return;
+  }
   if (w.packed) {
     packed_gemm(y, w.rows, x, w.cols, 1, *w.packed, bias, false);
     return;

@@ -15,6 +15,7 @@
 
 #include <cstdint>
 
+#include "tensor/amx.h"
 #include "tensor/nf4.h"
 #include "tensor/packed.h"
 
@@ -28,26 +29,38 @@ struct WeightRef {
   const uint16_t* bf16 = nullptr;
   int64_t rows = 0, cols = 0;
   const PackedMatrix* packed = nullptr;  // W packed: used by x W^T, matvec and dy W
+  // W as bf16 tiles for AMX (tensor/amx.h): when set, x W^T, matvec and dy W are bf16 products with f32
+  // sums (training.precision: bf16), whatever else is set.
+  const AmxMatrix* amx = nullptr;
 
   static WeightRef of_f32(const float* p, int64_t rows, int64_t cols) { return {p, nullptr, nullptr, rows, cols}; }
   static WeightRef of_nf4(const Nf4Tensor* q, int64_t rows, int64_t cols) { return {nullptr, q, nullptr, rows, cols}; }
   static WeightRef of_bf16(const uint16_t* p, int64_t rows, int64_t cols) { return {nullptr, nullptr, p, rows, cols}; }
-  bool empty() const { return !f32 && !nf4 && !bf16 && !packed; }
+  static WeightRef of_amx(const AmxMatrix* a) { return WeightRef{}.with_amx(a); }
+  bool empty() const { return !f32 && !nf4 && !bf16 && !packed && !amx; }
   WeightRef with_packed(const PackedMatrix* p) const {
     WeightRef r = *this;
     r.packed = p;
     return r;
   }
+  WeightRef with_amx(const AmxMatrix* a) const {
+    WeightRef r = *this;
+    r.amx = a;
+    if (a) r.rows = a->rows(), r.cols = a->cols();
+    return r;
+  }
 };
 
 // y (m, w.rows) = alpha * x (m, w.cols) W^T + beta * y; x rows ldx apart, y rows ldy apart. With a packed
-// copy (and alpha 1, beta 0 or 1) this is packed_gemm.
+// copy (and alpha 1, beta 0 or 1) this is packed_gemm; with AMX tiles (alpha 1, beta 0 or 1, the only
+// updates they support), amx_gemm_xwt.
 void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha = 1.0f,
                 float beta = 0.0f);
 
 // dx (m, w.cols) = alpha * dy (m, w.rows) W + beta * dx; dy rows lddy apart, dx rows lddx apart. With a
 // packed copy, or NF4 / bf16 weights (and alpha 1, beta 0 or 1), this is tensor/packed.h's chunked
-// input-gradient GEMM (packed_gemm_dyw, gemm_filled), the same bits for every storage format.
+// input-gradient GEMM (packed_gemm_dyw, gemm_filled), the same bits for every storage format. With AMX
+// tiles (alpha 1, beta 0 or 1 only): amx_gemm_dyw.
 void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx,
                 float alpha = 1.0f, float beta = 0.0f);
 

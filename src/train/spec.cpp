@@ -194,7 +194,7 @@ Result<TrainSpec> TrainSpec::parse(const std::string& yaml_text, const std::stri
   if (YAML::Node t = root["training"]) {
     TL_TRY(r.only(t, "training", {"epochs", "micro_batch_size", "gradient_accumulation", "learning_rate", "lr_scheduler",
                                   "warmup_ratio", "weight_decay", "max_grad_norm", "max_seq_len", "packing",
-                                  "gradient_checkpointing", "seed", "max_steps"}));
+                                  "gradient_checkpointing", "precision", "seed", "max_steps"}));
     TL_TRY(r.get_positive(t, "epochs", "training", &s.epochs));
     TL_TRY(r.get_positive(t, "micro_batch_size", "training", &s.micro_batch_size));
     TL_TRY(r.get_positive(t, "gradient_accumulation", "training", &s.gradient_accumulation));
@@ -208,6 +208,13 @@ Result<TrainSpec> TrainSpec::parse(const std::string& yaml_text, const std::stri
     TL_TRY(r.get(t, "gradient_checkpointing", "training", &s.gradient_checkpointing, "true or false"));
     TL_TRY(r.get(t, "seed", "training", &s.seed, "a non-negative integer"));
     TL_TRY(r.get(t, "max_steps", "training", &s.max_steps, "an integer"));
+    TL_TRY(r.get(t, "precision", "training", &s.precision, "a string"));
+    if (s.precision != "fp32" && s.precision != "bf16")
+      return r.where(t["precision"], "training.precision", "expected fp32 or bf16");
+    if (s.precision == "bf16" && (s.trains_all_weights() || s.nf4_base()))
+      return r.where(t["precision"], "training.precision",
+                     "bf16 is for a LoRA on an f32 base (method: lora, or dpo with adapter: lora); qlora and "
+                     "full fine-tuning train in fp32");
     if (!(s.learning_rate > 0)) return r.where(t["learning_rate"], "training.learning_rate", "must be positive");
     if (!(s.warmup_ratio >= 0 && s.warmup_ratio < 1)) return r.where(t["warmup_ratio"], "training.warmup_ratio", "must be in [0, 1)");
     if (s.lr_scheduler != "cosine" && s.lr_scheduler != "linear" && s.lr_scheduler != "constant")

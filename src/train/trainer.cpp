@@ -271,6 +271,9 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   // are scored on them as loaded, before any step (and, on resume, before a checkpoint's weights replace
   // them), so no second copy of the model is held.
   const bool nf4_base = spec.nf4_base();
+  if (spec.precision == "bf16" && !amx_available())
+    return failed_precondition("training.precision: bf16 needs AMX-BF16, and {}; use precision: fp32",
+                               amx_unavailable_reason());
   TL_ASSIGN_OR_RETURN(Model model, nf4_base  ? Model::load_nf4(model_dir, spec.double_quant)
                                    : is_lora ? Model::load_packed(model_dir)
                                              : Model::load(model_dir));
@@ -278,6 +281,12 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   // freed per-layer f32 copies should go back to the kernel).
   keep_freed_memory();
   const ModelConfig& mc = model.config();
+  if (spec.precision == "bf16") {
+    // Before the DPO reference is scored: policy and reference then share one precision.
+    const int64_t bytes = model.hold_matrices_bf16();
+    keep_freed_memory();
+    std::fprintf(stderr, "bf16: frozen matrices held as bf16 AMX tiles (%.1f MB), f32 sums\n", bytes / 1e6);
+  }
   if (nf4_base) {
     std::fprintf(stderr, "qlora: layer projections held as NF4%s\n", spec.double_quant ? " with double quantisation" : "");
   }

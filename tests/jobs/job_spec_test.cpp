@@ -64,6 +64,23 @@ TEST(JobSpec, DpoAdapterRoundTripsAndIsChecked) {
   EXPECT_TRUE(nf4_base(*s));
 }
 
+// training.precision reaches the trainer when it is bf16, and is refused where the trainer refuses it.
+TEST(JobSpec, PrecisionRoundTripsAndIsChecked) {
+  auto s = parse_job_spec("base_model: m\nmethod: lora\ndataset: {train: t}\ntraining: {precision: bf16}\noutput_dir: o\n",
+                          "spec.yaml");
+  ASSERT_TRUE(s.is_ok()) << s.status().message();
+  EXPECT_EQ(parse_job_spec(job_spec_to_yaml(*s), "canonical.yaml")->training.precision, "bf16");
+  EXPECT_EQ(job_spec_to_yaml(*parse_job_spec(kSpec, "spec.yaml")).find("precision"), std::string::npos);
+  auto r = parse_job_spec("base_model: m\nmethod: lora\ndataset: {train: t}\ntraining: {precision: fp16}\noutput_dir: o\n",
+                          "spec.yaml");
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_EQ(r.status().message(), "spec.yaml: training.precision must be one of bf16, fp32, got 'fp16'");
+  r = parse_job_spec("base_model: m\nmethod: qlora\ndataset: {train: t}\ntraining: {precision: bf16}\noutput_dir: o\n",
+                     "spec.yaml");
+  ASSERT_FALSE(r.is_ok());
+  EXPECT_NE(r.status().message().find("bf16 is for a LoRA on an f32 base"), std::string::npos) << r.status().message();
+}
+
 TEST(JobSpec, ErrorsNameLineAndKey) {
   auto r = parse_job_spec("base_model: m\ntraining:\n  epochs: 2\n  learning_rat: 1\n", "spec.yaml");
   ASSERT_FALSE(r.is_ok());

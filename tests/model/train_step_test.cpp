@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "model/peft.h"
 #include "reference_case.h"
+#include "tensor/amx.h"
 
 namespace tl {
 namespace {
@@ -47,6 +48,52 @@ TEST_P(TrainStep, LoraGradientsMatchAutograd) {
     LoraWeights grads = lora_step(c, adapter->weights, adapter->config, c.seq, n, opt, what);
     const double worst = expect_lora_grads_match(grads, GetParam(), what);
     RecordProperty(checkpointing ? "worst_rel_error_checkpointing" : "worst_rel_error", std::to_string(worst));
+  }
+}
+
+// training.precision: bf16 (the frozen matrices as bf16 on AMX, f32 sums) against PyTorch's mixed
+// precision (torch.autocast("cpu", bfloat16)) from the same init: both are measured against the f32
+// autograd gradients, and ours must be at least as close as PyTorch's in its worst tensor (autocast also
+// rounds LoRA's products and attention, which stay f32 here), and far above f32 rounding (the bf16 path
+// really ran). The loss is held to one bf16 step (2^-8 relative) of the f32 loss: a single value's
+// rounding error against autocast's would compare two draws of noise.
+TEST_P(TrainStep, Bf16GradientsAreAsCloseToF32AsAutocasts) {
+  if (!amx_available()) GTEST_SKIP() << amx_unavailable_reason();
+  Case c = load_case(GetParam());
+  c.model.hold_matrices_bf16();
+  auto adapter = reference_lora(c, GetParam());
+  ASSERT_TRUE(adapter.is_ok()) << adapter.status().message();
+  auto f32 = safetensors::File::open(dir_of(GetParam()) + "/expected_lora_grads.safetensors");
+  auto ac = safetensors::File::open(dir_of(GetParam()) + "/expected_lora_grads_autocast_bf16.safetensors");
+  ASSERT_TRUE(f32.is_ok() && ac.is_ok());
+  const int64_t n = c.meta["tokens"].get<int64_t>();
+  const double loss32 = c.meta["loss"].get<double>(), loss_ac = c.meta["autocast_bf16_loss"].get<double>();
+  for (bool checkpointing : {false, true}) {
+    const std::string what = checkpointing ? " (checkpointing)" : "";
+    TrainOptions opt;
+    opt.gradient_checkpointing = checkpointing;
+    LoraWeights grads = adapter->weights.zeros_like();
+    auto st = forward_backward(c.model, {&adapter->weights, &adapter->config}, &grads, nullptr, c.seq,
+                               1.0f / static_cast<float>(n), opt);
+    ASSERT_TRUE(st.is_ok()) << st.status().message();
+    const double loss = st->loss_sum / static_cast<double>(n);
+    EXPECT_LE(std::fabs(loss - loss32), std::ldexp(loss32, -8)) << "ours " << loss << ", f32 " << loss32 << what;
+    double worst = 0, worst_ac = 0;
+    grads.for_each([&](int64_t l, LoraTarget t, LoraModule& m) {
+      for (bool is_a : {true, false}) {
+        const std::string name = peft::tensor_name(l, t, is_a);
+        auto e = f32->tensor(name), a = ac->tensor(name);
+        ASSERT_TRUE(e.is_ok() && a.is_ok()) << name;
+        const Tensor& got = is_a ? m.a : m.b;
+        const Tensor torch_ac = a->to_f32();
+        worst = std::max(worst, rel_error(got, std::as_const(*e).f32(), got.numel()));
+        worst_ac = std::max(worst_ac, rel_error(torch_ac, std::as_const(*e).f32(), got.numel()));
+      }
+    });
+    EXPECT_LE(worst, worst_ac) << what;
+    EXPECT_GT(worst, 1e-4) << what;
+    std::printf("%s%s: worst relative gradient error vs f32: ours (bf16) %.2e, autocast %.2e; loss error %.2e vs %.2e\n",
+                GetParam().c_str(), what.c_str(), worst, worst_ac, std::fabs(loss - loss32), std::fabs(loss_ac - loss32));
   }
 }
 

@@ -227,10 +227,22 @@ def run_case(d, seed):
     full_dpo_loss = sum(terms) / len(terms)
     full_dpo_loss.backward()
     write_safetensors(os.path.join(d, "expected_dpo_full_grads.safetensors"), {k: v.grad for k, v in merged.items()})
+    # Mixed precision as PyTorch does it (torch.autocast("cpu", bfloat16)): the LoRA gradients of the
+    # same init, for training.precision: bf16 to be held to PyTorch's own distance from f32.
+    ac = {key: (init[peft(key, "A")].clone().requires_grad_(), init[peft(key, "B")].clone().requires_grad_())
+          for key in lora}
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ac_loss, _ = total(base, ac)
+    ac_loss.float().backward()
+    g = {}
+    for key, (a, b) in ac.items():
+        g[peft(key, "A")] = a.grad.float().clone()
+        g[peft(key, "B")] = b.grad.float().clone()
+    write_safetensors(os.path.join(d, "expected_lora_grads_autocast_bf16.safetensors"), g)
     with open(os.path.join(d, "train_case.json"), "w") as f:
         json.dump({"examples": [{"tokens": ex1, "targets": t1}, {"tokens": ex2, "targets": t2}],
                    "lora": {"r": r, "alpha": alpha}, "loss": float(loss), "full_loss": float(floss),
-                   "tokens": n, "adamw": {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.1},
+                   "tokens": n, "autocast_bf16_loss": float(ac_loss), "adamw": {"lr": 1e-2, "betas": [0.9, 0.999], "eps": 1e-8, "weight_decay": 0.1},
                    "dpo": {"examples": [{"tokens": e, "targets": t} for e, t in examples], "pairs": pairs,
                            "beta": beta, "loss": dpo_losses, "full_sigmoid_loss": float(full_dpo_loss)}}, f)
 

@@ -1,0 +1,317 @@
+#include "tensor/amx.h"
+
+#include <immintrin.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <new>
+#include <vector>
+
+#include "core/check.h"
+#include "tensor/dtype.h"
+#include "tensor/thread_pool.h"
+
+// Only the functions marked TL_AMX_TARGET use AMX / AVX-512 instructions, and they run only after
+// amx_available(): the rest of this file is built for the baseline ISA like the rest of the engine.
+#define TL_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+
+namespace tl {
+
+namespace {
+
+constexpr int64_t kTile = 512;  // bf16 elements in one 16 x 32 tile
+
+struct AmxState {
+  bool ok = false;
+  std::string reason;
+};
+
+const AmxState& amx_state() {
+  static const AmxState state = [] {
+    AmxState s;
+    __builtin_cpu_init();
+    unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+    __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(0));
+    const bool amx_bf16 = (edx >> 22) & 1, amx_tile = (edx >> 24) & 1;
+    __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(1));
+    const bool avx512_bf16 = (eax >> 5) & 1;
+    if (!amx_tile || !amx_bf16) {
+      s.reason = "this CPU has no AMX-BF16 tile unit (Intel Sapphire Rapids or later has one)";
+      return s;
+    }
+    if (!avx512_bf16 || !__builtin_cpu_supports("avx512bw")) {
+      s.reason = "this CPU has AMX but not AVX512-BF16";
+      return s;
+    }
+    // Linux hands out the 8 KB tile state only to processes that ask (since 5.16).
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    if (syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) != 0) {
+      s.reason = "the kernel refused this process AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM; Linux >= 5.16)";
+      return s;
+    }
+    s.ok = true;
+    return s;
+  }();
+  return state;
+}
+
+uint16_t* alloc_bf16(int64_t elems) {
+  const size_t bytes = static_cast<size_t>(std::max<int64_t>(1, elems)) * 2;
+  auto* p = static_cast<uint16_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (!p) throw std::bad_alloc();
+  return p;
+}
+
+int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
+
+struct TileConfig {
+  uint8_t palette_id = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t colsb[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Tiles 0-3: a 2 x 2 block of 16 x 16 f32 sums; 4-5: two 16-row strips of A; 6-7: two 16-column
+// strips of B. All 16 rows of 64 bytes. The configuration is per thread.
+TL_AMX_TARGET void ensure_tiles() {
+  thread_local bool ready = false;
+  if (ready) return;
+  TileConfig cfg;
+  for (int t = 0; t < 8; ++t) {
+    cfg.colsb[t] = 64;
+    cfg.rows[t] = 16;
+  }
+  // GCC does not see _tile_loadconfig read the struct and drops the stores above without this.
+  __asm__ volatile("" : : "r"(&cfg) : "memory");
+  _tile_loadconfig(&cfg);
+  ready = true;
+}
+
+// x (m, k) f32 -> a as 16 x 32 bf16 tiles, each 1 KB contiguous: for each 16-row strip of x, its kp / 32
+// tiles in order; rows and columns past the matrix zero. Strips [s0, s1). Contiguous tiles load as 16
+// sequential cache lines, where rows kp * 2 bytes apart would fall into few L1 sets at some widths.
+TL_AMX_TARGET void to_bf16_tiles(uint16_t* a, int64_t kp, const float* x, int64_t ldx, int64_t s0, int64_t s1,
+                                 int64_t m, int64_t k) {
+  const int64_t tiles = kp / 32;
+  for (int64_t s = s0; s < s1; ++s)
+    for (int64_t i = 0; i < 16; ++i) {
+      const int64_t r = s * 16 + i;
+      uint16_t* dst = a + s * tiles * kTile + i * 32;
+      if (r >= m) {
+        for (int64_t kb = 0; kb < tiles; ++kb) std::memset(dst + kb * kTile, 0, 64);
+        continue;
+      }
+      const float* src = x + r * ldx;
+      for (int64_t kb = 0; kb < tiles; ++kb) {
+        const int64_t c = kb * 32, left = k - c;
+        const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+        const __mmask16 hi =
+            left >= 32 ? 0xffff : left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1);
+        const __m512 v0 = _mm512_maskz_loadu_ps(lo, src + c);
+        const __m512 v1 = _mm512_maskz_loadu_ps(hi, src + c + 16);
+        _mm512_store_si512(dst + kb * kTile, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(v1, v0)));
+      }
+    }
+}
+
+// y rows [r0, r0 + 32) x columns [c0, c0 + 32) (+)= the tiled a (its strips r0 / 16 and r0 / 16 + 1)
+// times the B whose 16-column blocks start at b0 and b1 (kp / 32 tiles each), over the sum's tiles
+// [kb0, kb1). Full blocks go through the tiles straight to y; edge blocks through a scratch.
+TL_AMX_TARGET void block_32x32(float* y, int64_t ldy, int64_t m, int64_t n, int64_t r0, int64_t c0,
+                               const uint16_t* a, int64_t kp, const uint16_t* b0, const uint16_t* b1, int64_t kb0,
+                               int64_t kb1, bool accumulate) {
+  const bool full = r0 + 32 <= m && c0 + 32 <= n;
+  alignas(64) float edge[4][256];
+  float* out[4];
+  int64_t ld = ldy;
+  if (full) {
+    for (int t = 0; t < 4; ++t) out[t] = y + (r0 + (t >> 1) * 16) * ldy + c0 + (t & 1) * 16;
+  } else {
+    ld = 16;
+    for (int t = 0; t < 4; ++t) {
+      out[t] = edge[t];
+      std::memset(edge[t], 0, sizeof edge[t]);
+      if (!accumulate) continue;
+      const int64_t tr = r0 + (t >> 1) * 16, tc = c0 + (t & 1) * 16;
+      for (int64_t i = 0; i < 16 && tr + i < m; ++i)
+        for (int64_t j = 0; j < 16 && tc + j < n; ++j) edge[t][i * 16 + j] = y[(tr + i) * ldy + tc + j];
+    }
+  }
+  const size_t stride = static_cast<size_t>(ld) * 4;
+  if (accumulate || !full) {
+    _tile_loadd(0, out[0], stride);
+    _tile_loadd(1, out[1], stride);
+    _tile_loadd(2, out[2], stride);
+    _tile_loadd(3, out[3], stride);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  const int64_t tiles = kp / 32;
+  const uint16_t* a0 = a + (r0 / 16) * tiles * kTile;
+  const uint16_t* a1 = a0 + tiles * kTile;
+  for (int64_t kb = kb0; kb < kb1; ++kb) {
+    _tile_loadd(4, a0 + kb * kTile, 64);
+    _tile_loadd(5, a1 + kb * kTile, 64);
+    _tile_loadd(6, b0 + kb * kTile, 64);
+    _tile_loadd(7, b1 + kb * kTile, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  _tile_stored(0, out[0], stride);
+  _tile_stored(1, out[1], stride);
+  _tile_stored(2, out[2], stride);
+  _tile_stored(3, out[3], stride);
+  if (full) return;
+  for (int t = 0; t < 4; ++t) {
+    const int64_t tr = r0 + (t >> 1) * 16, tc = c0 + (t & 1) * 16;
+    for (int64_t i = 0; i < 16 && tr + i < m; ++i)
+      for (int64_t j = 0; j < 16 && tc + j < n; ++j) y[(tr + i) * ldy + tc + j] = edge[t][i * 16 + j];
+  }
+}
+
+// A converted per call, kept for the caller thread's life (the workers only read it); 64-byte aligned.
+struct AScratch {
+  std::unique_ptr<uint16_t[], decltype(&std::free)> p{nullptr, &std::free};
+  int64_t elems = 0;
+  uint16_t* get(int64_t n) {
+    if (n > elems) {
+      p.reset(alloc_bf16(n));
+      elems = n;
+    }
+    return p.get();
+  }
+};
+
+// y (m, n) (+)= bf16(x) (m, k) B (+ bias), for B given as 16-column blocks of kp / 32 tiles each.
+void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k,
+              const uint16_t* b, const float* bias, bool accumulate) {
+  TL_CHECK(amx_available());
+  if (m <= 0 || n <= 0) return;
+  const int64_t kp = round_up(k, 32), mp = round_up(m, 32);
+  thread_local AScratch scratch;
+  uint16_t* ap = scratch.get(mp * kp);
+  parallel_rows(mp / 16, 16 * kp, [&](int64_t s0, int64_t s1) { to_bf16_tiles(ap, kp, x, ldx, s0, s1, m, k); }, 1);
+
+  // Items: a block of up to 256 rows x up to 256 columns, run in chunks of the sum (16 tiles, 512
+  // values): a chunk's B strips (16 KB per 32 columns) stay in L1 while the block's 32-row strips pass
+  // over them, and the block's A chunk (up to 256 KB) stays in L2 while the strips of B go by; the
+  // partial sums wait in y between chunks. Blocks shrink (rows first) until every thread has work.
+  const int64_t threads = ThreadPool::global().size();
+  const int64_t col_groups = round_up(n, 32) / 32;
+  int64_t rb = std::min<int64_t>(mp, 256), gb = std::min<int64_t>(col_groups, 8);
+  auto items_of = [&](int64_t r, int64_t g) { return ((mp + r - 1) / r) * ((col_groups + g - 1) / g); };
+  while (items_of(rb, gb) < 2 * threads && (rb > 32 || gb > 1)) {
+    if (rb > 32) rb = std::max<int64_t>(32, rb / 2 / 32 * 32);
+    else gb = std::max<int64_t>(1, gb / 2);
+  }
+  const int64_t row_blocks = (mp + rb - 1) / rb, super_groups = (col_groups + gb - 1) / gb;
+  const int64_t tiles = kp / 32;
+  constexpr int64_t kChunkTiles = 16;
+  auto run = [&](int64_t begin, int64_t end) {
+    ensure_tiles();
+    for (int64_t item = begin; item < end; ++item) {
+      const int64_t blk = item / super_groups, sg = item % super_groups;
+      const int64_t r_begin = blk * rb, r_end = std::min(m, r_begin + rb);
+      const int64_t g_begin = sg * gb, g_end = std::min(col_groups, g_begin + gb);
+      for (int64_t kb0 = 0; kb0 < tiles; kb0 += kChunkTiles) {
+        const int64_t kb1 = std::min(tiles, kb0 + kChunkTiles);
+        for (int64_t g = g_begin; g < g_end; ++g) {
+          const uint16_t* b0 = b + (2 * g) * tiles * kTile;
+          const uint16_t* b1 = b0 + tiles * kTile;
+          for (int64_t r0 = r_begin; r0 < r_end; r0 += 32)
+            block_32x32(y, ldy, m, n, r0, g * 32, ap, kp, b0, b1, kb0, kb1, accumulate || kb0 > 0);
+        }
+      }
+      if (!bias) continue;
+      const int64_t c0 = g_begin * 32, nc = std::min(n, g_end * 32) - c0;
+      for (int64_t r = r_begin; r < r_end; ++r)
+        for (int64_t j = 0; j < nc; ++j) y[r * ldy + c0 + j] += bias[c0 + j];
+    }
+  };
+  const int64_t items = row_blocks * super_groups;
+  if (m * n * k < 64 * kMinParallelWork) return run(0, items);
+  ThreadPool::global().parallel_for(items, run, 1);
+}
+
+}  // namespace
+
+bool amx_available() { return amx_state().ok; }
+std::string amx_unavailable_reason() { return amx_state().reason; }
+
+void AmxMatrix::Free::operator()(uint16_t* p) const { std::free(p); }
+
+AmxMatrix AmxMatrix::pack(const float* w, int64_t n, int64_t k, int64_t ldw) {
+  TL_CHECK(n > 0 && k > 0);
+  if (ldw == 0) ldw = k;
+  AmxMatrix m;
+  m.n_ = n;
+  m.k_ = k;
+  const int64_t kp = m.k_pad(), np = m.n_pad();
+  // Forward: B = W^T (k, n); 16-column blocks are 16 rows of W, np / 16 of them, kp / 32 tiles each.
+  m.fwd_elems_ = np / 16 * (kp / 32) * kTile;
+  m.fwd_.reset(alloc_bf16(m.fwd_elems_));
+  uint16_t* f = m.fwd_.get();
+  parallel_rows(np / 16, kp * 16, [&](int64_t b, int64_t e) {
+    for (int64_t nb = b; nb < e; ++nb)
+      for (int64_t kb = 0; kb < kp / 32; ++kb) {
+        uint16_t* tile = f + (nb * (kp / 32) + kb) * kTile;
+        for (int64_t i = 0; i < 16; ++i)
+          for (int64_t c = 0; c < 16; ++c)
+            for (int64_t j = 0; j < 2; ++j) {
+              const int64_t r = nb * 16 + c, col = kb * 32 + 2 * i + j;
+              tile[i * 32 + 2 * c + j] = r < n && col < k ? f32_to_bf16(w[r * ldw + col]) : 0;
+            }
+      }
+  }, 1);
+  // Backward: B = W (n, k); 16-column blocks are 16 columns of W, round_up(k, 32) / 16 of them, np / 32
+  // tiles each.
+  const int64_t kc = round_up(k, 32);
+  m.bwd_elems_ = kc / 16 * (np / 32) * kTile;
+  m.bwd_.reset(alloc_bf16(m.bwd_elems_));
+  uint16_t* bw = m.bwd_.get();
+  parallel_rows(kc / 16, np * 16, [&](int64_t b, int64_t e) {
+    for (int64_t cb = b; cb < e; ++cb)
+      for (int64_t nb = 0; nb < np / 32; ++nb) {
+        uint16_t* tile = bw + (cb * (np / 32) + nb) * kTile;
+        for (int64_t i = 0; i < 16; ++i)
+          for (int64_t c = 0; c < 16; ++c)
+            for (int64_t j = 0; j < 2; ++j) {
+              const int64_t r = nb * 32 + 2 * i + j, col = cb * 16 + c;
+              tile[i * 32 + 2 * c + j] = r < n && col < k ? f32_to_bf16(w[r * ldw + col]) : 0;
+            }
+      }
+  }, 1);
+  return m;
+}
+
+uint16_t AmxMatrix::at(int64_t r, int64_t c) const {
+  const int64_t nb = r / 16, kb = c / 32, i = (c % 32) / 2, j = c % 2;
+  return fwd_[static_cast<size_t>((nb * (k_pad() / 32) + kb) * kTile + i * 32 + 2 * (r % 16) + j)];
+}
+
+uint16_t AmxMatrix::at_bwd(int64_t r, int64_t c) const {
+  const int64_t cb = c / 16, nb = r / 32, i = (r % 32) / 2, j = r % 2;
+  return bwd_[static_cast<size_t>((cb * (n_pad() / 32) + nb) * kTile + i * 32 + 2 * (c % 16) + j)];
+}
+
+void amx_gemm_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const AmxMatrix& w,
+                  const float* bias, bool accumulate) {
+  amx_gemm(y, ldy, x, ldx, m, w.rows(), w.cols(), w.fwd(), bias, accumulate);
+}
+
+void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, const AmxMatrix& w,
+                  bool accumulate) {
+  amx_gemm(dx, lddx, dy, lddy, m, w.cols(), w.rows(), w.bwd(), nullptr, accumulate);
+}
+
+}  // namespace tl

@@ -1,0 +1,71 @@
+// bf16 GEMMs on Intel AMX for a frozen weight matrix: mixed precision (`training.precision: bf16`), the
+// way PyTorch's autocast and Hugging Face's `bf16: true` train LoRA. The weights and each GEMM's input
+// are rounded to bf16 (round to nearest even); products and sums are f32 (AMX's TDPBF16PS), and every
+// output is f32.
+//
+// Why: on a CPU with AMX-BF16 (Sapphire Rapids and later) one core's tile unit does about 1.8 TFLOP/s
+// on bf16, some twelve times its AVX-512 f32 FMAs. The frozen base's GEMMs are about 60% of a LoRA step
+// in f32 (tensor/packed.h); here they become a small part of it. LoRA's own matrices, attention, the
+// norms and the optimizer stay f32.
+//
+// Layout: W (n, k) is held twice, once for each product, as 16 x 32 bf16 tiles in AMX's VNNI order (row
+// i of a tile holds, for each of 16 output columns, two consecutive values of the sum): `fwd` for
+// x W^T (sum over k) and `bwd` for dy W (sum over n). Two bf16 copies take the bytes of one f32 copy.
+//
+// Usage:
+//   if (tl::amx_available()) {
+//     tl::AmxMatrix w = tl::AmxMatrix::pack(wdata, out_features, in_features);
+//     tl::amx_gemm_xwt(y, ldy, x, ldx, tokens, w, bias, /*accumulate=*/false);   // y = x W^T + bias
+//     tl::amx_gemm_dyw(dx, lddx, dy, lddy, tokens, w, /*accumulate=*/true);      // dx += dy W
+//   }
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace tl {
+
+// True when this CPU has AMX-BF16 and AVX512-BF16 and the kernel granted this process the tile state
+// (Linux's arch_prctl(ARCH_REQ_XCOMP_PERM)); asked once. amx_unavailable_reason() says which is missing.
+bool amx_available();
+std::string amx_unavailable_reason();
+
+class AmxMatrix {
+ public:
+  AmxMatrix() = default;
+  // From a row-major (n, k) f32 matrix, rows ldw floats apart (ldw = k when dense).
+  static AmxMatrix pack(const float* w, int64_t n, int64_t k, int64_t ldw = 0);
+  int64_t rows() const { return n_; }
+  int64_t cols() const { return k_; }
+  bool empty() const { return !fwd_; }
+  int64_t bytes() const { return (fwd_elems_ + bwd_elems_) * 2; }
+  // Element (r, c) of W as the bf16 bits both copies hold, for tests.
+  uint16_t at(int64_t r, int64_t c) const;
+  uint16_t at_bwd(int64_t r, int64_t c) const;
+
+  // Tiles of the forward copy: for each 16-row block of W (nb), its k / 32 tiles in order.
+  const uint16_t* fwd() const { return fwd_.get(); }
+  // Tiles of the backward copy: for each 16-column block of W (kb), its n / 32 tiles in order.
+  const uint16_t* bwd() const { return bwd_.get(); }
+  int64_t k_pad() const { return (k_ + 31) / 32 * 32; }  // the forward's sum, zero-padded
+  int64_t n_pad() const { return (n_ + 31) / 32 * 32; }  // the backward's sum, zero-padded
+
+ private:
+  struct Free {
+    void operator()(uint16_t* p) const;
+  };
+  std::unique_ptr<uint16_t[], Free> fwd_, bwd_;
+  int64_t n_ = 0, k_ = 0, fwd_elems_ = 0, bwd_elems_ = 0;
+};
+
+// y (m, w.rows()) (+)= bf16(x) bf16(W)^T + bias (f32, may be null); x (m, w.cols()) rows ldx apart.
+// Needs amx_available().
+void amx_gemm_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const AmxMatrix& w,
+                  const float* bias, bool accumulate);
+
+// dx (m, w.cols()) (+)= bf16(dy) bf16(W); dy (m, w.rows()) rows lddy apart. Needs amx_available().
+void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, const AmxMatrix& w,
+                  bool accumulate);
+
+}  // namespace tl

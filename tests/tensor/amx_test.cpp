@@ -1,0 +1,142 @@
+// The AMX bf16 GEMMs of tensor/amx.h against a double-precision product of the same bf16-rounded
+// operands. AMX sums in f32 in an order of its own, so each element is held to the worst-case bound of
+// an f32 sum of k products, gamma_k * sum |a_i b_i| with gamma_k = k u / (1 - k u), u = 2^-24; a wrong
+// index or a missed rounding is off by orders of magnitude more. Both packed copies are checked element
+// by element against torch's float -> bfloat16 rounding (dtype.h's f32_to_bf16).
+#include "tensor/amx.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "random_data.h"
+#include "tensor/dtype.h"
+
+namespace tl {
+namespace {
+
+using test_data::randn;
+
+float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
+
+#define SKIP_WITHOUT_AMX() \
+  if (!amx_available()) GTEST_SKIP() << amx_unavailable_reason()
+
+// y (m, n) = a (m, k) b (k, n) on rounded operands in double; `abs` gets sum |a_i b_i|.
+void reference(const std::vector<float>& a, int64_t lda, const std::vector<float>& b, int64_t m, int64_t n,
+               int64_t k, bool b_is_w, std::vector<double>& y, std::vector<double>& abs) {
+  y.assign(static_cast<size_t>(m * n), 0.0);
+  abs.assign(static_cast<size_t>(m * n), 0.0);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double s = 0, sa = 0;
+      for (int64_t kk = 0; kk < k; ++kk) {
+        const double bv = round_bf16(b_is_w ? b[j * k + kk] : b[kk * n + j]);
+        const double p = static_cast<double>(round_bf16(a[i * lda + kk])) * bv;
+        s += p;
+        sa += std::fabs(p);
+      }
+      y[i * n + j] = s;
+      abs[i * n + j] = sa;
+    }
+}
+
+void expect_within_bound(const std::vector<float>& got, int64_t ldy, const std::vector<double>& want,
+                         const std::vector<double>& abs, const std::vector<float>& before, int64_t m, int64_t n,
+                         int64_t k, bool accumulate, const std::vector<float>* bias, const std::string& what) {
+  const double u = std::ldexp(1.0, -24), gamma = (k + 2) * u / (1 - (k + 2) * u);
+  int bad = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double w = want[i * n + j], extra = 0;
+      if (bias) w += (*bias)[j], extra += std::fabs((*bias)[j]);
+      if (accumulate) w += before[i * ldy + j], extra += std::fabs(before[i * ldy + j]);
+      const double g = got[i * ldy + j], tol = gamma * (abs[i * n + j] + extra) + 1e-30;
+      if (std::fabs(g - w) > tol && ++bad <= 5)
+        ADD_FAILURE() << what << " (" << i << ", " << j << "): " << g << " vs " << w << " (bound " << tol << ")";
+    }
+  EXPECT_EQ(bad, 0) << what;
+}
+
+TEST(Amx, PackedCopiesHoldTorchRounding) {
+  SKIP_WITHOUT_AMX();
+  for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 1}, {16, 32}, {40, 33}, {97, 70}}) {
+    const std::vector<float> w = randn(static_cast<size_t>(n * k), 11);
+    const AmxMatrix p = AmxMatrix::pack(w.data(), n, k);
+    for (int64_t r = 0; r < n; ++r)
+      for (int64_t c = 0; c < k; ++c) {
+        ASSERT_EQ(p.at(r, c), f32_to_bf16(w[r * k + c])) << n << "x" << k << " fwd (" << r << ", " << c << ")";
+        ASSERT_EQ(p.at_bwd(r, c), f32_to_bf16(w[r * k + c])) << n << "x" << k << " bwd (" << r << ", " << c << ")";
+      }
+  }
+}
+
+// Ragged shapes on every side: rows past the 32-row tile pairs, columns past the 32-column strips, sums
+// past the 32-value tile width; y wider than the product (ldy), with and without accumulate and bias.
+TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
+  SKIP_WITHOUT_AMX();
+  struct Shape {
+    int64_t m, n, k;
+  };
+  uint32_t seed = 1;
+  for (Shape s : {Shape{1, 1, 1}, Shape{17, 40, 33}, Shape{32, 32, 32}, Shape{100, 96, 200}, Shape{200, 130, 71},
+                  Shape{512, 256, 128}})
+    for (bool accumulate : {false, true})
+      for (bool with_bias : {false, true}) {
+        const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
+                                 (accumulate ? " accumulate" : "") + (with_bias ? " bias" : "");
+        const std::vector<float> w = randn(static_cast<size_t>(s.n * s.k), seed++);
+        const AmxMatrix p = AmxMatrix::pack(w.data(), s.n, s.k);
+        const std::vector<float> bias = randn(static_cast<size_t>(s.n), seed++);
+        std::vector<double> want, abs;
+
+        // Forward: y (m, n) = x (m, k) W^T, x rows k + 3 apart, y rows n + 5 apart.
+        const int64_t ldx = s.k + 3, ldy = s.n + 5;
+        const std::vector<float> x = randn(static_cast<size_t>(s.m * ldx), seed++);
+        const std::vector<float> y0 = randn(static_cast<size_t>(s.m * ldy), seed++);
+        std::vector<float> y = y0;
+        amx_gemm_xwt(y.data(), ldy, x.data(), ldx, s.m, p, with_bias ? bias.data() : nullptr, accumulate);
+        reference(x, ldx, w, s.m, s.n, s.k, /*b_is_w=*/true, want, abs);
+        expect_within_bound(y, ldy, want, abs, y0, s.m, s.n, s.k, accumulate, with_bias ? &bias : nullptr,
+                            "xW^T " + what);
+        for (int64_t i = 0; i < s.m; ++i)
+          for (int64_t j = s.n; j < ldy; ++j) ASSERT_EQ(y[i * ldy + j], y0[i * ldy + j]) << "wrote past n, " << what;
+
+        if (with_bias) continue;
+        // Input gradient: dx (m, k) = dy (m, n) W.
+        const int64_t lddy = s.n + 2, lddx = s.k + 7;
+        const std::vector<float> dy = randn(static_cast<size_t>(s.m * lddy), seed++);
+        const std::vector<float> dx0 = randn(static_cast<size_t>(s.m * lddx), seed++);
+        std::vector<float> dx = dx0;
+        amx_gemm_dyw(dx.data(), lddx, dy.data(), lddy, s.m, p, accumulate);
+        reference(dy, lddy, w, s.m, s.k, s.n, /*b_is_w=*/false, want, abs);
+        expect_within_bound(dx, lddx, want, abs, dx0, s.m, s.k, s.n, accumulate, nullptr, "dyW " + what);
+        for (int64_t i = 0; i < s.m; ++i)
+          for (int64_t j = s.k; j < lddx; ++j)
+            ASSERT_EQ(dx[i * lddx + j], dx0[i * lddx + j]) << "wrote past k, " << what;
+      }
+}
+
+// The operands really are rounded: an f32 product of the unrounded values differs by far more than
+// the bound on most elements (so a kernel that skipped the rounding would fail the test above).
+TEST(Amx, RoundsOperandsToBf16) {
+  SKIP_WITHOUT_AMX();
+  const int64_t m = 32, n = 32, k = 64;
+  const std::vector<float> w = randn(static_cast<size_t>(n * k), 5), x = randn(static_cast<size_t>(m * k), 6);
+  const AmxMatrix p = AmxMatrix::pack(w.data(), n, k);
+  std::vector<float> y(static_cast<size_t>(m * n));
+  amx_gemm_xwt(y.data(), n, x.data(), k, m, p, nullptr, false);
+  int differ = 0;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      double exact = 0;
+      for (int64_t kk = 0; kk < k; ++kk) exact += static_cast<double>(x[i * k + kk]) * w[j * k + kk];
+      differ += std::fabs(y[i * n + j] - exact) > 1e-4;
+    }
+  EXPECT_GT(differ, m * n / 2);
+}
+
+}  // namespace
+}  // namespace tl
