@@ -74,7 +74,8 @@ TEST(Amx, PackedCopiesHoldTorchRounding) {
 }
 
 // Ragged shapes on every side: rows past the 32-row tile pairs, columns past the 32-column strips, sums
-// past the 32-value tile width; y wider than the product (ldy), with and without accumulate and bias.
+// past the 32-value tile width and past one 512-value chunk (64 x 600 x 1100: three chunks forward, two
+// for the input gradient); y wider than the product (ldy), with and without accumulate and bias.
 TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
   SKIP_WITHOUT_AMX();
   struct Shape {
@@ -82,7 +83,7 @@ TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
   };
   uint32_t seed = 1;
   for (Shape s : {Shape{1, 1, 1}, Shape{17, 40, 33}, Shape{32, 32, 32}, Shape{100, 96, 200}, Shape{200, 130, 71},
-                  Shape{512, 256, 128}})
+                  Shape{512, 256, 128}, Shape{64, 600, 1100}})
     for (bool accumulate : {false, true})
       for (bool with_bias : {false, true}) {
         const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
