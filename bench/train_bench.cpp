@@ -67,14 +67,14 @@ double g_prompt_fraction = 0;  // --prompt (profile runs only)
 Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt,
                   int cmd_fd = -1, int out_fd = -1) {
   const bool dpo = method == "dpo", bf16 = method == "lora-bf16";
-  auto model = method == "qlora"                       ? Model::load_nf4(dir, true)
-               : method == "lora" || dpo || bf16       ? Model::load_packed(dir)
-                                                       : Model::load(dir);
+  auto model = method == "qlora"          ? Model::load_nf4(dir, true)
+               : bf16                     ? Model::load_bf16(dir)  // the trainer's training.precision: bf16
+               : method == "lora" || dpo  ? Model::load_packed(dir)
+                                          : Model::load(dir);
   if (!model.is_ok()) {
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
   }
-  if (bf16) model->hold_matrices_bf16();  // the trainer's training.precision: bf16
   keep_freed_memory();  // after loading, as the trainer does
   const ModelConfig& c = model->config();
   std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));

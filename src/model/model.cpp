@@ -149,6 +149,11 @@ Result<Model> Model::load_nf4(const std::string& dir, bool double_quant) {
 
 Result<Model> Model::load_packed(const std::string& dir) { return load_impl(dir, Storage::kPacked, false); }
 
+Result<Model> Model::load_bf16(const std::string& dir) {
+  TL_CHECK(amx_available());
+  return load_impl(dir, Storage::kBf16, false);
+}
+
 Result<Model> Model::load_unpacked(const std::string& dir) { return load_impl(dir, Storage::kUnpacked, false); }
 
 Result<Model> Model::load_impl(const std::string& dir, Storage storage, bool double_quant) {
@@ -204,6 +209,16 @@ Result<Model> Model::load_impl(const std::string& dir, Storage storage, bool dou
       to_nf4(L.w_gate_up, L.nf4_w_gate_up, double_quant);
       to_nf4(L.w_down, L.nf4_w_down, double_quant);
     }
+    if (storage == Storage::kBf16) {
+      const std::pair<Tensor*, std::shared_ptr<const AmxMatrix>*> mats[] = {{&L.wqkv, &L.amx_wqkv},
+                                                                            {&L.wo, &L.amx_wo},
+                                                                            {&L.w_gate_up, &L.amx_w_gate_up},
+                                                                            {&L.w_down, &L.amx_w_down}};
+      for (auto [t, tiles] : mats) {
+        *tiles = std::make_shared<const AmxMatrix>(AmxMatrix::pack(std::as_const(*t).f32(), t->dim(0), t->dim(1)));
+        free_row_major(*t);
+      }
+    }
     if (storage == Storage::kPacked) {
       const std::pair<Tensor*, PackedPtr*> mats[] = {{&L.wqkv, &L.packed_wqkv},
                                                      {&L.wo, &L.packed_wo},
@@ -232,6 +247,7 @@ Result<Model> Model::load_impl(const std::string& dir, Storage storage, bool dou
   m.dir_ = dir;
   if (storage == Storage::kRowMajor) m.pack_matrices();
   if (storage == Storage::kPacked) m.drop_row_major();  // the LM head (the layers are done)
+  if (storage == Storage::kBf16) m.hold_matrices_bf16();  // the LM head
   return m;
 }
 

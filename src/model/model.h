@@ -93,6 +93,10 @@ class Model {
   // and their row-major copies freed at once (as drop_row_major() does after load()), so loading never
   // holds a matrix twice.
   static Result<Model> load_packed(const std::string& dir);
+  // LoRA training in bf16 (training.precision: bf16; needs amx_available()): each layer's matrices go
+  // to bf16 AMX tiles as the layer is read and their f32 copies are freed at once, as
+  // hold_matrices_bf16() leaves them, without the whole f32 model in memory first.
+  static Result<Model> load_bf16(const std::string& dir);
   // For weights about to change (merging an adapter): row-major only, no packed copies to drop again.
   static Result<Model> load_unpacked(const std::string& dir);
   // For tests and benchmarks: a model from a config and weights built in memory.
@@ -147,7 +151,7 @@ class Model {
   // the rows around it).
   Status run_layers(std::span<const int32_t> tokens, KvCache& cache, std::vector<float>& x, int64_t out_rows) const;
 
-  enum class Storage { kRowMajor, kPacked, kUnpacked, kNf4 };
+  enum class Storage { kRowMajor, kPacked, kUnpacked, kNf4, kBf16 };
   static Result<Model> load_impl(const std::string& dir, Storage storage, bool double_quant);
   // Rebuilds row-major matrices dropped by drop_row_major() from their packed copies.
   void restore_row_major();

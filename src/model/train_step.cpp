@@ -7,6 +7,7 @@
 #include <span>
 
 #include "core/check.h"
+#include "tensor/amx.h"
 #include "tensor/blas.h"
 #include "tensor/kernels.h"
 #include "tensor/matmul.h"
@@ -746,7 +747,10 @@ class Pass {
   void attention_probs(const LayerCache& lc, const AttnItem& it, const float* qs, Scratch& p) const {
     const KernelTable& k = kernels();
     if (p.size() < static_cast<size_t>(it.n * it.nk)) p.resize(static_cast<size_t>(d_.group * kQueryBlock * d_.T));
-    mm_nt(p.data(), qs, keys(lc, it), it.n, it.nk, d_.D, d_.D, d_.NQKV, it.nk, d_.scale);
+    if (bf16_)
+      amx_matmul(p.data(), it.nk, it.n, it.nk, d_.D, qs, d_.D, keys(lc, it), d_.NQKV, AmxB::kTransposed, d_.scale, false);
+    else
+      mm_nt(p.data(), qs, keys(lc, it), it.n, it.nk, d_.D, d_.D, d_.NQKV, it.nk, d_.scale);
     for (int64_t row = 0; row < it.n; ++row) {
       const int64_t t = it.r0 + row % it.rows;
       float* pr = &p[static_cast<size_t>(row * it.nk)];
@@ -765,7 +769,10 @@ class Pass {
       os.resize(static_cast<size_t>(it.n * D));
       gather_heads(qs.data(), lc.qkv.data(), d_.NQKV, it);
       attention_probs(lc, it, qs.data(), p);
-      mm_nn(os.data(), p.data(), values(lc, it), it.n, D, it.nk, it.nk, d_.NQKV, D);
+      if (bf16_)
+        amx_matmul(os.data(), D, it.n, D, it.nk, p.data(), it.nk, values(lc, it), d_.NQKV, AmxB::kRowMajor, 1.0f, false);
+      else
+        mm_nn(os.data(), p.data(), values(lc, it), it.n, D, it.nk, it.nk, d_.NQKV, D);
       scatter_heads(lc.att.data(), d_.HD, os.data(), it);
     });
   }
@@ -797,7 +804,11 @@ class Pass {
       float* dk = &dkv[static_cast<size_t>(it.g * per_group + offset[static_cast<size_t>(it.r0 / kQueryBlock)])];
       float* dv = dk + it.nk * D;
       mm_tn(dv, p.data(), dos.data(), it.nk, D, it.n, it.nk, D, D);
-      mm_nt(dp.data(), dos.data(), values(lc, it), it.n, it.nk, D, D, d.NQKV, it.nk);
+      if (bf16_)
+        amx_matmul(dp.data(), it.nk, it.n, it.nk, D, dos.data(), D, values(lc, it), d.NQKV, AmxB::kTransposed, 1.0f,
+                   false);
+      else
+        mm_nt(dp.data(), dos.data(), values(lc, it), it.n, it.nk, D, D, d.NQKV, it.nk);
       for (int64_t row = 0; row < it.n; ++row) {
         const int64_t t = it.r0 + row % it.rows;
         float* pr = &p[static_cast<size_t>(row * it.nk)];
@@ -808,7 +819,10 @@ class Pass {
         std::fill(dr, dr + kb, 0.0f);
         std::fill(dr + n, dr + it.nk, 0.0f);
       }
-      mm_nn(dqs.data(), dp.data(), keys(lc, it), it.n, D, it.nk, it.nk, d.NQKV, D);
+      if (bf16_)
+        amx_matmul(dqs.data(), D, it.n, D, it.nk, dp.data(), it.nk, keys(lc, it), d.NQKV, AmxB::kRowMajor, 1.0f, false);
+      else
+        mm_nn(dqs.data(), dp.data(), keys(lc, it), it.n, D, it.nk, it.nk, d.NQKV, D);
       scatter_heads(dqkv.data(), d.NQKV, dqs.data(), it);
       mm_tn(dk, dp.data(), qs.data(), it.nk, D, it.n, it.nk, D, D);
     });
@@ -842,6 +856,9 @@ class Pass {
   std::vector<float> inv_freq_;
   RopeTable rope_;
   float lora_scale_ = 1.0f;
+  // training.precision: bf16 (the model holds its matrices as AMX tiles): attention's products from
+  // Q, K and V run in bf16 too, as autocast runs them (the softmax and its backward stay f32).
+  bool bf16_ = !w_.layers.empty() && w_.layers[0].amx_wqkv != nullptr;
 };
 
 }  // namespace

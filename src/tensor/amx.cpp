@@ -243,7 +243,82 @@ void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int
   ThreadPool::global().parallel_for(items, run, 1);
 }
 
+// B (k, n) row-major -> 16-column blocks of kp / 32 VNNI tiles: tile row i holds, for each of its 16
+// columns, rows 2i and 2i + 1 of the tile's 32 rows of B, interleaved.
+TL_AMX_TARGET void pack_b_rowmajor(uint16_t* out, const float* b, int64_t ldb, int64_t n, int64_t k, int64_t np,
+                                   int64_t kp) {
+  alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
+                                                       8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
+  const __m512i idx = _mm512_load_si512(kInterleave);
+  const int64_t tiles = kp / 32;
+  for (int64_t cb = 0; cb < np / 16; ++cb) {
+    const int64_t c0 = cb * 16, left = n - c0;
+    const __mmask16 cols = left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+    for (int64_t kb = 0; kb < tiles; ++kb) {
+      uint16_t* tile = out + (cb * tiles + kb) * kTile;
+      for (int64_t i = 0; i < 16; ++i) {
+        const int64_t r = kb * 32 + 2 * i;
+        const __m512 v0 = r < k ? _mm512_maskz_loadu_ps(cols, b + r * ldb + c0) : _mm512_setzero_ps();
+        const __m512 v1 = r + 1 < k ? _mm512_maskz_loadu_ps(cols, b + (r + 1) * ldb + c0) : _mm512_setzero_ps();
+        const __m512i both = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(v1, v0));
+        _mm512_store_si512(tile + i * 32, _mm512_permutexvar_epi16(idx, both));
+      }
+    }
+  }
+}
+
+// B given as X = B^T (n, k) row-major -> the same tiles: tile row i holds, for each column j, X's row j
+// values 2i and 2i + 1 of the tile's 32, i.e. the 16 x 16 transpose of X's rows as pairs.
+TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx, int64_t n, int64_t k, int64_t np,
+                                     int64_t kp) {
+  const int64_t tiles = kp / 32;
+  alignas(64) uint32_t rows[16][16];
+  for (int64_t cb = 0; cb < np / 16; ++cb)
+    for (int64_t kb = 0; kb < tiles; ++kb) {
+      const int64_t c = kb * 32, left = k - c;
+      const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+      const __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1);
+      for (int64_t j = 0; j < 16; ++j) {
+        const int64_t row = cb * 16 + j;
+        if (row >= n) {
+          _mm512_store_si512(rows[j], _mm512_setzero_si512());
+          continue;
+        }
+        const float* src = x + row * ldx + c;
+        const __m512 v0 = _mm512_maskz_loadu_ps(lo, src), v1 = _mm512_maskz_loadu_ps(hi, src + 16);
+        _mm512_store_si512(rows[j], reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(v1, v0)));
+      }
+      auto* tile = reinterpret_cast<uint32_t*>(out + (cb * tiles + kb) * kTile);
+      for (int64_t i = 0; i < 16; ++i)
+        for (int64_t j = 0; j < 16; ++j) tile[i * 16 + j] = rows[j][i];
+    }
+}
+
 }  // namespace
+
+void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                int64_t ldb, AmxB layout, float alpha, bool accumulate) {
+  TL_CHECK(amx_available());
+  TL_CHECK(alpha == 1.0f || !accumulate);
+  if (m <= 0 || n <= 0) return;
+  const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), mp = round_up(m, 32), np = round_up(n, 32);
+  thread_local AScratch a_buf, b_buf;
+  uint16_t* ap = a_buf.get(mp * kp);
+  uint16_t* bp = b_buf.get(np * kp);
+  to_bf16_tiles(ap, kp, a, lda, 0, mp / 16, m, k);
+  if (layout == AmxB::kRowMajor) pack_b_rowmajor(bp, b, ldb, n, k, np, kp);
+  else pack_b_transposed(bp, b, ldb, n, k, np, kp);
+  ensure_tiles();
+  const int64_t tiles = kp / 32;
+  for (int64_t g = 0; g < np / 32; ++g) {
+    const uint16_t* b0 = bp + (2 * g) * tiles * kTile;
+    for (int64_t r0 = 0; r0 < m; r0 += 32)
+      block_32x32(c, ldc, m, n, r0, g * 32, ap, kp, b0, b0 + tiles * kTile, 0, tiles, accumulate);
+  }
+  if (alpha == 1.0f) return;
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) c[i * ldc + j] *= alpha;
+}
 
 bool amx_available() { return amx_state().ok; }
 std::string amx_unavailable_reason() { return amx_state().reason; }

@@ -68,4 +68,14 @@ void amx_gemm_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m,
 void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, const AmxMatrix& w,
                   bool accumulate);
 
+// How amx_matmul is given B: as B (k, n), rows ldb apart, or as its transpose (n, k), rows ldb apart.
+enum class AmxB { kRowMajor, kTransposed };
+
+// c (m, n) = alpha bf16(a) bf16(B) (+ c when accumulate; alpha must then be 1) for two f32 operands,
+// both converted on the calling thread (no thread pool): products inside a parallel loop, such as
+// attention's per-block ones under training.precision: bf16, as autocast runs them. a (m, k) rows lda
+// apart. Needs amx_available().
+void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                int64_t ldb, AmxB layout, float alpha, bool accumulate);
+
 }  // namespace tl

@@ -275,16 +275,17 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     return failed_precondition("training.precision: bf16 needs AMX-BF16, and {}; use precision: fp32",
                                amx_unavailable_reason());
   TL_ASSIGN_OR_RETURN(Model model, nf4_base  ? Model::load_nf4(model_dir, spec.double_quant)
-                                   : is_lora ? Model::load_packed(model_dir)
+                                   : is_lora ? (spec.precision == "bf16" ? Model::load_bf16(model_dir)
+                                                                         : Model::load_packed(model_dir))
                                              : Model::load(model_dir));
   // From here on the step's buffers are the same every step: keep them in the heap (after loading, whose
   // freed per-layer f32 copies should go back to the kernel).
   keep_freed_memory();
   const ModelConfig& mc = model.config();
   if (spec.precision == "bf16") {
-    // Before the DPO reference is scored: policy and reference then share one precision.
+    // Loaded as tiles (the reference of DPO is scored on them too: policy and reference share one
+    // precision); this counts their bytes.
     const int64_t bytes = model.hold_matrices_bf16();
-    keep_freed_memory();
     std::fprintf(stderr, "bf16: frozen matrices held as bf16 AMX tiles (%.1f MB), f32 sums\n", bytes / 1e6);
   }
   if (nf4_base) {

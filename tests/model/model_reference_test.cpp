@@ -13,6 +13,7 @@
 #include "io/safetensors.h"
 #include "model/generate.h"
 #include "model/model.h"
+#include "tensor/amx.h"
 
 namespace tl {
 namespace {
@@ -168,6 +169,33 @@ TEST_P(ModelReference, DroppingRowMajorCopiesKeepsLogitsAndWeights) {
   EXPECT_EQ(unpacked_load->weights().layers[0].packed_wqkv, nullptr);
   unpacked_load->drop_row_major();
   holds_packed_only_with_same_logits(*unpacked_load);
+}
+
+// bf16 tiles (training.precision: bf16) whichever way the model got there: loaded as tiles layer by
+// layer, or held as tiles after a full f32 load, the same bits in the logits, no f32 matrix left; the
+// logits within bf16's reach of PyTorch's f32 ones (a wrong tile would be off by the logits' scale).
+TEST_P(ModelReference, Bf16TilesLoadedOrConvertedGiveTheSameLogits) {
+  if (!amx_available()) GTEST_SKIP() << amx_unavailable_reason();
+  Fixture f = load_fixture(GetParam());
+  const std::string dir = std::string(TL_FIXTURES_DIR) + "/models/" + GetParam();
+  auto tiles = Model::load_bf16(dir);
+  ASSERT_TRUE(tiles.is_ok()) << tiles.status().message();
+  f.model.hold_matrices_bf16();
+  std::vector<float> a, b;
+  KvCache c1(f.model.config(), 64), c2(f.model.config(), 64);
+  ASSERT_TRUE(f.model.forward(f.ids, c1, a, true).is_ok());
+  ASSERT_TRUE(tiles->forward(f.ids, c2, b, true).is_ok());
+  ASSERT_EQ(a.size(), b.size());
+  EXPECT_EQ(0, std::memcmp(a.data(), b.data(), a.size() * 4));
+  for (const LayerWeights& L : tiles->weights().layers) {
+    EXPECT_TRUE(L.wqkv.empty() && L.wo.empty() && L.w_gate_up.empty() && L.w_down.empty());
+    EXPECT_TRUE(!L.packed_wqkv && !L.packed_wo && !L.packed_w_gate_up && !L.packed_w_down);
+  }
+  float scale = 0;
+  for (int64_t i = 0; i < f.expected.numel(); ++i) scale = std::max(scale, std::fabs(f.expected.f32()[i]));
+  const float err = max_abs_diff(b.data(), f.expected.f32(), b.size());
+  EXPECT_LE(err, 0.05f * scale) << "scale " << scale;
+  EXPECT_GT(err, 1e-5f * scale) << "bf16 was not used";
 }
 
 INSTANTIATE_TEST_SUITE_P(AllArchitectures, ModelReference, ::testing::ValuesIn(cases()),

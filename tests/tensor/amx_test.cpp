@@ -120,6 +120,43 @@ TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
       }
 }
 
+// amx_matmul on two f32 operands, B given either way, as attention's block products call it: ragged
+// shapes, alpha, accumulate, c wider than the product.
+TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
+  SKIP_WITHOUT_AMX();
+  struct Shape {
+    int64_t m, n, k;
+  };
+  uint32_t seed = 100;
+  for (Shape s : {Shape{1, 1, 1}, Shape{48, 17, 64}, Shape{256, 320, 64}, Shape{40, 64, 300}, Shape{33, 70, 0}})
+    for (AmxB layout : {AmxB::kRowMajor, AmxB::kTransposed})
+      for (bool accumulate : {false, true}) {
+        const float alpha = accumulate ? 1.0f : 0.125f;
+        const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
+                                 (layout == AmxB::kRowMajor ? " B" : " B^T") + (accumulate ? " accumulate" : "");
+        const int64_t lda = s.k + 5, ldc = s.n + 3;
+        // B (k, n) with rows n + 2 apart, or its transpose X (n, k) with rows k + 4 apart.
+        const int64_t ldb = layout == AmxB::kRowMajor ? s.n + 2 : s.k + 4;
+        const std::vector<float> a = randn(static_cast<size_t>(s.m * lda), seed++);
+        const std::vector<float> b = randn(static_cast<size_t>((layout == AmxB::kRowMajor ? s.k : s.n) * ldb + 1), seed++);
+        const std::vector<float> c0 = randn(static_cast<size_t>(s.m * ldc), seed++);
+        std::vector<float> c = c0;
+        amx_matmul(c.data(), ldc, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, layout, alpha, accumulate);
+        // The reference wants B^T dense (n, k).
+        std::vector<float> w(static_cast<size_t>(s.n * s.k));
+        for (int64_t j = 0; j < s.n; ++j)
+          for (int64_t kk = 0; kk < s.k; ++kk)
+            w[j * s.k + kk] = layout == AmxB::kRowMajor ? b[kk * ldb + j] : b[j * ldb + kk];
+        std::vector<double> want, abs;
+        reference(a, lda, w, s.m, s.n, s.k, /*b_is_w=*/true, want, abs);
+        for (double& v : want) v *= alpha;
+        for (double& v : abs) v *= alpha;
+        expect_within_bound(c, ldc, want, abs, c0, s.m, s.n, s.k, accumulate, nullptr, what);
+        for (int64_t i = 0; i < s.m; ++i)
+          for (int64_t j = s.n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "wrote past n, " << what;
+      }
+}
+
 // The operands really are rounded: an f32 product of the unrounded values differs by far more than
 // the bound on most elements (so a kernel that skipped the rounding would fail the test above).
 TEST(Amx, RoundsOperandsToBf16) {
