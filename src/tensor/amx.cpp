@@ -202,18 +202,27 @@ void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int
   uint16_t* ap = scratch.get(mp * kp);
   parallel_rows(mp / 16, 16 * kp, [&](int64_t s0, int64_t s1) { to_bf16_tiles(ap, kp, x, ldx, s0, s1, m, k); }, 1);
 
-  // Items: a block of up to 256 rows x up to 256 columns, run in chunks of the sum (16 tiles, 512
+  // Items: a block of rows x a group of 32-column strips, run in chunks of the sum (16 tiles, 512
   // values): a chunk's B strips (16 KB per 32 columns) stay in L1 while the block's 32-row strips pass
-  // over them, and the block's A chunk (up to 256 KB) stays in L2 while the strips of B go by; the
-  // partial sums wait in y between chunks. Blocks shrink (rows first) until every thread has work.
+  // over them, and the block's A chunk (1 KB a row, at most 512 KB) stays in L2 while the strips go by;
+  // the partial sums wait in y between chunks. Each row block streams all of B and each column group all
+  // of A, so the shape is the one that moves the fewest bytes with work for every thread: for the LM
+  // head's input gradient (B 32 MB, A 8 MB) that is all rows in one block.
   const int64_t threads = ThreadPool::global().size();
   const int64_t col_groups = round_up(n, 32) / 32;
-  int64_t rb = std::min<int64_t>(mp, 256), gb = std::min<int64_t>(col_groups, 8);
-  auto items_of = [&](int64_t r, int64_t g) { return ((mp + r - 1) / r) * ((col_groups + g - 1) / g); };
-  while (items_of(rb, gb) < 2 * threads && (rb > 32 || gb > 1)) {
-    if (rb > 32) rb = std::max<int64_t>(32, rb / 2 / 32 * 32);
-    else gb = std::max<int64_t>(1, gb / 2);
-  }
+  const double a_bytes = 2.0 * static_cast<double>(mp * kp), b_bytes = 2.0 * static_cast<double>(col_groups * 32 * kp);
+  int64_t rb = 32, gb = 1;
+  double best = -1;
+  for (int64_t r = 32; r <= 512; r *= 2)
+    for (int64_t g = 1; g <= 16; g *= 2) {
+      if ((r > 32 && r / 2 >= mp) || (g > 1 && g / 2 >= col_groups)) continue;  // no bigger than needed
+      const int64_t blocks = (mp + r - 1) / r, groups = (col_groups + g - 1) / g;
+      const bool enough = blocks * groups >= 4 * threads;
+      const double traffic = static_cast<double>(blocks) * b_bytes + static_cast<double>(groups) * a_bytes;
+      // Prefer shapes with enough items; among those (or among none), the least traffic.
+      const double score = (enough ? 0.0 : 1e18) + traffic;
+      if (best < 0 || score < best) best = score, rb = std::min(r, mp), gb = std::min(g, col_groups);
+    }
   const int64_t row_blocks = (mp + rb - 1) / rb, super_groups = (col_groups + gb - 1) / gb;
   const int64_t tiles = kp / 32;
   constexpr int64_t kChunkTiles = 16;
