@@ -16,7 +16,7 @@
 // ratio is the median of the pairs' ratios: on this shared machine, runs a minute apart compare the
 // machine's moods.
 //
-//   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big]
+//   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big] [--lora-only]
 //                           [--profile lora|qlora|full|dpo [--rank 16] [--prompt 0.5]]
 //
 // --profile runs only our side of one method, in this process (for perf). --prompt P makes the first
@@ -336,6 +336,7 @@ int main(int argc, char** argv) {
   bool big = false;
   std::string profile;  // --profile METHOD: only our side of one method, in this process (for perf)
   int rank = 16;        // --rank R: the LoRA rank of --profile (the comparison runs use 16)
+  bool lora_only = false;  // --lora-only: the comparison for lora and lora-bf16 alone (a quicker run)
   // --prompt P: untrained prompt share of each example, --profile only
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--big")) big = true;
@@ -344,6 +345,7 @@ int main(int argc, char** argv) {
     else if (i + 1 < argc && !std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[++i]);
     else if (i + 1 < argc && !std::strcmp(argv[i], "--rank")) rank = std::atoi(argv[++i]);
     else if (i + 1 < argc && !std::strcmp(argv[i], "--prompt")) g_prompt_fraction = std::atof(argv[++i]);
+    else if (!std::strcmp(argv[i], "--lora-only")) lora_only = true;
   }
   if (g_prompt_fraction != 0 && (profile.empty() || !(g_prompt_fraction > 0 && g_prompt_fraction < 1))) {
     std::fprintf(stderr, "error: --prompt takes a fraction in (0, 1), with --profile\n");
@@ -415,6 +417,7 @@ int main(int argc, char** argv) {
   // lora-bf16 (training.precision: bf16) needs AMX for ours; PyTorch's autocast runs anywhere.
   const bool amx = amx_available();
   std::vector<const char*> paired = {"lora", "full", "dpo"};
+  if (lora_only) paired = {"lora"};
   if (amx) paired.insert(paired.begin() + 1, "lora-bf16");
   for (const char* method : paired) {
     std::fprintf(stderr, "tuneloop and PyTorch %s, %d steps each, in turns ...\n", method, steps);
@@ -424,8 +427,10 @@ int main(int argc, char** argv) {
       return 1;
     }
   }
-  std::fprintf(stderr, "tuneloop qlora ...\n");
-  runs["qlora"].ours = run_alone(dir, "qlora", T, r, steps);
+  if (!lora_only) {
+    std::fprintf(stderr, "tuneloop qlora ...\n");
+    runs["qlora"].ours = run_alone(dir, "qlora", T, r, steps);
+  }
   const double gflops = sgemm_gflops();
   const double amx_gflops = amx ? amx_gemm_gflops() : 0;
   // FLOPs per token: every weight used in a matmul (all layers + the output head), causal attention.
@@ -447,6 +452,7 @@ int main(int argc, char** argv) {
   std::printf("%-9s %12s %12s %8s %9s %10s %6s %6s\n", "method", "tuneloop t/s", "PyTorch t/s", "ratio", "RSS MB",
               "torch RSS", "MFU", "t.MFU");
   std::vector<const char*> rows = {"lora", "qlora", "full", "dpo"};
+  if (lora_only) rows = {"lora"};
   if (amx) rows.insert(rows.begin() + 1, "lora-bf16");
   for (const char* method : rows) {
     const Measured& m = runs[method].ours;
