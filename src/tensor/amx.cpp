@@ -303,6 +303,22 @@ TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx,
     }
 }
 
+// B (sum s, column c) as VNNI tiles: `blocks` 16-column blocks of `tiles` tiles each, tile row i holding
+// for each column c the pair B(32 kb + 2 i, c), B(32 kb + 2 i + 1, c); at(s, c) gives B's bf16 bits (0
+// past its edges). Blocks in parallel.
+template <typename At>
+void pack_tiles(uint16_t* out, int64_t blocks, int64_t tiles, const At& at) {
+  parallel_rows(blocks, tiles * kTile, [&](int64_t b, int64_t e) {
+    for (int64_t cb = b; cb < e; ++cb)
+      for (int64_t kb = 0; kb < tiles; ++kb) {
+        uint16_t* tile = out + (cb * tiles + kb) * kTile;
+        for (int64_t i = 0; i < 16; ++i)
+          for (int64_t c = 0; c < 16; ++c)
+            for (int64_t j = 0; j < 2; ++j) tile[i * 32 + 2 * c + j] = at(kb * 32 + 2 * i + j, cb * 16 + c);
+      }
+  }, 1);
+}
+
 }  // namespace
 
 void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
@@ -341,40 +357,17 @@ AmxMatrix AmxMatrix::pack(const float* w, int64_t n, int64_t k, int64_t ldw) {
   m.n_ = n;
   m.k_ = k;
   const int64_t kp = m.k_pad(), np = m.n_pad();
-  // Forward: B = W^T (k, n); 16-column blocks are 16 rows of W, np / 16 of them, kp / 32 tiles each.
+  // Forward: B = W^T (k, n), sum s = column of W; its 16-column blocks are 16 rows of W.
   m.fwd_elems_ = np / 16 * (kp / 32) * kTile;
   m.fwd_.reset(alloc_bf16(m.fwd_elems_));
-  uint16_t* f = m.fwd_.get();
-  parallel_rows(np / 16, kp * 16, [&](int64_t b, int64_t e) {
-    for (int64_t nb = b; nb < e; ++nb)
-      for (int64_t kb = 0; kb < kp / 32; ++kb) {
-        uint16_t* tile = f + (nb * (kp / 32) + kb) * kTile;
-        for (int64_t i = 0; i < 16; ++i)
-          for (int64_t c = 0; c < 16; ++c)
-            for (int64_t j = 0; j < 2; ++j) {
-              const int64_t r = nb * 16 + c, col = kb * 32 + 2 * i + j;
-              tile[i * 32 + 2 * c + j] = r < n && col < k ? f32_to_bf16(w[r * ldw + col]) : 0;
-            }
-      }
-  }, 1);
-  // Backward: B = W (n, k); 16-column blocks are 16 columns of W, round_up(k, 32) / 16 of them, np / 32
-  // tiles each.
+  pack_tiles(m.fwd_.get(), np / 16, kp / 32,
+             [&](int64_t s, int64_t c) -> uint16_t { return c < n && s < k ? f32_to_bf16(w[c * ldw + s]) : 0; });
+  // Backward: B = W (n, k), sum s = row of W; its 16-column blocks are 16 columns of W.
   const int64_t kc = round_up(k, 32);
   m.bwd_elems_ = kc / 16 * (np / 32) * kTile;
   m.bwd_.reset(alloc_bf16(m.bwd_elems_));
-  uint16_t* bw = m.bwd_.get();
-  parallel_rows(kc / 16, np * 16, [&](int64_t b, int64_t e) {
-    for (int64_t cb = b; cb < e; ++cb)
-      for (int64_t nb = 0; nb < np / 32; ++nb) {
-        uint16_t* tile = bw + (cb * (np / 32) + nb) * kTile;
-        for (int64_t i = 0; i < 16; ++i)
-          for (int64_t c = 0; c < 16; ++c)
-            for (int64_t j = 0; j < 2; ++j) {
-              const int64_t r = nb * 32 + 2 * i + j, col = cb * 16 + c;
-              tile[i * 32 + 2 * c + j] = r < n && col < k ? f32_to_bf16(w[r * ldw + col]) : 0;
-            }
-      }
-  }, 1);
+  pack_tiles(m.bwd_.get(), kc / 16, np / 32,
+             [&](int64_t s, int64_t c) -> uint16_t { return s < n && c < k ? f32_to_bf16(w[s * ldw + c]) : 0; });
   return m;
 }
 
