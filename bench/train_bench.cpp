@@ -67,7 +67,7 @@ double g_prompt_fraction = 0;  // --prompt (profile runs only)
 Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt,
                   int cmd_fd = -1, int out_fd = -1) {
   const bool dpo = method == "dpo", bf16 = method == "lora-bf16";
-  auto model = method == "qlora"          ? Model::load_nf4(dir, true)
+  auto model = method == "qlora" || method == "qlora-bf16" ? Model::load_nf4(dir, true)
                : bf16                     ? Model::load_bf16(dir)  // the trainer's training.precision: bf16
                : method == "lora" || dpo  ? Model::load_packed(dir)
                                           : Model::load(dir);
@@ -75,6 +75,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
   }
+  if (model.is_ok() && method == "qlora-bf16") model->hold_matrices_bf16();  // NF4 blocks on AMX
   keep_freed_memory();  // after loading, as the trainer does
   const ModelConfig& c = model->config();
   std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));
@@ -430,6 +431,7 @@ int main(int argc, char** argv) {
   if (!lora_only) {
     std::fprintf(stderr, "tuneloop qlora ...\n");
     runs["qlora"].ours = run_alone(dir, "qlora", T, r, steps);
+    if (amx) runs["qlora-bf16"].ours = run_alone(dir, "qlora-bf16", T, r, steps);
   }
   const double gflops = sgemm_gflops();
   const double amx_gflops = amx ? amx_gemm_gflops() : 0;
@@ -454,6 +456,7 @@ int main(int argc, char** argv) {
   std::vector<const char*> rows = {"lora", "qlora", "full", "dpo"};
   if (lora_only) rows = {"lora"};
   if (amx) rows.insert(rows.begin() + 1, "lora-bf16");
+  if (amx && !lora_only) rows.insert(rows.begin() + 3, "qlora-bf16");
   for (const char* method : rows) {
     const Measured& m = runs[method].ours;
     const bool full = std::string(method) == "full";
@@ -463,13 +466,14 @@ int main(int argc, char** argv) {
     const double flops_per_token = (full ? 6.0 : 4.0) * n_mat + 3.0 * attn_here;
     const double tps = static_cast<double>(T) / m.step_s;
     // Against the faster of the two sgemm figures measured in this run (the conservative MFU).
-    const double peak = std::string(method) == "lora-bf16" ? std::max(amx_gflops, runs[method].ref_sgemm)
-                                                           : std::max(gflops, ref_gflops);
+    const bool bf16 = std::string(method).find("bf16") != std::string::npos;
+    const double peak = bf16 ? std::max(amx_gflops, runs["lora-bf16"].ref_sgemm) : std::max(gflops, ref_gflops);
     const double mfu = tps * flops_per_token / (peak * 1e9);
-    if (std::string(method) == "qlora") {
-      const Measured& l = runs["lora"].ours;
-      std::printf("%-9s %12.1f %12s %8s %9.0f %10s %5.0f%% %6s  (vs our lora: %.2fx tokens/s, %.2fx peak RSS)\n", method,
-                  tps, "-", "-", m.peak_rss_mb, "-", 100 * mfu, "-", l.step_s / m.step_s, m.peak_rss_mb / l.peak_rss_mb);
+    if (std::string(method).rfind("qlora", 0) == 0) {
+      const Measured& l = runs[bf16 ? "lora-bf16" : "lora"].ours;
+      std::printf("%-9s %12.1f %12s %8s %9.0f %10s %5.0f%% %6s  (vs our %s: %.2fx tokens/s, %.2fx peak RSS)\n", method,
+                  tps, "-", "-", m.peak_rss_mb, "-", 100 * mfu, "-", bf16 ? "lora-bf16" : "lora", l.step_s / m.step_s,
+                  m.peak_rss_mb / l.peak_rss_mb);
       continue;
     }
     const Paired& pr = runs[method];

@@ -168,9 +168,9 @@ Status validate_job_spec(const JobSpec& s, const std::string& source) {
   TL_TRY(one_of(source, "dpo.adapter", s.dpo.adapter, {"lora", "qlora", "full"}));
   TL_TRY(one_of(source, "training.lr_scheduler", s.training.lr_scheduler, {"cosine", "linear", "constant"}));
   TL_TRY(one_of(source, "training.precision", s.training.precision, {"fp32", "bf16"}));
-  if (s.training.precision == "bf16" && (trains_all_weights(s) || nf4_base(s)))
-    return invalid_argument("{}: training.precision: bf16 is for a LoRA on an f32 base (method: lora, or dpo with "
-                            "adapter: lora); qlora and full fine-tuning train in fp32",
+  if (s.training.precision == "bf16" && trains_all_weights(s))
+    return invalid_argument("{}: training.precision: bf16 is for a LoRA on a frozen base (lora, qlora, dpo with "
+                            "adapter lora or qlora); full fine-tuning trains in fp32",
                             source);
   auto range = [&](const char* key, double v, double lo, double hi) -> Status {
     if (v >= lo && v <= hi) return Status::ok();

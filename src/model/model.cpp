@@ -286,7 +286,9 @@ int64_t Model::hold_matrices_bf16() {
     if (!t.empty() && !(is_head && tied)) free_row_major(t);
   };
   ModelWeights& w = *weights_;
+  if (!w.lm_head.empty() && w.lm_head.dtype() == DType::kBF16) w.lm_head_blocks_on_amx = true;
   for (LayerWeights& L : w.layers) {
+    if (L.nf4_wqkv) L.blocks_on_amx = true;
     convert(L.wqkv, L.packed_wqkv, L.amx_wqkv, false);
     convert(L.wo, L.packed_wo, L.amx_wo, false);
     convert(L.w_gate_up, L.packed_w_gate_up, L.amx_w_gate_up, false);
@@ -331,6 +333,12 @@ ModelWeights& Model::mutable_weights() {
   return w;
 }
 
+WeightRef head_ref(const ModelWeights& w) {
+  WeightRef r = weight_ref(w.lm_head, w.packed_lm_head.get()).with_amx(w.amx_lm_head.get());
+  r.blocks_on_amx = w.lm_head_blocks_on_amx;
+  return r;
+}
+
 WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed) {
   if (t.empty()) return packed ? WeightRef{nullptr, nullptr, nullptr, packed->rows(), packed->cols(), packed}
                                : WeightRef{};
@@ -361,6 +369,7 @@ LayerMatrices::LayerMatrices(const LayerWeights& L) {
   w_gate_up_ =
       get(L.w_gate_up, L.nf4_w_gate_up, i2, C).with_packed(L.packed_w_gate_up.get()).with_amx(L.amx_w_gate_up.get());
   w_down_ = get(L.w_down, L.nf4_w_down, C, i2 / 2).with_packed(L.packed_w_down.get()).with_amx(L.amx_w_down.get());
+  for (WeightRef* r : {&wqkv_, &wo_, &w_gate_up_, &w_down_}) r->blocks_on_amx = L.blocks_on_amx;
 }
 
 int64_t Model::quantize_nf4(bool double_quant) {
@@ -554,8 +563,7 @@ Status Model::forward(std::span<const int32_t> tokens, KvCache& cache, std::vect
   std::vector<float> xn(static_cast<size_t>(rows * C));
   kernels().rmsnorm(xn.data(), x.data() + first * C, W.final_norm.f32(), rows, C, static_cast<float>(c.rms_norm_eps));
   logits.resize(static_cast<size_t>(rows * c.vocab_size));
-  linear(logits.data(), xn.data(), weight_ref(W.lm_head, W.packed_lm_head.get()).with_amx(W.amx_lm_head.get()),
-         Tensor(), rows);
+  linear(logits.data(), xn.data(), head_ref(W), Tensor(), rows);
   return Status::ok();
 }
 

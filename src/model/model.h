@@ -55,6 +55,8 @@ struct LayerWeights {
   // After Model::hold_matrices_bf16() (training.precision: bf16): the four matrices as bf16 AMX tiles
   // (tensor/amx.h), the only copy.
   std::shared_ptr<const AmxMatrix> amx_wqkv, amx_wo, amx_w_gate_up, amx_w_down;
+  // QLoRA under hold_matrices_bf16(): the NF4 matrices stay NF4, each dequantised block multiplied on AMX.
+  bool blocks_on_amx = false;
 };
 
 // A layer's four projection matrices as the matmul operands of tensor/matmul.h: f32 tensors as they are,
@@ -77,11 +79,14 @@ struct ModelWeights {
   Tensor lm_head;     // (V, C); shares storage with embed when tied; f32 or bf16 as embed
   std::shared_ptr<const PackedMatrix> packed_lm_head;  // when lm_head is f32 and the weights are frozen
   std::shared_ptr<const AmxMatrix> amx_lm_head;        // after Model::hold_matrices_bf16()
+  bool lm_head_blocks_on_amx = false;                  // ... of an NF4 model: its bf16 head, block by block
   std::vector<LayerWeights> layers;
 };
 
 // An f32 or bf16 (V, C) tensor as a matmul operand (with its packed copy when given).
 WeightRef weight_ref(const Tensor& t, const PackedMatrix* packed = nullptr);
+// The LM head as a matmul operand, in whichever form the model holds it (f32, packed, bf16, AMX tiles).
+WeightRef head_ref(const ModelWeights& w);
 
 class Model {
  public:
@@ -123,8 +128,10 @@ class Model {
   // Mixed precision for LoRA training and inference on a CPU with AMX (tensor/amx.h; needs
   // amx_available()): every projection matrix and the LM head are rounded to bf16 and held as AMX tiles
   // only; their f32 copies are freed (the tied embedding stays f32 for the lookup). Every GEMM against
-  // them is then a bf16 product with f32 sums. One way: the f32 values are gone, so mutable_weights()
-  // and quantize_nf4() may not follow. Returns the bytes the tiles take.
+  // them is then a bf16 product with f32 sums. An NF4 model (QLoRA) keeps its projections as NF4 and its
+  // LM head as bf16, each block converted to f32 just before it is multiplied on AMX (no second copy of
+  // anything). One way: the f32 values are gone, so mutable_weights() and quantize_nf4() may not follow.
+  // Returns the bytes of tiles made.
   int64_t hold_matrices_bf16();
   const std::string& source_dtype() const { return source_dtype_; }
   const std::string& dir() const { return dir_; }

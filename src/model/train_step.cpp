@@ -258,7 +258,7 @@ class Pass {
     // Rows per chunk: each chunk's two GEMMs stream (and OpenBLAS packs) the whole (V, C) head, so
     // fewer, larger chunks are faster; ~16 MB of logits per chunk, at least 64 rows.
     const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 22) / V / 16 * 16);
-    const WeightRef head_w = weight_ref(w_.lm_head, w_.packed_lm_head.get()).with_amx(w_.amx_lm_head.get());
+    const WeightRef head_w = head_ref(w_);
     Scratch logits = uninit(std::min(chunk, n) * V);
     std::vector<double> row_loss(static_cast<size_t>(n));
     std::vector<float> row_scale;  // per kept row, when `scales` chose them
@@ -856,9 +856,10 @@ class Pass {
   std::vector<float> inv_freq_;
   RopeTable rope_;
   float lora_scale_ = 1.0f;
-  // training.precision: bf16 (the model holds its matrices as AMX tiles): attention's products from
+  // training.precision: bf16 (the model holds its matrices as AMX tiles, or multiplies its NF4 blocks
+  // on AMX): attention's products from
   // Q, K and V run in bf16 too, as autocast runs them (the softmax and its backward stay f32).
-  bool bf16_ = !w_.layers.empty() && w_.layers[0].amx_wqkv != nullptr;
+  bool bf16_ = !w_.layers.empty() && (w_.layers[0].amx_wqkv != nullptr || w_.layers[0].blocks_on_amx);
 };
 
 }  // namespace

@@ -371,6 +371,26 @@ AmxMatrix AmxMatrix::pack(const float* w, int64_t n, int64_t k, int64_t ldw) {
   return m;
 }
 
+void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const float* b,
+                int64_t ldb, bool b_transposed, const float* bias, bool accumulate) {
+  TL_CHECK(amx_available());
+  if (m <= 0 || n <= 0) return;
+  const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), np = round_up(n, 32);
+  // B's tiles for this call, on the caller's scratch; 16-column blocks packed in parallel.
+  thread_local AScratch b_buf;
+  uint16_t* bp = b_buf.get(np * kp);
+  const int64_t tiles = kp / 32;
+  parallel_rows(np / 16, 16 * kp, [&](int64_t b0, int64_t b1) {
+    for (int64_t cb = b0; cb < b1; ++cb) {
+      const int64_t c0 = cb * 16, nc = std::max<int64_t>(0, std::min<int64_t>(16, n - c0));
+      uint16_t* out = bp + cb * tiles * kTile;
+      if (b_transposed) pack_b_transposed(out, b + std::min(c0, n - 1) * ldb, ldb, nc, k, 16, kp);
+      else pack_b_rowmajor(out, b + std::min(c0, n - 1), ldb, nc, k, 16, kp);
+    }
+  }, 1);
+  amx_gemm(y, ldy, x, ldx, m, n, k, bp, bias, accumulate);
+}
+
 uint16_t AmxMatrix::at(int64_t r, int64_t c) const {
   const int64_t nb = r / 16, kb = c / 32, i = (c % 32) / 2, j = c % 2;
   return fwd_[static_cast<size_t>((nb * (k_pad() / 32) + kb) * kTile + i * 32 + 2 * (r % 16) + j)];

@@ -68,6 +68,14 @@ void amx_gemm_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m,
 void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, const AmxMatrix& w,
                   bool accumulate);
 
+// y (m, n) (+)= bf16(x) (m, k) bf16(B) + bias (may be null) for an f32 B given either way (see AmxB
+// below), packed into tiles per call on the thread pool: QLoRA's NF4 blocks, dequantised to f32 just
+// before. Each output's sum runs over k in 512-value chunks from 0, as amx_gemm_xwt's does, so a matrix
+// split along n (x W^T) gives the bits of the whole; split along the sum at multiples of 512 (dy W,
+// each later part with accumulate), too. Needs amx_available().
+void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const float* b,
+                int64_t ldb, bool b_transposed, const float* bias, bool accumulate);
+
 // How amx_matmul is given B: as B (k, n), rows ldb apart, or as its transpose (n, k), rows ldb apart.
 enum class AmxB { kRowMajor, kTransposed };
 

@@ -119,6 +119,18 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
     amx_gemm_xwt(y, ldy, x, ldx, m, *w.amx, nullptr, beta == 1.0f);
     return;
   }
+  if ((w.nf4 || w.bf16) && w.blocks_on_amx) {
+    // Blocks of W's rows are blocks of y's columns: every output keeps its one sum over k.
+    TL_CHECK(plain_update(alpha, beta));
+    const int64_t nb = matmul_block_rows(w.cols);
+    float* blk = scratch(nb * w.cols);
+    for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
+      const int64_t r1 = std::min(w.rows, r0 + nb);
+      rows_to_f32(blk, w, r0, r1);
+      amx_gemm_b(y + r0, ldy, x, ldx, m, r1 - r0, w.cols, blk, w.cols, /*b_transposed=*/true, nullptr, beta == 1.0f);
+    }
+    return;
+  }
   if (w.packed && plain_update(alpha, beta)) {
     packed_gemm(y, ldy, x, ldx, m, *w.packed, nullptr, beta == 1.0f);
     return;
@@ -148,6 +160,19 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
   if (w.amx) {
     TL_CHECK(plain_update(alpha, beta));
     amx_gemm_dyw(dx, lddx, dy, lddy, m, *w.amx, beta == 1.0f);
+    return;
+  }
+  if ((w.nf4 || w.bf16) && w.blocks_on_amx) {
+    // Blocks of W's rows split the sum, at multiples of AMX's 512-value chunks: the same bits as one pass.
+    TL_CHECK(plain_update(alpha, beta));
+    const int64_t nb = std::max<int64_t>(512, matmul_block_rows(w.cols) / 512 * 512);
+    float* blk = scratch(nb * w.cols);
+    for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
+      const int64_t r1 = std::min(w.rows, r0 + nb);
+      rows_to_f32(blk, w, r0, r1);
+      amx_gemm_b(dx, lddx, dy + r0, lddy, m, w.cols, r1 - r0, blk, w.cols, /*b_transposed=*/false, nullptr,
+                 beta == 1.0f || r0 > 0);
+    }
     return;
   }
   if (w.packed && plain_update(alpha, beta)) {
@@ -181,6 +206,12 @@ void matvec(float* y, const WeightRef& w, const float* x, const float* bias) {
   const KernelTable& k = kernels();
   if (w.amx) {
     amx_gemm_xwt(y, w.rows, x, w.cols, 1, *w.amx, bias, false);
+    return;
+  }
+  if ((w.nf4 || w.bf16) && w.blocks_on_amx) {
+    matmul_xwt(y, x, w, 1, w.cols, w.rows);
+    if (bias)
+      for (int64_t r = 0; r < w.rows; ++r) y[r] += bias[r];
     return;
   }
   if (w.packed) {

@@ -32,6 +32,10 @@ struct WeightRef {
   // W as bf16 tiles for AMX (tensor/amx.h): when set, x W^T, matvec and dy W are bf16 products with f32
   // sums (training.precision: bf16), whatever else is set.
   const AmxMatrix* amx = nullptr;
+  // NF4 or bf16 storage under training.precision: bf16 (QLoRA with bf16 compute, as bitsandbytes'
+  // compute_dtype): each block converted to f32 is multiplied on AMX (amx_gemm_b) instead of by the f32
+  // packed kernel.
+  bool blocks_on_amx = false;
 
   static WeightRef of_f32(const float* p, int64_t rows, int64_t cols) { return {p, nullptr, nullptr, rows, cols}; }
   static WeightRef of_nf4(const Nf4Tensor* q, int64_t rows, int64_t cols) { return {nullptr, q, nullptr, rows, cols}; }

@@ -211,10 +211,10 @@ Result<TrainSpec> TrainSpec::parse(const std::string& yaml_text, const std::stri
     TL_TRY(r.get(t, "precision", "training", &s.precision, "a string"));
     if (s.precision != "fp32" && s.precision != "bf16")
       return r.where(t["precision"], "training.precision", "expected fp32 or bf16");
-    if (s.precision == "bf16" && (s.trains_all_weights() || s.nf4_base()))
+    if (s.precision == "bf16" && s.trains_all_weights())
       return r.where(t["precision"], "training.precision",
-                     "bf16 is for a LoRA on an f32 base (method: lora, or dpo with adapter: lora); qlora and "
-                     "full fine-tuning train in fp32");
+                     "bf16 is for a LoRA on a frozen base (lora, qlora, dpo with adapter lora or qlora); full "
+                     "fine-tuning trains in fp32");
     if (!(s.learning_rate > 0)) return r.where(t["learning_rate"], "training.learning_rate", "must be positive");
     if (!(s.warmup_ratio >= 0 && s.warmup_ratio < 1)) return r.where(t["warmup_ratio"], "training.warmup_ratio", "must be in [0, 1)");
     if (s.lr_scheduler != "cosine" && s.lr_scheduler != "linear" && s.lr_scheduler != "constant")

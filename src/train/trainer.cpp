@@ -286,7 +286,11 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     // Loaded as tiles (the reference of DPO is scored on them too: policy and reference share one
     // precision); this counts their bytes.
     const int64_t bytes = model.hold_matrices_bf16();
-    std::fprintf(stderr, "bf16: frozen matrices held as bf16 AMX tiles (%.1f MB), f32 sums\n", bytes / 1e6);
+    if (nf4_base)
+      std::fprintf(stderr, "bf16: NF4 blocks dequantised into AMX tiles per GEMM, LM head as bf16 tiles (%.1f MB), "
+                           "f32 sums\n", bytes / 1e6);
+    else
+      std::fprintf(stderr, "bf16: frozen matrices held as bf16 AMX tiles (%.1f MB), f32 sums\n", bytes / 1e6);
   }
   if (nf4_base) {
     std::fprintf(stderr, "qlora: layer projections held as NF4%s\n", spec.double_quant ? " with double quantisation" : "");

@@ -200,14 +200,15 @@ TEST_F(TrainCli, KillDashNineThenResumeIsBitwiseIdentical) {
 
 // training.precision: bf16 (the frozen matrices as bf16 on AMX): the adapter it trains, evaluated in
 // f32 by `tuneloop loss`, lowers the loss as the f32 run's does (within 0.05 nats of it), and a kill -9
-// then --resume gives the same bits, as in f32. Where it does not apply, the spec line says so.
+// then --resume gives the same bits, as in f32; QLoRA with bf16 compute learns too. Where it does not
+// apply (full fine-tuning), the spec line says so.
 TEST_F(TrainCli, Bf16TrainsAsF32DoesAndResumesBitwise) {
   std::string bad = spec(root_ + "/x");
-  bad.replace(bad.find("method: lora"), 12, "method: qlora");
+  bad.replace(bad.find("method: lora"), 12, "method: full");
   bad.replace(bad.find("packing: false}"), 15, "packing: false,\n  precision: bf16}");
   Outcome e = run("train " + write_spec("bf16_bad.yaml", bad));
   EXPECT_EQ(e.code, 2);
-  EXPECT_NE(e.out.find("bf16_bad.yaml:6: training.precision: bf16 is for a LoRA on an f32 base"), std::string::npos)
+  EXPECT_NE(e.out.find("bf16_bad.yaml:6: training.precision: bf16 is for a LoRA on a frozen base"), std::string::npos)
       << e.out;
   if (!tl::amx_available()) GTEST_SKIP() << tl::amx_unavailable_reason();
   auto bf16_spec = [&](const std::string& out) {
@@ -234,6 +235,13 @@ TEST_F(TrainCli, Bf16TrainsAsF32DoesAndResumesBitwise) {
   ASSERT_TRUE(a.is_ok() && b.is_ok());
   EXPECT_FALSE(*a == *b) << "the bf16 run trained exactly the f32 adapter: was bf16 used?";
   kill_then_resume_matches(ref, cut, write_spec("bf16_cut.yaml", bf16_spec(cut)));
+  // QLoRA with bf16 compute: the NF4 base's blocks go through the AMX tiles; it learns as the others do.
+  std::string q = bf16_spec(root_ + "/run_qlora_bf16");
+  q.replace(q.find("method: lora"), 12, "method: qlora");
+  r = run("train " + write_spec("qlora_bf16.yaml", q));
+  ASSERT_EQ(r.code, 0) << r.out;
+  EXPECT_NE(r.out.find("bf16: NF4 blocks dequantised into AMX tiles per GEMM"), std::string::npos) << r.out;
+  EXPECT_LT(loss_of(root_ + "/run_qlora_bf16"), base - 0.5);
 }
 
 TEST_F(TrainCli, SpecErrorsNameTheLine) {

@@ -75,10 +75,12 @@ TEST(JobSpec, PrecisionRoundTripsAndIsChecked) {
                           "spec.yaml");
   ASSERT_FALSE(r.is_ok());
   EXPECT_EQ(r.status().message(), "spec.yaml: training.precision must be one of bf16, fp32, got 'fp16'");
-  r = parse_job_spec("base_model: m\nmethod: qlora\ndataset: {train: t}\ntraining: {precision: bf16}\noutput_dir: o\n",
+  EXPECT_TRUE(parse_job_spec("base_model: m\nmethod: qlora\ndataset: {train: t}\ntraining: {precision: bf16}\n"
+                             "output_dir: o\n", "spec.yaml").is_ok());
+  r = parse_job_spec("base_model: m\nmethod: full\ndataset: {train: t}\ntraining: {precision: bf16}\noutput_dir: o\n",
                      "spec.yaml");
   ASSERT_FALSE(r.is_ok());
-  EXPECT_NE(r.status().message().find("bf16 is for a LoRA on an f32 base"), std::string::npos) << r.status().message();
+  EXPECT_NE(r.status().message().find("bf16 is for a LoRA on a frozen base"), std::string::npos) << r.status().message();
 }
 
 TEST(JobSpec, ErrorsNameLineAndKey) {

@@ -9,6 +9,7 @@
 #include "io/safetensors.h"
 #include "model/peft.h"
 #include "model/train_step.h"
+#include "tensor/amx.h"
 #include "tensor/nf4.h"
 
 namespace tl {
@@ -73,6 +74,57 @@ TEST(Qlora, EqualsLoraOnDequantisedWeights) {
     ASSERT_TRUE(nf4_model->forward(seq.tokens, c1, l1, true).is_ok());
     ASSERT_TRUE(ref_model->forward(seq.tokens, c2, l2, true).is_ok());
     EXPECT_EQ(l1, l2);
+  }
+}
+
+// training.precision: bf16 on an NF4 base (QLoRA with bf16 compute): each dequantised block multiplied
+// on AMX gives exactly the loss and LoRA gradients of the bf16 LoRA path on an f32 model holding the
+// dequantised weights (and the bf16-rounded embedding), whose tiles are made whole at load.
+TEST(Qlora, Bf16EqualsBf16LoraOnDequantisedWeights) {
+  if (!amx_available()) GTEST_SKIP() << amx_unavailable_reason();
+  for (const char* name : {"llama_f32", "qwen2_tied_f32"}) {
+    auto nf4_model = Model::load(dir_of(name));
+    auto ref_model = Model::load(dir_of(name));
+    ASSERT_TRUE(nf4_model.is_ok() && ref_model.is_ok());
+    nf4_model->quantize_nf4(true);
+    ModelWeights& rw = ref_model->mutable_weights();
+    for (LayerWeights& L : rw.layers)
+      for (Tensor* t : {&L.wqkv, &L.wo, &L.w_gate_up, &L.w_down}) dequantise_in_place(*t, true);
+    for (int64_t i = 0; i < rw.embed.numel(); ++i) rw.embed.f32()[i] = bf16_to_f32(f32_to_bf16(rw.embed.f32()[i]));
+    if (!ref_model->config().tie_word_embeddings)
+      for (int64_t i = 0; i < rw.lm_head.numel(); ++i)
+        rw.lm_head.f32()[i] = bf16_to_f32(f32_to_bf16(rw.lm_head.f32()[i]));
+    else
+      rw.lm_head = rw.embed;
+    ref_model->hold_matrices_bf16();
+    nf4_model->hold_matrices_bf16();
+    for (const LayerWeights& L : nf4_model->weights().layers) EXPECT_TRUE(L.blocks_on_amx && L.nf4_wqkv && !L.amx_wqkv);
+    LoraConfig cfg;
+    cfg.r = 4;
+    cfg.alpha = 8;
+    for (int t = 0; t < kLoraTargetCount; ++t) cfg.targets.push_back(static_cast<LoraTarget>(t));
+    auto lora = lora_init(nf4_model->config(), cfg, 9);
+    ASSERT_TRUE(lora.is_ok());
+    lora->for_each([](int64_t, LoraTarget, LoraModule& m) {
+      for (int64_t i = 0; i < m.b.numel(); ++i) m.b.f32()[i] = 0.01f * static_cast<float>((i % 7) - 3);
+    });
+    TrainSequence seq = TrainSequence::single({1, 5, 9, 13, 17, 21, 25, 29}, {-1, -1, 9, 13, 17, 21, 25, -1});
+    LoraWeights g1 = lora->zeros_like(), g2 = lora->zeros_like();
+    auto a = forward_backward(*nf4_model, {&*lora, &cfg}, &g1, nullptr, seq, 0.2f, TrainOptions());
+    auto b = forward_backward(*ref_model, {&*lora, &cfg}, &g2, nullptr, seq, 0.2f, TrainOptions());
+    ASSERT_TRUE(a.is_ok() && b.is_ok());
+    EXPECT_EQ(a->loss_sum, b->loss_sum) << name;
+    std::vector<const LoraModule*> m2;
+    g2.for_each([&](int64_t, LoraTarget, LoraModule& m) { m2.push_back(&m); });
+    size_t k = 0;
+    double moved = 0;
+    g1.for_each([&](int64_t, LoraTarget, LoraModule& m) {
+      for (int64_t i = 0; i < m.a.numel(); ++i) ASSERT_EQ(m.a.f32()[i], std::as_const(m2[k]->a).f32()[i]) << name;
+      for (int64_t i = 0; i < m.b.numel(); ++i) ASSERT_EQ(m.b.f32()[i], std::as_const(m2[k]->b).f32()[i]) << name;
+      for (int64_t i = 0; i < m.b.numel(); ++i) moved += std::fabs(m.b.f32()[i]);
+      ++k;
+    });
+    EXPECT_GT(moved, 0) << name;
   }
 }
 

@@ -157,6 +157,27 @@ TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
       }
 }
 
+// amx_gemm_b packs an f32 B per call (QLoRA's dequantised blocks): x W^T from W's rows split in two
+// along n, and dy W with the sum split at 1024, give the bits of the whole-matrix tiles' products.
+TEST(Amx, PerCallPackingGivesTheTilesBits) {
+  SKIP_WITHOUT_AMX();
+  const int64_t m = 70, n = 1500, k = 600;
+  const std::vector<float> w = randn(static_cast<size_t>(n * k), 41), x = randn(static_cast<size_t>(m * k), 42),
+                           dy = randn(static_cast<size_t>(m * n), 43), bias = randn(static_cast<size_t>(n), 44);
+  const AmxMatrix p = AmxMatrix::pack(w.data(), n, k);
+  std::vector<float> whole(static_cast<size_t>(m * n)), parts(whole.size());
+  amx_gemm_xwt(whole.data(), n, x.data(), k, m, p, bias.data(), false);
+  const int64_t cut = 736;  // a multiple of 32 columns
+  amx_gemm_b(parts.data(), n, x.data(), k, m, cut, k, w.data(), k, /*b_transposed=*/true, bias.data(), false);
+  amx_gemm_b(parts.data() + cut, n, x.data(), k, m, n - cut, k, w.data() + cut * k, k, true, bias.data() + cut, false);
+  EXPECT_EQ(whole, parts);
+  std::vector<float> dx_whole(static_cast<size_t>(m * k)), dx_parts(dx_whole.size());
+  amx_gemm_dyw(dx_whole.data(), k, dy.data(), n, m, p, false);
+  amx_gemm_b(dx_parts.data(), k, dy.data(), n, m, k, 1024, w.data(), k, /*b_transposed=*/false, nullptr, false);
+  amx_gemm_b(dx_parts.data(), k, dy.data() + 1024, n, m, k, n - 1024, w.data() + 1024 * k, k, false, nullptr, true);
+  EXPECT_EQ(dx_whole, dx_parts);
+}
+
 // The operands really are rounded: an f32 product of the unrounded values differs by far more than
 // the bound on most elements (so a kernel that skipped the rounding would fail the test above).
 TEST(Amx, RoundsOperandsToBf16) {
