@@ -376,32 +376,37 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "writing the 200M benchmark model to %s ...\n", dir.c_str());
       if (!write_random_model(dir, b, 11).is_ok()) return 1;
     }
-    // LoRA and QLoRA in two live children, stepping in turns, so each pair sees the same machine.
-    SteppedChild lc(dir, "lora", 256, 16, true), qc(dir, "qlora", 256, 16, true);
-    if (!lc.ready() || !qc.ready()) {
-      std::fprintf(stderr, "error: a benchmark child failed to start\n");
-      return 1;
-    }
-    std::vector<double> ls, qs, ratios;
-    for (int s = 0; s < steps; ++s) {
-      const double a = lc.step(), b = qc.step();
-      if (a < 0 || b < 0) break;
-      ls.push_back(a);
-      qs.push_back(b);
-      ratios.push_back(a / b);
-    }
-    const Measured l = lc.finish(), q = qc.finish();
-    if (ls.size() != static_cast<size_t>(steps)) {
-      std::fprintf(stderr, "error: a benchmark child died\n");
-      return 1;
-    }
+    // LoRA and QLoRA in two live children, stepping in turns, so each pair sees the same machine; then
+    // the same pair under training.precision: bf16 where the CPU has AMX.
     auto cfg = ModelConfig::load(dir);
     std::printf("model %.1fM parameters, seq 256, micro-batch 1, r=16 on all 7 projections, gradient checkpointing, %d threads\n",
                 static_cast<double>(cfg->parameter_count()) / 1e6, configured_thread_count());
     std::printf("steps run in turns; speed ratio = median of the %d pairs' ratios\n", steps);
-    std::printf("lora : %7.1f tokens/s, peak RSS %6.0f MB\n", 256 / median(ls), l.peak_rss_mb);
-    std::printf("qlora: %7.1f tokens/s, peak RSS %6.0f MB  -> %.2fx lora's tokens/s, %.2fx lora's peak RSS\n",
-                256 / median(qs), q.peak_rss_mb, median(ratios), q.peak_rss_mb / l.peak_rss_mb);
+    std::vector<std::pair<std::string, std::string>> pairs = {{"lora", "qlora"}};
+    if (amx_available()) pairs.emplace_back("lora-bf16", "qlora-bf16");
+    for (const auto& [lm, qm] : pairs) {
+      SteppedChild lc(dir, lm, 256, 16, true), qc(dir, qm, 256, 16, true);
+      if (!lc.ready() || !qc.ready()) {
+        std::fprintf(stderr, "error: a benchmark child failed to start\n");
+        return 1;
+      }
+      std::vector<double> ls, qs, ratios;
+      for (int s = 0; s < steps; ++s) {
+        const double a = lc.step(), b = qc.step();
+        if (a < 0 || b < 0) break;
+        ls.push_back(a);
+        qs.push_back(b);
+        ratios.push_back(a / b);
+      }
+      const Measured l = lc.finish(), q = qc.finish();
+      if (ls.size() != static_cast<size_t>(steps)) {
+        std::fprintf(stderr, "error: a benchmark child died\n");
+        return 1;
+      }
+      std::printf("%-10s: %7.1f tokens/s, peak RSS %6.0f MB\n", lm.c_str(), 256 / median(ls), l.peak_rss_mb);
+      std::printf("%-10s: %7.1f tokens/s, peak RSS %6.0f MB  -> %.2fx %s's tokens/s, %.2fx its peak RSS\n", qm.c_str(),
+                  256 / median(qs), q.peak_rss_mb, median(ratios), lm.c_str(), q.peak_rss_mb / l.peak_rss_mb);
+    }
     return 0;
   }
   if (!file_exists(dir + "/model.safetensors")) {
