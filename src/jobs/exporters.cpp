@@ -65,7 +65,9 @@ std::string export_axolotl_yaml(const JobSpec& s) {
   out += fmt::format("optimizer: adamw_torch\nlearning_rate: {}\nlr_scheduler: {}\nwarmup_ratio: {}\n", num(t.learning_rate),
                      t.lr_scheduler, num(t.warmup_ratio));
   out += fmt::format("weight_decay: {}\nmax_grad_norm: {}\n", num(t.weight_decay), num(t.max_grad_norm));
-  out += fmt::format("gradient_checkpointing: {}\nbf16: auto\nseed: {}\n", t.gradient_checkpointing ? "true" : "false", t.seed);
+  // training.precision: bf16 asks for it; fp32 leaves axolotl its own choice (bf16 where the GPU has it).
+  out += fmt::format("gradient_checkpointing: {}\nbf16: {}\nseed: {}\n", t.gradient_checkpointing ? "true" : "false",
+                     t.precision == "bf16" ? "true" : "auto", t.seed);
   out += fmt::format("save_steps: {}\nsave_total_limit: {}\noutput_dir: {}\n", s.checkpointing.every_steps, s.checkpointing.keep,
                      yaml_str(s.output_dir));
   return out;

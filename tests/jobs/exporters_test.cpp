@@ -36,7 +36,7 @@ TEST_P(Exporters, MatchGoldenFiles) {
   check_golden(kGolden + GetParam() + ".unsloth.py", export_unsloth_script(*spec));
 }
 
-INSTANTIATE_TEST_SUITE_P(Cases, Exporters, ::testing::Values("lora_chat", "qlora_sharegpt_validation", "dpo", "dpo_qlora", "dpo_full", "full_alpaca"));
+INSTANTIATE_TEST_SUITE_P(Cases, Exporters, ::testing::Values("lora_chat", "qlora_sharegpt_validation", "dpo", "dpo_qlora", "dpo_full", "full_alpaca", "qlora_bf16"));
 
 }  // namespace
 }  // namespace tl::jobs
