@@ -276,12 +276,36 @@ TL_AMX_TARGET void pack_b_rowmajor(uint16_t* out, const float* b, int64_t ldb, i
   }
 }
 
+// The 16 x 16 transpose of 32-bit elements: out[c] = (r[0][c], ..., r[15][c]).
+TL_AMX_TARGET void transpose16x16_epi32(const __m512i r[16], __m512i out[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_maskz_unpacklo_epi32(0xffff, r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_maskz_unpackhi_epi32(0xffff, r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + j], 128-bit lane L: rows 4i .. 4i + 3 of column 4L + j.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_maskz_unpacklo_epi64(0xff, t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_maskz_unpackhi_epi64(0xff, t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_maskz_unpacklo_epi64(0xff, t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_maskz_unpackhi_epi64(0xff, t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i x = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0x44), y = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0xEE);
+    const __m512i z = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0x44), w = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0xEE);
+    out[j] = _mm512_maskz_shuffle_i32x4(0xffff, x, z, 0x88);
+    out[4 + j] = _mm512_maskz_shuffle_i32x4(0xffff, x, z, 0xDD);
+    out[8 + j] = _mm512_maskz_shuffle_i32x4(0xffff, y, w, 0x88);
+    out[12 + j] = _mm512_maskz_shuffle_i32x4(0xffff, y, w, 0xDD);
+  }
+}
+
 // B given as X = B^T (n, k) row-major -> the same tiles: tile row i holds, for each column j, X's row j
 // values 2i and 2i + 1 of the tile's 32, i.e. the 16 x 16 transpose of X's rows as pairs.
 TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx, int64_t n, int64_t k, int64_t np,
                                      int64_t kp) {
   const int64_t tiles = kp / 32;
-  alignas(64) uint32_t rows[16][16];
+  __m512i rows[16], cols[16];
   for (int64_t cb = 0; cb < np / 16; ++cb)
     for (int64_t kb = 0; kb < tiles; ++kb) {
       const int64_t c = kb * 32, left = k - c;
@@ -290,16 +314,16 @@ TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx,
       for (int64_t j = 0; j < 16; ++j) {
         const int64_t row = cb * 16 + j;
         if (row >= n) {
-          _mm512_store_si512(rows[j], _mm512_setzero_si512());
+          rows[j] = _mm512_setzero_si512();
           continue;
         }
         const float* src = x + row * ldx + c;
         const __m512 v0 = _mm512_maskz_loadu_ps(lo, src), v1 = _mm512_maskz_loadu_ps(hi, src + 16);
-        _mm512_store_si512(rows[j], reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(v1, v0)));
+        rows[j] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(v1, v0));
       }
-      auto* tile = reinterpret_cast<uint32_t*>(out + (cb * tiles + kb) * kTile);
-      for (int64_t i = 0; i < 16; ++i)
-        for (int64_t j = 0; j < 16; ++j) tile[i * 16 + j] = rows[j][i];
+      transpose16x16_epi32(rows, cols);
+      uint16_t* tile = out + (cb * tiles + kb) * kTile;
+      for (int64_t i = 0; i < 16; ++i) _mm512_store_si512(tile + i * 32, cols[i]);
     }
 }
 

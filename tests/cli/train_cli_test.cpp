@@ -200,8 +200,8 @@ TEST_F(TrainCli, KillDashNineThenResumeIsBitwiseIdentical) {
 
 // training.precision: bf16 (the frozen matrices as bf16 on AMX): the adapter it trains, evaluated in
 // f32 by `tuneloop loss`, lowers the loss as the f32 run's does (within 0.05 nats of it), and a kill -9
-// then --resume gives the same bits, as in f32; QLoRA with bf16 compute learns too. Where it does not
-// apply (full fine-tuning), the spec line says so.
+// then --resume gives the same bits, as in f32; QLoRA with bf16 compute and DPO learn too. Where it
+// does not apply (full fine-tuning), the spec line says so.
 TEST_F(TrainCli, Bf16TrainsAsF32DoesAndResumesBitwise) {
   std::string bad = spec(root_ + "/x");
   bad.replace(bad.find("method: lora"), 12, "method: full");
@@ -242,6 +242,20 @@ TEST_F(TrainCli, Bf16TrainsAsF32DoesAndResumesBitwise) {
   ASSERT_EQ(r.code, 0) << r.out;
   EXPECT_NE(r.out.find("bf16: NF4 blocks dequantised into AMX tiles per GEMM"), std::string::npos) << r.out;
   EXPECT_LT(loss_of(root_ + "/run_qlora_bf16"), base - 0.5);
+  // DPO in bf16: the reference scored once on the same tiles as the policy (the first loss is exactly
+  // log 2), and the preference learnt on held-out pairs as in f32 (DpoPacksPairsAndResumesBitwise).
+  ASSERT_NO_FATAL_FAILURE(write_sum_pairs("bdpo"));
+  std::string d = bf16_spec(root_ + "/run_dpo_bf16") + "dpo: {beta: 0.1, loss: sigmoid}\n";
+  d.replace(d.find("method: lora"), 12, "method: dpo");
+  d.replace(d.find("data/train.jsonl"), 16, "data/bdpo_train.jsonl, validation: " + root_ + "/data/bdpo_val.jsonl");
+  r = run("train " + write_spec("dpo_bf16.yaml", d));
+  ASSERT_EQ(r.code, 0) << r.out;
+  auto metrics = tl::read_file(root_ + "/run_dpo_bf16/metrics.jsonl");
+  ASSERT_TRUE(metrics.is_ok());
+  EXPECT_NEAR(nlohmann::json::parse(metrics->substr(0, metrics->find('\n')))["loss"].get<double>(), std::log(2.0), 1e-12);
+  auto res = nlohmann::json::parse(*tl::read_file(root_ + "/run_dpo_bf16/train_results.json"));
+  EXPECT_LT(res["validation_loss"].get<double>(), 0.4) << res.dump();
+  EXPECT_GE(res["validation_reward_accuracy"].get<double>(), 0.9) << res.dump();
 }
 
 TEST_F(TrainCli, SpecErrorsNameTheLine) {
