@@ -22,6 +22,43 @@ void dequantise_in_place(Tensor& t, bool double_quant) {
   nf4_dequantize(t.f32(), q, 0, t.numel());
 }
 
+// The sequence both tests step on.
+const TrainSequence& test_sequence() {
+  static const TrainSequence seq =
+      TrainSequence::single({1, 5, 9, 13, 17, 21, 25, 29}, {-1, -1, 9, 13, 17, 21, 25, -1});
+  return seq;
+}
+
+// One LoRA step (r 4 on every target, B made non-zero so every gradient is) on `a` and on `b`: the same
+// loss and gradients, bit for bit.
+void expect_same_lora_step(const Model& a, const Model& b, const std::string& what) {
+  LoraConfig cfg;
+  cfg.r = 4;
+  cfg.alpha = 8;
+  for (int t = 0; t < kLoraTargetCount; ++t) cfg.targets.push_back(static_cast<LoraTarget>(t));
+  auto lora = lora_init(a.config(), cfg, 9);
+  ASSERT_TRUE(lora.is_ok());
+  lora->for_each([](int64_t, LoraTarget, LoraModule& m) {
+    for (int64_t i = 0; i < m.b.numel(); ++i) m.b.f32()[i] = 0.01f * static_cast<float>((i % 7) - 3);
+  });
+  LoraWeights g1 = lora->zeros_like(), g2 = lora->zeros_like();
+  auto ra = forward_backward(a, {&*lora, &cfg}, &g1, nullptr, test_sequence(), 0.2f, TrainOptions());
+  auto rb = forward_backward(b, {&*lora, &cfg}, &g2, nullptr, test_sequence(), 0.2f, TrainOptions());
+  ASSERT_TRUE(ra.is_ok() && rb.is_ok());
+  EXPECT_EQ(ra->loss_sum, rb->loss_sum) << what;
+  std::vector<const LoraModule*> m2;
+  g2.for_each([&](int64_t, LoraTarget, LoraModule& m) { m2.push_back(&m); });
+  size_t k = 0;
+  double moved = 0;
+  g1.for_each([&](int64_t, LoraTarget, LoraModule& m) {
+    for (int64_t i = 0; i < m.a.numel(); ++i) ASSERT_EQ(m.a.f32()[i], std::as_const(m2[k]->a).f32()[i]) << what;
+    for (int64_t i = 0; i < m.b.numel(); ++i) ASSERT_EQ(m.b.f32()[i], std::as_const(m2[k]->b).f32()[i]) << what;
+    for (int64_t i = 0; i < m.b.numel(); ++i) moved += std::fabs(m.b.f32()[i]);
+    ++k;
+  });
+  EXPECT_GT(moved, 0) << what;
+}
+
 TEST(Qlora, EqualsLoraOnDequantisedWeights) {
   for (bool dq : {true, false}) {
     auto nf4_model = Model::load(dir_of("llama_f32"));
@@ -45,29 +82,8 @@ TEST(Qlora, EqualsLoraOnDequantisedWeights) {
       EXPECT_TRUE(L.wqkv.empty() && L.w_down.empty());
       EXPECT_TRUE(L.nf4_wqkv && L.nf4_w_down);
     }
-    LoraConfig cfg;
-    cfg.r = 4;
-    cfg.alpha = 8;
-    for (int t = 0; t < kLoraTargetCount; ++t) cfg.targets.push_back(static_cast<LoraTarget>(t));
-    auto lora = lora_init(nf4_model->config(), cfg, 9);
-    ASSERT_TRUE(lora.is_ok());
-    lora->for_each([](int64_t, LoraTarget, LoraModule& m) {
-      for (int64_t i = 0; i < m.b.numel(); ++i) m.b.f32()[i] = 0.01f * static_cast<float>((i % 7) - 3);
-    });
-    TrainSequence seq = TrainSequence::single({1, 5, 9, 13, 17, 21, 25, 29}, {-1, -1, 9, 13, 17, 21, 25, -1});
-    LoraWeights g1 = lora->zeros_like(), g2 = lora->zeros_like();
-    auto a = forward_backward(*nf4_model, {&*lora, &cfg}, &g1, nullptr, seq, 0.2f, TrainOptions());
-    auto b = forward_backward(*ref_model, {&*lora, &cfg}, &g2, nullptr, seq, 0.2f, TrainOptions());
-    ASSERT_TRUE(a.is_ok() && b.is_ok());
-    EXPECT_EQ(a->loss_sum, b->loss_sum) << "double_quant=" << dq;
-    std::vector<const LoraModule*> m2;
-    g2.for_each([&](int64_t, LoraTarget, LoraModule& m) { m2.push_back(&m); });
-    size_t k = 0;
-    g1.for_each([&](int64_t, LoraTarget, LoraModule& m) {
-      for (int64_t i = 0; i < m.a.numel(); ++i) ASSERT_EQ(m.a.f32()[i], std::as_const(m2[k]->a).f32()[i]);
-      for (int64_t i = 0; i < m.b.numel(); ++i) ASSERT_EQ(m.b.f32()[i], std::as_const(m2[k]->b).f32()[i]);
-      ++k;
-    });
+    ASSERT_NO_FATAL_FAILURE(expect_same_lora_step(*nf4_model, *ref_model, "double_quant=" + std::to_string(dq)));
+    const TrainSequence& seq = test_sequence();
     // Inference through the NF4 model matches too.
     KvCache c1(nf4_model->config(), 16), c2(ref_model->config(), 16);
     std::vector<float> l1, l2;
@@ -99,32 +115,7 @@ TEST(Qlora, Bf16EqualsBf16LoraOnDequantisedWeights) {
     ref_model->hold_matrices_bf16();
     nf4_model->hold_matrices_bf16();
     for (const LayerWeights& L : nf4_model->weights().layers) EXPECT_TRUE(L.blocks_on_amx && L.nf4_wqkv && !L.amx_wqkv);
-    LoraConfig cfg;
-    cfg.r = 4;
-    cfg.alpha = 8;
-    for (int t = 0; t < kLoraTargetCount; ++t) cfg.targets.push_back(static_cast<LoraTarget>(t));
-    auto lora = lora_init(nf4_model->config(), cfg, 9);
-    ASSERT_TRUE(lora.is_ok());
-    lora->for_each([](int64_t, LoraTarget, LoraModule& m) {
-      for (int64_t i = 0; i < m.b.numel(); ++i) m.b.f32()[i] = 0.01f * static_cast<float>((i % 7) - 3);
-    });
-    TrainSequence seq = TrainSequence::single({1, 5, 9, 13, 17, 21, 25, 29}, {-1, -1, 9, 13, 17, 21, 25, -1});
-    LoraWeights g1 = lora->zeros_like(), g2 = lora->zeros_like();
-    auto a = forward_backward(*nf4_model, {&*lora, &cfg}, &g1, nullptr, seq, 0.2f, TrainOptions());
-    auto b = forward_backward(*ref_model, {&*lora, &cfg}, &g2, nullptr, seq, 0.2f, TrainOptions());
-    ASSERT_TRUE(a.is_ok() && b.is_ok());
-    EXPECT_EQ(a->loss_sum, b->loss_sum) << name;
-    std::vector<const LoraModule*> m2;
-    g2.for_each([&](int64_t, LoraTarget, LoraModule& m) { m2.push_back(&m); });
-    size_t k = 0;
-    double moved = 0;
-    g1.for_each([&](int64_t, LoraTarget, LoraModule& m) {
-      for (int64_t i = 0; i < m.a.numel(); ++i) ASSERT_EQ(m.a.f32()[i], std::as_const(m2[k]->a).f32()[i]) << name;
-      for (int64_t i = 0; i < m.b.numel(); ++i) ASSERT_EQ(m.b.f32()[i], std::as_const(m2[k]->b).f32()[i]) << name;
-      for (int64_t i = 0; i < m.b.numel(); ++i) moved += std::fabs(m.b.f32()[i]);
-      ++k;
-    });
-    EXPECT_GT(moved, 0) << name;
+    ASSERT_NO_FATAL_FAILURE(expect_same_lora_step(*nf4_model, *ref_model, name));
   }
 }
 
