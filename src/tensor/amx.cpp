@@ -68,6 +68,11 @@ uint16_t* alloc_bf16(int64_t elems) {
 
 int64_t round_up(int64_t v, int64_t to) { return (v + to - 1) / to * to; }
 
+// The first `left` of 16 lanes (all for 16 or more, none for 0 or less): masked loads of ragged edges.
+__mmask16 lane_mask(int64_t left) {
+  return left >= 16 ? __mmask16{0xffff} : left <= 0 ? __mmask16{0} : static_cast<__mmask16>((1u << left) - 1);
+}
+
 struct TileConfig {
   uint8_t palette_id = 1;
   uint8_t start_row = 0;
@@ -108,10 +113,8 @@ TL_AMX_TARGET void to_bf16_tiles(uint16_t* a, int64_t kp, const float* x, int64_
       }
       const float* src = x + r * ldx;
       for (int64_t kb = 0; kb < tiles; ++kb) {
-        const int64_t c = kb * 32, left = k - c;
-        const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
-        const __mmask16 hi =
-            left >= 32 ? 0xffff : left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1);
+        const int64_t c = kb * 32;
+        const __mmask16 lo = lane_mask(k - c), hi = lane_mask(k - c - 16);
         const __m512 v0 = _mm512_maskz_loadu_ps(lo, src + c);
         const __m512 v1 = _mm512_maskz_loadu_ps(hi, src + c + 16);
         _mm512_store_si512(dst + kb * kTile, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(v1, v0)));
@@ -203,7 +206,7 @@ void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int
   parallel_rows(mp / 16, 16 * kp, [&](int64_t s0, int64_t s1) { to_bf16_tiles(ap, kp, x, ldx, s0, s1, m, k); }, 1);
 
   // Items: a block of rows x a group of 32-column strips, run in chunks of the sum (16 tiles, 512
-  // values): a chunk's B strips (16 KB per 32 columns) stay in L1 while the block's 32-row strips pass
+  // values): a chunk's B strips (32 KB per 32 columns) stay in L1/L2 while the block's 32-row strips pass
   // over them, and the block's A chunk (1 KB a row, at most 512 KB) stays in L2 while the strips go by;
   // the partial sums wait in y between chunks. Each row block streams all of B and each column group all
   // of A, so the shape is the one that moves the fewest bytes with work for every thread: for the LM
@@ -261,8 +264,8 @@ TL_AMX_TARGET void pack_b_rowmajor(uint16_t* out, const float* b, int64_t ldb, i
   const __m512i idx = _mm512_load_si512(kInterleave);
   const int64_t tiles = kp / 32;
   for (int64_t cb = 0; cb < np / 16; ++cb) {
-    const int64_t c0 = cb * 16, left = n - c0;
-    const __mmask16 cols = left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
+    const int64_t c0 = cb * 16;
+    const __mmask16 cols = lane_mask(n - c0);
     for (int64_t kb = 0; kb < tiles; ++kb) {
       uint16_t* tile = out + (cb * tiles + kb) * kTile;
       for (int64_t i = 0; i < 16; ++i) {
@@ -291,8 +294,10 @@ TL_AMX_TARGET void transpose16x16_epi32(const __m512i r[16], __m512i out[16]) {
     u[4 * i + 3] = _mm512_maskz_unpackhi_epi64(0xff, t[4 * i + 1], t[4 * i + 3]);
   }
   for (int j = 0; j < 4; ++j) {
-    const __m512i x = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0x44), y = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0xEE);
-    const __m512i z = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0x44), w = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0xEE);
+    const __m512i x = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0x44);
+    const __m512i y = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0xEE);
+    const __m512i z = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0x44);
+    const __m512i w = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0xEE);
     out[j] = _mm512_maskz_shuffle_i32x4(0xffff, x, z, 0x88);
     out[4 + j] = _mm512_maskz_shuffle_i32x4(0xffff, x, z, 0xDD);
     out[8 + j] = _mm512_maskz_shuffle_i32x4(0xffff, y, w, 0x88);
@@ -308,9 +313,8 @@ TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx,
   __m512i rows[16], cols[16];
   for (int64_t cb = 0; cb < np / 16; ++cb)
     for (int64_t kb = 0; kb < tiles; ++kb) {
-      const int64_t c = kb * 32, left = k - c;
-      const __mmask16 lo = left >= 16 ? 0xffff : left <= 0 ? 0 : static_cast<__mmask16>((1u << left) - 1);
-      const __mmask16 hi = left >= 32 ? 0xffff : left <= 16 ? 0 : static_cast<__mmask16>((1u << (left - 16)) - 1);
+      const int64_t c = kb * 32;
+      const __mmask16 lo = lane_mask(k - c), hi = lane_mask(k - c - 16);
       for (int64_t j = 0; j < 16; ++j) {
         const int64_t row = cb * 16 + j;
         if (row >= n) {
