@@ -331,19 +331,18 @@ TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx,
     }
 }
 
-// B (sum s, column c) as VNNI tiles: `blocks` 16-column blocks of `tiles` tiles each, tile row i holding
-// for each column c the pair B(32 kb + 2 i, c), B(32 kb + 2 i + 1, c); at(s, c) gives B's bf16 bits (0
-// past its edges). Blocks in parallel.
-template <typename At>
-void pack_tiles(uint16_t* out, int64_t blocks, int64_t tiles, const At& at) {
-  parallel_rows(blocks, tiles * kTile, [&](int64_t b, int64_t e) {
-    for (int64_t cb = b; cb < e; ++cb)
-      for (int64_t kb = 0; kb < tiles; ++kb) {
-        uint16_t* tile = out + (cb * tiles + kb) * kTile;
-        for (int64_t i = 0; i < 16; ++i)
-          for (int64_t c = 0; c < 16; ++c)
-            for (int64_t j = 0; j < 2; ++j) tile[i * 32 + 2 * c + j] = at(kb * 32 + 2 * i + j, cb * 16 + c);
-      }
+// All of B's tiles into out: n output columns (16-column blocks, padded to a multiple of 32 columns), a
+// sum of k (kp / 32 tiles a block); B (k, n) row-major, or given as B^T (n, k) when transposed. Blocks
+// in parallel.
+void pack_b(uint16_t* out, const float* b, int64_t ldb, int64_t n, int64_t k, bool transposed) {
+  const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), tiles = kp / 32;
+  parallel_rows(round_up(n, 32) / 16, 16 * kp, [&](int64_t b0, int64_t b1) {
+    for (int64_t cb = b0; cb < b1; ++cb) {
+      const int64_t c0 = cb * 16, nc = std::max<int64_t>(0, std::min<int64_t>(16, n - c0));
+      uint16_t* dst = out + cb * tiles * kTile;
+      if (transposed) pack_b_transposed(dst, b + std::min(c0, n - 1) * ldb, ldb, nc, k, 16, kp);
+      else pack_b_rowmajor(dst, b + std::min(c0, n - 1), ldb, nc, k, 16, kp);
+    }
   }, 1);
 }
 
@@ -385,17 +384,14 @@ AmxMatrix AmxMatrix::pack(const float* w, int64_t n, int64_t k, int64_t ldw) {
   m.n_ = n;
   m.k_ = k;
   const int64_t kp = m.k_pad(), np = m.n_pad();
-  // Forward: B = W^T (k, n), sum s = column of W; its 16-column blocks are 16 rows of W.
+  // Forward: B = W^T, given as W; the sum runs over W's columns.
   m.fwd_elems_ = np / 16 * (kp / 32) * kTile;
   m.fwd_.reset(alloc_bf16(m.fwd_elems_));
-  pack_tiles(m.fwd_.get(), np / 16, kp / 32,
-             [&](int64_t s, int64_t c) -> uint16_t { return c < n && s < k ? f32_to_bf16(w[c * ldw + s]) : 0; });
-  // Backward: B = W (n, k), sum s = row of W; its 16-column blocks are 16 columns of W.
-  const int64_t kc = round_up(k, 32);
-  m.bwd_elems_ = kc / 16 * (np / 32) * kTile;
+  pack_b(m.fwd_.get(), w, ldw, n, k, /*transposed=*/true);
+  // Backward: B = W itself; the sum runs over W's rows.
+  m.bwd_elems_ = round_up(k, 32) / 16 * (np / 32) * kTile;
   m.bwd_.reset(alloc_bf16(m.bwd_elems_));
-  pack_tiles(m.bwd_.get(), kc / 16, np / 32,
-             [&](int64_t s, int64_t c) -> uint16_t { return s < n && c < k ? f32_to_bf16(w[s * ldw + c]) : 0; });
+  pack_b(m.bwd_.get(), w, ldw, k, n, /*transposed=*/false);
   return m;
 }
 
@@ -404,18 +400,10 @@ void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, i
   TL_CHECK(amx_available());
   if (m <= 0 || n <= 0) return;
   const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), np = round_up(n, 32);
-  // B's tiles for this call, on the caller's scratch; 16-column blocks packed in parallel.
+  // B's tiles for this call, on the caller's scratch.
   thread_local AScratch b_buf;
   uint16_t* bp = b_buf.get(np * kp);
-  const int64_t tiles = kp / 32;
-  parallel_rows(np / 16, 16 * kp, [&](int64_t b0, int64_t b1) {
-    for (int64_t cb = b0; cb < b1; ++cb) {
-      const int64_t c0 = cb * 16, nc = std::max<int64_t>(0, std::min<int64_t>(16, n - c0));
-      uint16_t* out = bp + cb * tiles * kTile;
-      if (b_transposed) pack_b_transposed(out, b + std::min(c0, n - 1) * ldb, ldb, nc, k, 16, kp);
-      else pack_b_rowmajor(out, b + std::min(c0, n - 1), ldb, nc, k, 16, kp);
-    }
-  }, 1);
+  pack_b(bp, b, ldb, n, k, b_transposed);
   amx_gemm(y, ldy, x, ldx, m, n, k, bp, bias, accumulate);
 }
 

@@ -1,12 +1,14 @@
 // bf16 GEMMs on Intel AMX for a frozen weight matrix: mixed precision (`training.precision: bf16`), the
 // way PyTorch's autocast and Hugging Face's `bf16: true` train LoRA. The weights and each GEMM's input
-// are rounded to bf16 (round to nearest even); products and sums are f32 (AMX's TDPBF16PS), and every
-// output is f32.
+// are rounded to bf16 (round to nearest even, as PyTorch rounds; values below bf16's normal range become
+// zero, as the tile unit reads such inputs anyway); products and sums are f32 (AMX's TDPBF16PS), and
+// every output is f32.
 //
-// Why: on a CPU with AMX-BF16 (Sapphire Rapids and later) one core's tile unit does about 1.8 TFLOP/s
-// on bf16, some twelve times its AVX-512 f32 FMAs. The frozen base's GEMMs are about 60% of a LoRA step
-// in f32 (tensor/packed.h); here they become a small part of it. LoRA's own matrices, attention, the
-// norms and the optimizer stay f32.
+// Why: on a CPU with AMX-BF16 (Sapphire Rapids and later) one core's tile unit does about 2.6 TFLOP/s
+// on bf16 (measured with B in L1), some fifteen times its AVX-512 f32 FMAs. The frozen base's GEMMs are
+// about 60% of a LoRA step in f32 (tensor/packed.h); here they become a smaller part of it. amx_matmul
+// serves attention's products the same way; LoRA's own matrices, the softmax, the norms and the
+// optimizer stay f32.
 //
 // Layout: W (n, k) is held twice, once for each product, as 16 x 32 bf16 tiles in AMX's VNNI order (row
 // i of a tile holds, for each of 16 output columns, two consecutive values of the sum): `fwd` for

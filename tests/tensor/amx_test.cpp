@@ -2,7 +2,8 @@
 // operands. AMX sums in f32 in an order of its own, so each element is held to the worst-case bound of
 // an f32 sum of k products, gamma_k * sum |a_i b_i| with gamma_k = k u / (1 - k u), u = 2^-24; a wrong
 // index or a missed rounding is off by orders of magnitude more. Both packed copies are checked element
-// by element against torch's float -> bfloat16 rounding (dtype.h's f32_to_bf16).
+// by element against torch's float -> bfloat16 rounding (dtype.h's f32_to_bf16) on normal values (bf16
+// subnormals become zero, as the tile unit reads them).
 #include "tensor/amx.h"
 
 #include <gtest/gtest.h>
