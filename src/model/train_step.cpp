@@ -742,15 +742,25 @@ class Pass {
     return &lc.qkv[static_cast<size_t>(it.k0 * d_.NQKV + d_.HD + d_.KV * d_.D + it.g * d_.D)];
   }
 
+  // Attention's products with K and V: c (m, n) = alpha a b^T, b given (n, k) rows ldb apart (attn_nt),
+  // or c = a b for b (k, n) (attn_nn); on AMX in bf16 under training.precision: bf16, as autocast runs them.
+  void attn_nt(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
+               int64_t ldc, float alpha = 1.0f) const {
+    if (bf16_) amx_matmul(c, ldc, m, n, k, a, lda, b, ldb, AmxB::kTransposed, alpha, false);
+    else mm_nt(c, a, b, m, n, k, lda, ldb, ldc, alpha);
+  }
+  void attn_nn(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
+               int64_t ldc) const {
+    if (bf16_) amx_matmul(c, ldc, m, n, k, a, lda, b, ldb, AmxB::kRowMajor, 1.0f, false);
+    else mm_nn(c, a, b, m, n, k, lda, ldb, ldc);
+  }
+
   // P (it.n, nk) for the stacked queries qs: scale Q K_g^T, each row t softmaxed over its keys
   // [key_begin(t), t] and zero elsewhere. Backward calls this again rather than keeping P.
   void attention_probs(const LayerCache& lc, const AttnItem& it, const float* qs, Scratch& p) const {
     const KernelTable& k = kernels();
     if (p.size() < static_cast<size_t>(it.n * it.nk)) p.resize(static_cast<size_t>(d_.group * kQueryBlock * d_.T));
-    if (bf16_)
-      amx_matmul(p.data(), it.nk, it.n, it.nk, d_.D, qs, d_.D, keys(lc, it), d_.NQKV, AmxB::kTransposed, d_.scale, false);
-    else
-      mm_nt(p.data(), qs, keys(lc, it), it.n, it.nk, d_.D, d_.D, d_.NQKV, it.nk, d_.scale);
+    attn_nt(p.data(), qs, keys(lc, it), it.n, it.nk, d_.D, d_.D, d_.NQKV, it.nk, d_.scale);
     for (int64_t row = 0; row < it.n; ++row) {
       const int64_t t = it.r0 + row % it.rows;
       float* pr = &p[static_cast<size_t>(row * it.nk)];
@@ -769,10 +779,7 @@ class Pass {
       os.resize(static_cast<size_t>(it.n * D));
       gather_heads(qs.data(), lc.qkv.data(), d_.NQKV, it);
       attention_probs(lc, it, qs.data(), p);
-      if (bf16_)
-        amx_matmul(os.data(), D, it.n, D, it.nk, p.data(), it.nk, values(lc, it), d_.NQKV, AmxB::kRowMajor, 1.0f, false);
-      else
-        mm_nn(os.data(), p.data(), values(lc, it), it.n, D, it.nk, it.nk, d_.NQKV, D);
+      attn_nn(os.data(), p.data(), values(lc, it), it.n, D, it.nk, it.nk, d_.NQKV, D);
       scatter_heads(lc.att.data(), d_.HD, os.data(), it);
     });
   }
@@ -804,11 +811,7 @@ class Pass {
       float* dk = &dkv[static_cast<size_t>(it.g * per_group + offset[static_cast<size_t>(it.r0 / kQueryBlock)])];
       float* dv = dk + it.nk * D;
       mm_tn(dv, p.data(), dos.data(), it.nk, D, it.n, it.nk, D, D);
-      if (bf16_)
-        amx_matmul(dp.data(), it.nk, it.n, it.nk, D, dos.data(), D, values(lc, it), d.NQKV, AmxB::kTransposed, 1.0f,
-                   false);
-      else
-        mm_nt(dp.data(), dos.data(), values(lc, it), it.n, it.nk, D, D, d.NQKV, it.nk);
+      attn_nt(dp.data(), dos.data(), values(lc, it), it.n, it.nk, D, D, d.NQKV, it.nk);
       for (int64_t row = 0; row < it.n; ++row) {
         const int64_t t = it.r0 + row % it.rows;
         float* pr = &p[static_cast<size_t>(row * it.nk)];
@@ -819,10 +822,7 @@ class Pass {
         std::fill(dr, dr + kb, 0.0f);
         std::fill(dr + n, dr + it.nk, 0.0f);
       }
-      if (bf16_)
-        amx_matmul(dqs.data(), D, it.n, D, it.nk, dp.data(), it.nk, keys(lc, it), d.NQKV, AmxB::kRowMajor, 1.0f, false);
-      else
-        mm_nn(dqs.data(), dp.data(), keys(lc, it), it.n, D, it.nk, it.nk, d.NQKV, D);
+      attn_nn(dqs.data(), dp.data(), keys(lc, it), it.n, D, it.nk, it.nk, d.NQKV, D);
       scatter_heads(dqkv.data(), d.NQKV, dqs.data(), it);
       mm_tn(dk, dp.data(), qs.data(), it.nk, D, it.n, it.nk, D, D);
     });
@@ -856,9 +856,9 @@ class Pass {
   std::vector<float> inv_freq_;
   RopeTable rope_;
   float lora_scale_ = 1.0f;
-  // training.precision: bf16 (the model holds its matrices as AMX tiles, or multiplies its NF4 blocks
-  // on AMX): attention's products from
-  // Q, K and V run in bf16 too, as autocast runs them (the softmax and its backward stay f32).
+  // training.precision: bf16 (the model holds its matrices as AMX tiles, or multiplies its NF4 blocks on
+  // AMX): attention's products from Q, K and V run in bf16 too, as autocast runs them (attn_nt, attn_nn;
+  // the softmax and its backward stay f32).
   bool bf16_ = !w_.layers.empty() && (w_.layers[0].amx_wqkv != nullptr || w_.layers[0].blocks_on_amx);
 };
 
