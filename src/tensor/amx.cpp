@@ -13,6 +13,7 @@
 
 #include "core/check.h"
 #include "tensor/dtype.h"
+#include "tensor/kernels.h"
 #include "tensor/thread_pool.h"
 
 // Only the functions marked TL_AMX_TARGET use AMX / AVX-512 instructions, and they run only after
@@ -33,6 +34,11 @@ struct AmxState {
 const AmxState& amx_state() {
   static const AmxState state = [] {
     AmxState s;
+    // TUNELOOP_ISA below avx512 (tests, comparisons) keeps the engine off every wider unit, AMX too.
+    if (active_isa() != Isa::kAvx512) {
+      s.reason = std::string("the kernels are limited to ") + isa_name(active_isa()) + " (TUNELOOP_ISA)";
+      return s;
+    }
     __builtin_cpu_init();
     unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
     __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(0));

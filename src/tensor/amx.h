@@ -28,8 +28,9 @@
 
 namespace tl {
 
-// True when this CPU has AMX-BF16 and AVX512-BF16 and the kernel granted this process the tile state
-// (Linux's arch_prctl(ARCH_REQ_XCOMP_PERM)); asked once. amx_unavailable_reason() says which is missing.
+// True when this CPU has AMX-BF16 and AVX512-BF16, the kernel granted this process the tile state
+// (Linux's arch_prctl(ARCH_REQ_XCOMP_PERM)) and TUNELOOP_ISA does not hold the engine below avx512; asked
+// once. amx_unavailable_reason() says which is missing.
 bool amx_available();
 std::string amx_unavailable_reason();
 

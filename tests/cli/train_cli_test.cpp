@@ -201,7 +201,7 @@ TEST_F(TrainCli, KillDashNineThenResumeIsBitwiseIdentical) {
 // training.precision: bf16 (the frozen matrices as bf16 on AMX): the adapter it trains, evaluated in
 // f32 by `tuneloop loss`, lowers the loss as the f32 run's does (within 0.05 nats of it), and a kill -9
 // then --resume gives the same bits, as in f32; QLoRA with bf16 compute and DPO learn too. Where it
-// does not apply (full fine-tuning), the spec line says so.
+// does not apply (full fine-tuning), the spec line says so; without AMX, the trainer does.
 TEST_F(TrainCli, Bf16TrainsAsF32DoesAndResumesBitwise) {
   std::string bad = spec(root_ + "/x");
   bad.replace(bad.find("method: lora"), 12, "method: full");
@@ -210,12 +210,20 @@ TEST_F(TrainCli, Bf16TrainsAsF32DoesAndResumesBitwise) {
   EXPECT_EQ(e.code, 2);
   EXPECT_NE(e.out.find("bf16_bad.yaml:6: training.precision: bf16 is for a LoRA on a frozen base"), std::string::npos)
       << e.out;
-  if (!tl::amx_available()) GTEST_SKIP() << tl::amx_unavailable_reason();
   auto bf16_spec = [&](const std::string& out) {
     std::string s = spec(out);
     s.replace(s.find("packing: false}"), 15, "packing: false, precision: bf16}");
     return s;
   };
+  // Without AMX (here: the kernels held to avx2), one line before any weights are read, nothing written.
+  setenv("TUNELOOP_ISA", "avx2", 1);
+  e = run("train " + write_spec("bf16_no_amx.yaml", bf16_spec(root_ + "/run_no_amx")));
+  unsetenv("TUNELOOP_ISA");
+  EXPECT_NE(e.code, 0);
+  EXPECT_NE(e.out.find("error: training.precision: bf16 needs AMX-BF16, and the kernels are limited to avx2 "
+                       "(TUNELOOP_ISA); use precision: fp32"), std::string::npos) << e.out;
+  EXPECT_FALSE(fs::exists(root_ + "/run_no_amx"));
+  if (!tl::amx_available()) GTEST_SKIP() << tl::amx_unavailable_reason();
   const std::string f32 = root_ + "/run_f32", ref = root_ + "/run_bf16", cut = root_ + "/run_bf16_cut";
   ASSERT_EQ(run("train " + write_spec("f32.yaml", spec(f32))).code, 0);
   Outcome r = run("train " + write_spec("bf16.yaml", bf16_spec(ref)));
