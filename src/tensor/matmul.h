@@ -40,7 +40,6 @@ struct WeightRef {
   static WeightRef of_f32(const float* p, int64_t rows, int64_t cols) { return {p, nullptr, nullptr, rows, cols}; }
   static WeightRef of_nf4(const Nf4Tensor* q, int64_t rows, int64_t cols) { return {nullptr, q, nullptr, rows, cols}; }
   static WeightRef of_bf16(const uint16_t* p, int64_t rows, int64_t cols) { return {nullptr, nullptr, p, rows, cols}; }
-  static WeightRef of_amx(const AmxMatrix* a) { return WeightRef{}.with_amx(a); }
   bool empty() const { return !f32 && !nf4 && !bf16 && !packed && !amx; }
   WeightRef with_packed(const PackedMatrix* p) const {
     WeightRef r = *this;

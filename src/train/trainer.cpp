@@ -283,12 +283,11 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   keep_freed_memory();
   const ModelConfig& mc = model.config();
   if (spec.precision == "bf16") {
-    // Loaded as tiles (the reference of DPO is scored on them too: policy and reference share one
-    // precision); this counts their bytes.
+    // Loaded as tiles, or (NF4) switched to multiplying its blocks on AMX: the reference of DPO is
+    // scored on them too, so policy and reference share one precision. For tiles, this counts their bytes.
     const int64_t bytes = model.hold_matrices_bf16();
     if (nf4_base)
-      std::fprintf(stderr, "bf16: NF4 blocks dequantised into AMX tiles per GEMM, LM head as bf16 tiles (%.1f MB), "
-                           "f32 sums\n", bytes / 1e6);
+      std::fprintf(stderr, "bf16: NF4 blocks dequantised into AMX tiles per GEMM (the bf16 head too), f32 sums\n");
     else
       std::fprintf(stderr, "bf16: frozen matrices held as bf16 AMX tiles (%.1f MB), f32 sums\n", bytes / 1e6);
   }
