@@ -356,12 +356,14 @@ class Pass {
 
     // MLP: x_out = x_mid + down(act); act = silu(g) * u; (g, u) = gate_up(xn2)
     Scratch dact = uninit(T * I);
-    matmul_dyw(dact.data(), dx.data(), M.w_down(), T, C, I);
+    const bool fold_down = folds(M.w_down()) && lgrads && lora_module(l, LoraTarget::kDown);
+    if (!fold_down) matmul_dyw(dact.data(), dx.data(), M.w_down(), T, C, I);
     if (G) {
       mm_tn(G->w_down.f32(), dx.data(), lc.act.data(), C, I, T, C, I, I, 1.0f, 1.0f);
       if (!G->b_down.empty()) bias_grad(G->b_down.f32(), dx.data(), T, C, C, 0);
     }
-    lora_backward(l, LoraTarget::kDown, lc, lc.act.data(), dx.data(), dact.data(), lgrads);
+    lora_backward(l, LoraTarget::kDown, lc, lc.act.data(), dx.data(), dact.data(), lgrads,
+                  fold_down ? &M.w_down() : nullptr);
     Scratch dgu = uninit(T * 2 * I);
     const KernelTable& k = kernels();
     parallel_rows(T, I, [&](int64_t b, int64_t e) {
@@ -372,12 +374,13 @@ class Pass {
       }
     });
     Scratch dxn2 = uninit(T * C);
-    matmul_dyw(dxn2.data(), dgu.data(), M.w_gate_up(), T, 2 * I, C);
+    const bool fold_gu = lgrads && folds_group(l, 1, M.w_gate_up());
+    if (!fold_gu) matmul_dyw(dxn2.data(), dgu.data(), M.w_gate_up(), T, 2 * I, C);
     if (G) {
       mm_tn(G->w_gate_up.f32(), dgu.data(), lc.xn2.data(), 2 * I, C, T, 2 * I, C, C, 1.0f, 1.0f);
       if (!G->b_gate_up.empty()) bias_grad(G->b_gate_up.f32(), dgu.data(), T, 2 * I, 2 * I, 0);
     }
-    lora_backward_group(l, 1, lc, lc.xn2.data(), dgu.data(), dxn2.data(), lgrads);
+    lora_backward_group(l, 1, lc, lc.xn2.data(), dgu.data(), dxn2.data(), lgrads, fold_gu ? &M.w_gate_up() : nullptr);
     Scratch dmid = uninit(T * C);
     rmsnorm_bwd(dmid.data(), G ? G->mlp_norm.f32() : nullptr, dxn2.data(), lc.x_mid.data(), L.mlp_norm.f32(),
                 lc.rstd2.data(), T, C);
@@ -385,12 +388,13 @@ class Pass {
 
     // Attention: x_mid = x_in + o(att)
     Scratch datt = uninit(T * d.HD);
-    matmul_dyw(datt.data(), dmid.data(), M.wo(), T, C, d.HD);
+    const bool fold_o = folds(M.wo()) && lgrads && lora_module(l, LoraTarget::kO);
+    if (!fold_o) matmul_dyw(datt.data(), dmid.data(), M.wo(), T, C, d.HD);
     if (G) {
       mm_tn(G->wo.f32(), dmid.data(), lc.att.data(), C, d.HD, T, C, d.HD, d.HD, 1.0f, 1.0f);
       if (!G->bo.empty()) bias_grad(G->bo.f32(), dmid.data(), T, C, C, 0);
     }
-    lora_backward(l, LoraTarget::kO, lc, lc.att.data(), dmid.data(), datt.data(), lgrads);
+    lora_backward(l, LoraTarget::kO, lc, lc.att.data(), dmid.data(), datt.data(), lgrads, fold_o ? &M.wo() : nullptr);
     Scratch dqkv = uninit(T * d.NQKV);
     attention_backward(lc, datt, dqkv);
     rope_apply_inverse(dqkv.data(), T, d.NQKV, d.H, d.D, rope_);
@@ -410,12 +414,14 @@ class Pass {
     // gradient (a GEMM over the qkv weights, the LoRA A term, the norm's backward) has no reader.
     const bool input_grad = l > 0 || grads;
     Scratch dxn1 = input_grad ? uninit(T * C) : Scratch();
-    if (input_grad) matmul_dyw(dxn1.data(), dqkv.data(), M.wqkv(), T, d.NQKV, C);
+    const bool fold_qkv = input_grad && lgrads && folds_group(l, 0, M.wqkv());
+    if (input_grad && !fold_qkv) matmul_dyw(dxn1.data(), dqkv.data(), M.wqkv(), T, d.NQKV, C);
     if (G) {
       mm_tn(G->wqkv.f32(), dqkv.data(), lc.xn1.data(), d.NQKV, C, T, d.NQKV, C, C, 1.0f, 1.0f);
       if (!G->bqkv.empty()) bias_grad(G->bqkv.f32(), dqkv.data(), T, d.NQKV, d.NQKV, 0);
     }
-    lora_backward_group(l, 0, lc, lc.xn1.data(), dqkv.data(), input_grad ? dxn1.data() : nullptr, lgrads);
+    lora_backward_group(l, 0, lc, lc.xn1.data(), dqkv.data(), input_grad ? dxn1.data() : nullptr, lgrads,
+                        fold_qkv ? &M.wqkv() : nullptr);
     if (input_grad) {
       Scratch din = uninit(T * C);
       rmsnorm_bwd(din.data(), G ? G->attn_norm.f32() : nullptr, dxn1.data(), lc.x_in.data(), L.attn_norm.f32(),
@@ -449,6 +455,18 @@ class Pass {
     return m.a.empty() ? nullptr : &m;
   }
 
+  // training.precision: bf16 folds LoRA's second product (s xa B^T forward, dxa A backward) into the
+  // frozen base's tile GEMM as its low-rank term (tensor/amx.h AmxLowRank), instead of a pass of its own
+  // over the (T, out) output; not under dropout, where the branch's input is not the base's.
+  bool folds(const WeightRef& w) const {
+    return bf16_ && on_amx(w) && !(opt_.training && lora_.config && lora_.config->dropout > 0.0);
+  }
+  bool folds_group(int64_t l, int gi, const WeightRef& w) const {
+    if (!folds(w)) return false;
+    const Group g = lora_group(l, gi);
+    return g.n > 0 && !g.one_by_one;
+  }
+
   // The LoRA branch's input: x itself, or x with inverted dropout (mask from the counter-based hash).
   const float* lora_input(int64_t l, LoraTarget t, const float* x, int64_t in, Scratch& scratch) const {
     const double p = lora_.config ? lora_.config->dropout : 0.0;
@@ -466,7 +484,8 @@ class Pass {
     return scratch.data();
   }
 
-  void lora_forward(int64_t l, LoraTarget t, LayerCache& lc, const float* x, float* y) {
+  // With `base_w` (folds()), y is assigned x W^T with the branch's s xa B^T folded into that GEMM.
+  void lora_forward(int64_t l, LoraTarget t, LayerCache& lc, const float* x, float* y, const WeightRef* base_w = nullptr) {
     const LoraModule* m = lora_module(l, t);
     if (!m) return;
     const TargetSlot s = target_slot(d_, t);
@@ -476,13 +495,19 @@ class Pass {
     Scratch& xa = lc.xa[static_cast<size_t>(t)];
     xa = uninit(d_.T * r);
     mm_nt(xa.data(), xin, m->a.f32(), d_.T, r, s.in, s.in, s.in, r);
+    if (base_w) {
+      const AmxLowRank term{xa.data(), r, m->b.f32(), r, r, /*per_output=*/true, lora_scale_};
+      matmul_xwt_low_rank(y, x, *base_w, d_.T, s.in, s.out_stride, term);
+      return;
+    }
     mm_nt(y + s.col_offset, xa.data(), m->b.f32(), d_.T, s.out, r, r, r, s.out_stride, lora_scale_, 1.0f);
   }
 
   // dy: (T, out_stride) gradient of the fused output; dx (T, in) accumulates the branch's input gradient
   // (null: not wanted).
+  // With `base_w` (folds()), dx is assigned dy W with the branch's dxa A folded into that GEMM.
   void lora_backward(int64_t l, LoraTarget t, LayerCache& lc, const float* x, const float* dy, float* dx,
-                     LoraWeights* lgrads) {
+                     LoraWeights* lgrads, const WeightRef* base_w = nullptr) {
     const LoraModule* m = lora_module(l, t);
     if (!m || !lgrads) return;
     LoraModule& g = lgrads->layers[static_cast<size_t>(l)][static_cast<size_t>(t)];
@@ -498,6 +523,11 @@ class Pass {
     // dA += dxa^T xin
     mm_tn(g.a.f32(), dxa.data(), xin, r, s.in, T, r, s.in, s.in, 1.0f, 1.0f);
     if (!dx) return;
+    if (base_w) {
+      AmxLowRank term{dxa.data(), r, m->a.f32(), s.in, r, /*per_output=*/false, 1.0f};
+      matmul_dyw_low_rank(dx, dy, *base_w, T, s.out_stride, s.in, term);
+      return;
+    }
     // dx += (dxa A) * dropout mask / (1 - p)
     const double p = lora_.config ? lora_.config->dropout : 0.0;
     if (!opt_.training || p <= 0.0) {
@@ -556,7 +586,8 @@ class Pass {
     return a;
   }
 
-  void lora_forward_group(int64_t l, int gi, LayerCache& lc, const float* x, float* y) {
+  // With `base_w` (folds_group()), y is assigned x W^T with every target's s xa B^T folded into that GEMM.
+  void lora_forward_group(int64_t l, int gi, LayerCache& lc, const float* x, float* y, const WeightRef* base_w = nullptr) {
     const Group g = lora_group(l, gi);
     if (g.one_by_one) {
       for (int i = 0; i < g.n; ++i) lora_forward(l, g.targets[static_cast<size_t>(i)], lc, x, y);
@@ -568,6 +599,21 @@ class Pass {
     Scratch& xa = lc.xa_group[static_cast<size_t>(gi)];
     xa = uninit(T * R);
     mm_nt(xa.data(), x, a.data(), T, R, g.in, g.in, g.in, R);
+    if (base_w) {
+      // One term for the group: V (n, R) holds each target's B in its outputs' rows and its own r
+      // columns, zero elsewhere.
+      const int64_t n = base_w->rows;
+      Scratch v = zeros(n * R);
+      for (int i = 0; i < g.n; ++i) {
+        const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
+        const float* b = g.modules[static_cast<size_t>(i)]->b.f32();
+        for (int64_t o = 0; o < s.out; ++o)
+          std::memcpy(&v[static_cast<size_t>((s.col_offset + o) * R + i * g.r)], b + o * g.r, static_cast<size_t>(g.r) * 4);
+      }
+      const AmxLowRank term{xa.data(), R, v.data(), R, R, /*per_output=*/true, lora_scale_};
+      matmul_xwt_low_rank(y, x, *base_w, T, g.in, n, term);
+      return;
+    }
     for (int i = 0; i < g.n; ++i) {
       const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
       mm_nt(y + s.col_offset, xa.data() + i * g.r, g.modules[static_cast<size_t>(i)]->b.f32(), T, s.out, g.r, R, g.r,
@@ -575,8 +621,9 @@ class Pass {
     }
   }
 
+  // With `base_w` (folds_group()), dx is assigned dy W with the group's dxa A folded into that GEMM.
   void lora_backward_group(int64_t l, int gi, LayerCache& lc, const float* x, const float* dy, float* dx,
-                           LoraWeights* lgrads) {
+                           LoraWeights* lgrads, const WeightRef* base_w = nullptr) {
     if (!lgrads) return;
     const Group g = lora_group(l, gi);
     if (g.one_by_one) {
@@ -605,6 +652,11 @@ class Pass {
     }
     if (!dx) return;
     const Scratch a = stacked_a(g);
+    if (base_w) {
+      const AmxLowRank term{dxa.data(), R, a.data(), g.in, R, /*per_output=*/false, 1.0f};
+      matmul_dyw_low_rank(dx, dy, *base_w, T, base_w->rows, g.in, term);
+      return;
+    }
     mm_nn(dx, dxa.data(), a.data(), T, g.in, R, R, g.in, g.in, 1.0f, 1.0f);
   }
 
@@ -641,9 +693,14 @@ class Pass {
     lc.rstd1 = uninit(T);
     rmsnorm_fwd(lc.xn1.data(), lc.rstd1.data(), x.data(), L.attn_norm.f32(), T, C, d.eps);
     lc.qkv = uninit(T * d.NQKV);
-    matmul_xwt(lc.qkv.data(), lc.xn1.data(), M.wqkv(), T, C, d.NQKV);
-    add_bias(lc.qkv.data(), L.bqkv, T, d.NQKV);
-    lora_forward_group(l, 0, lc, lc.xn1.data(), lc.qkv.data());
+    if (folds_group(l, 0, M.wqkv())) {
+      lora_forward_group(l, 0, lc, lc.xn1.data(), lc.qkv.data(), &M.wqkv());
+      add_bias(lc.qkv.data(), L.bqkv, T, d.NQKV);
+    } else {
+      matmul_xwt(lc.qkv.data(), lc.xn1.data(), M.wqkv(), T, C, d.NQKV);
+      add_bias(lc.qkv.data(), L.bqkv, T, d.NQKV);
+      lora_forward_group(l, 0, lc, lc.xn1.data(), lc.qkv.data());
+    }
     if (c_.qk_norm) {
       lc.q_raw = lc.qkv;
       lc.rstd_q = zeros(T * d.H);
@@ -660,18 +717,28 @@ class Pass {
     lc.att = uninit(T * d.HD);
     attention_forward(lc);
     Scratch tmp = uninit(T * C);
-    matmul_xwt(tmp.data(), lc.att.data(), M.wo(), T, d.HD, C);
-    add_bias(tmp.data(), L.bo, T, C);
-    lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data());
+    if (folds(M.wo()) && lora_module(l, LoraTarget::kO)) {
+      lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data(), &M.wo());
+      add_bias(tmp.data(), L.bo, T, C);
+    } else {
+      matmul_xwt(tmp.data(), lc.att.data(), M.wo(), T, d.HD, C);
+      add_bias(tmp.data(), L.bo, T, C);
+      lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data());
+    }
     add_rows(x.data(), tmp.data(), T, C);
     lc.x_mid = x;
     lc.xn2 = uninit(T * C);
     lc.rstd2 = uninit(T);
     rmsnorm_fwd(lc.xn2.data(), lc.rstd2.data(), x.data(), L.mlp_norm.f32(), T, C, d.eps);
     lc.gu = uninit(T * 2 * I);
-    matmul_xwt(lc.gu.data(), lc.xn2.data(), M.w_gate_up(), T, C, 2 * I);
-    add_bias(lc.gu.data(), L.b_gate_up, T, 2 * I);
-    lora_forward_group(l, 1, lc, lc.xn2.data(), lc.gu.data());
+    if (folds_group(l, 1, M.w_gate_up())) {
+      lora_forward_group(l, 1, lc, lc.xn2.data(), lc.gu.data(), &M.w_gate_up());
+      add_bias(lc.gu.data(), L.b_gate_up, T, 2 * I);
+    } else {
+      matmul_xwt(lc.gu.data(), lc.xn2.data(), M.w_gate_up(), T, C, 2 * I);
+      add_bias(lc.gu.data(), L.b_gate_up, T, 2 * I);
+      lora_forward_group(l, 1, lc, lc.xn2.data(), lc.gu.data());
+    }
     lc.act = uninit(T * I);
     parallel_rows(T, I, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {
@@ -679,9 +746,14 @@ class Pass {
         k.swiglu(&lc.act[static_cast<size_t>(t * I)], gu, gu + I, I);
       }
     });
-    matmul_xwt(tmp.data(), lc.act.data(), M.w_down(), T, I, C);
-    add_bias(tmp.data(), L.b_down, T, C);
-    lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), tmp.data());
+    if (folds(M.w_down()) && lora_module(l, LoraTarget::kDown)) {
+      lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), tmp.data(), &M.w_down());
+      add_bias(tmp.data(), L.b_down, T, C);
+    } else {
+      matmul_xwt(tmp.data(), lc.act.data(), M.w_down(), T, I, C);
+      add_bias(tmp.data(), L.b_down, T, C);
+      lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), tmp.data());
+    }
     add_rows(x.data(), tmp.data(), T, C);
   }
 

@@ -201,15 +201,40 @@ struct AScratch {
   }
 };
 
-// y (m, n) (+)= bf16(x) (m, k) B (+ bias), for B given as 16-column blocks of kp / 32 tiles each.
+void pack_b(uint16_t* out, const float* b, int64_t ldb, int64_t n, int64_t k, bool transposed);
+
+// y (m, n) (+)= bf16(x) (m, k) B (+ low_rank) (+ bias), for B given as 16-column blocks of kp / 32 tiles
+// each.
 void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k,
-              const uint16_t* b, const float* bias, bool accumulate) {
+              const uint16_t* b, const float* bias, bool accumulate, const AmxLowRank* lr) {
   TL_CHECK(amx_available());
   if (m <= 0 || n <= 0) return;
   const int64_t kp = round_up(k, 32), mp = round_up(m, 32);
   thread_local AScratch scratch;
   uint16_t* ap = scratch.get(mp * kp);
   parallel_rows(mp / 16, 16 * kp, [&](int64_t s0, int64_t s1) { to_bf16_tiles(ap, kp, x, ldx, s0, s1, m, k); }, 1);
+  // The low-rank term's tiles: u scaled, then rounded; V packed as a B of n columns and an r-long sum.
+  const bool low_rank = lr && lr->r > 0;
+  const int64_t rp = low_rank ? round_up(lr->r, 32) : 0;
+  thread_local AScratch u_tiles, v_tiles;
+  thread_local std::vector<float> u_scaled;
+  uint16_t* up = nullptr;
+  uint16_t* vp = nullptr;
+  if (low_rank) {
+    const float* u = lr->u;
+    int64_t ldu = lr->ldu;
+    if (lr->scale != 1.0f) {
+      u_scaled.resize(static_cast<size_t>(m * lr->r));
+      for (int64_t i = 0; i < m; ++i)
+        for (int64_t j = 0; j < lr->r; ++j) u_scaled[static_cast<size_t>(i * lr->r + j)] = lr->scale * u[i * ldu + j];
+      u = u_scaled.data();
+      ldu = lr->r;
+    }
+    up = u_tiles.get(mp * rp);
+    to_bf16_tiles(up, rp, u, ldu, 0, mp / 16, m, lr->r);
+    vp = v_tiles.get(round_up(n, 32) * rp);
+    pack_b(vp, lr->v, lr->ldv, n, lr->r, /*transposed=*/lr->per_output);
+  }
 
   // Items: a block of rows x a group of 32-column strips, run in chunks of the sum (16 tiles, 512
   // values): a chunk's B strips (32 KB per 32 columns) stay in L1/L2 while the block's 32-row strips pass
@@ -248,6 +273,14 @@ void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int
           const uint16_t* b1 = b0 + tiles * kTile;
           for (int64_t r0 = r_begin; r0 < r_end; r0 += 32)
             block_32x32(y, ldy, m, n, r0, g * 32, ap, kp, b0, b1, kb0, kb1, accumulate || kb0 > 0);
+        }
+      }
+      if (low_rank) {
+        const int64_t rt = rp / 32;
+        for (int64_t g = g_begin; g < g_end; ++g) {
+          const uint16_t* v0 = vp + (2 * g) * rt * kTile;
+          for (int64_t r0 = r_begin; r0 < r_end; r0 += 32)
+            block_32x32(y, ldy, m, n, r0, g * 32, up, rp, v0, v0 + rt * kTile, 0, rt, true);
         }
       }
       if (!bias) continue;
@@ -402,7 +435,7 @@ AmxMatrix AmxMatrix::pack(const float* w, int64_t n, int64_t k, int64_t ldw) {
 }
 
 void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const float* b,
-                int64_t ldb, bool b_transposed, const float* bias, bool accumulate) {
+                int64_t ldb, bool b_transposed, const float* bias, bool accumulate, const AmxLowRank* low_rank) {
   TL_CHECK(amx_available());
   if (m <= 0 || n <= 0) return;
   const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), np = round_up(n, 32);
@@ -410,7 +443,7 @@ void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, i
   thread_local AScratch b_buf;
   uint16_t* bp = b_buf.get(np * kp);
   pack_b(bp, b, ldb, n, k, b_transposed);
-  amx_gemm(y, ldy, x, ldx, m, n, k, bp, bias, accumulate);
+  amx_gemm(y, ldy, x, ldx, m, n, k, bp, bias, accumulate, low_rank);
 }
 
 uint16_t AmxMatrix::at(int64_t r, int64_t c) const {
@@ -424,13 +457,13 @@ uint16_t AmxMatrix::at_bwd(int64_t r, int64_t c) const {
 }
 
 void amx_gemm_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const AmxMatrix& w,
-                  const float* bias, bool accumulate) {
-  amx_gemm(y, ldy, x, ldx, m, w.rows(), w.cols(), w.fwd(), bias, accumulate);
+                  const float* bias, bool accumulate, const AmxLowRank* low_rank) {
+  amx_gemm(y, ldy, x, ldx, m, w.rows(), w.cols(), w.fwd(), bias, accumulate, low_rank);
 }
 
 void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, const AmxMatrix& w,
-                  bool accumulate) {
-  amx_gemm(dx, lddx, dy, lddy, m, w.cols(), w.rows(), w.bwd(), nullptr, accumulate);
+                  bool accumulate, const AmxLowRank* low_rank) {
+  amx_gemm(dx, lddx, dy, lddy, m, w.cols(), w.rows(), w.bwd(), nullptr, accumulate, low_rank);
 }
 
 }  // namespace tl

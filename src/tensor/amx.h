@@ -62,14 +62,31 @@ class AmxMatrix {
   int64_t n_ = 0, k_ = 0, fwd_elems_ = 0, bwd_elems_ = 0;
 };
 
-// y (m, w.rows()) (+)= bf16(x) bf16(W)^T + bias (f32, may be null); x (m, w.cols()) rows ldx apart.
-// Needs amx_available().
-void amx_gemm_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const AmxMatrix& w,
-                  const float* bias, bool accumulate);
+// A low-rank product added into a GEMM's outputs after its main sum: bf16(scale u) bf16(V), for u (m, r)
+// rows ldu apart and V given either as (n, r), one row per output (`per_output`: LoRA's B for x W^T), or
+// as (r, n) (LoRA's A for dy W), rows ldv apart. It is LoRA's second product folded into the frozen
+// base's GEMM, y = x W^T + s (x A^T) B^T and dx = dy W + (s dy B) A, where a product of its own would
+// read and write all of y or dx again for an r-wide sum; both operands are rounded to bf16, as autocast
+// rounds LoRA's own linears. The term's tiles are made per call (r is small).
+struct AmxLowRank {
+  const float* u = nullptr;
+  int64_t ldu = 0;
+  const float* v = nullptr;
+  int64_t ldv = 0;
+  int64_t r = 0;
+  bool per_output = true;
+  float scale = 1.0f;
+};
 
-// dx (m, w.cols()) (+)= bf16(dy) bf16(W); dy (m, w.rows()) rows lddy apart. Needs amx_available().
+// y (m, w.rows()) (+)= bf16(x) bf16(W)^T (+ low_rank) + bias (f32, may be null); x (m, w.cols()) rows
+// ldx apart. Needs amx_available().
+void amx_gemm_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const AmxMatrix& w,
+                  const float* bias, bool accumulate, const AmxLowRank* low_rank = nullptr);
+
+// dx (m, w.cols()) (+)= bf16(dy) bf16(W) (+ low_rank); dy (m, w.rows()) rows lddy apart. Needs
+// amx_available().
 void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, const AmxMatrix& w,
-                  bool accumulate);
+                  bool accumulate, const AmxLowRank* low_rank = nullptr);
 
 // y (m, n) (+)= bf16(x) (m, k) bf16(B) + bias (may be null) for an f32 B given either way (see AmxB
 // below), packed into tiles per call on the thread pool: QLoRA's NF4 blocks, dequantised to f32 just
@@ -77,7 +94,8 @@ void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_
 // split along n (x W^T) gives the bits of the whole; split along the sum at multiples of 512 (dy W,
 // each later part with accumulate), too. Needs amx_available().
 void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const float* b,
-                int64_t ldb, bool b_transposed, const float* bias, bool accumulate);
+                int64_t ldb, bool b_transposed, const float* bias, bool accumulate,
+                const AmxLowRank* low_rank = nullptr);
 
 // How amx_matmul is given B: as B (k, n), rows ldb apart, or as its transpose (n, k), rows ldb apart.
 enum class AmxB { kRowMajor, kTransposed };

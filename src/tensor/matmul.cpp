@@ -111,24 +111,52 @@ int64_t matmul_block_rows(int64_t cols) {
   return std::max<int64_t>(16, rows / 16 * 16);
 }
 
+void matmul_xwt_low_rank(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy,
+                         const AmxLowRank& low_rank, bool accumulate) {
+  TL_CHECK(on_amx(w) && low_rank.per_output);
+  if (w.amx) {
+    amx_gemm_xwt(y, ldy, x, ldx, m, *w.amx, nullptr, accumulate, &low_rank);
+    return;
+  }
+  // Blocks of W's rows are blocks of y's columns: every output keeps its one sum over k, then the term's
+  // rows of V for those outputs.
+  const int64_t nb = matmul_block_rows(w.cols);
+  float* blk = scratch(nb * w.cols);
+  for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
+    const int64_t r1 = std::min(w.rows, r0 + nb);
+    rows_to_f32(blk, w, r0, r1);
+    AmxLowRank part = low_rank;
+    if (low_rank.r > 0) part.v = low_rank.v + r0 * low_rank.ldv;
+    amx_gemm_b(y + r0, ldy, x, ldx, m, r1 - r0, w.cols, blk, w.cols, /*b_transposed=*/true, nullptr, accumulate,
+               low_rank.r > 0 ? &part : nullptr);
+  }
+}
+
+void matmul_dyw_low_rank(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx,
+                         const AmxLowRank& low_rank, bool accumulate) {
+  TL_CHECK(on_amx(w) && !low_rank.per_output);
+  if (w.amx) {
+    amx_gemm_dyw(dx, lddx, dy, lddy, m, *w.amx, accumulate, &low_rank);
+    return;
+  }
+  // Blocks of W's rows split the sum, at multiples of AMX's 512-value chunks: the same bits as one pass,
+  // the term added after the last block as after the whole sum.
+  const int64_t nb = std::max<int64_t>(512, matmul_block_rows(w.cols) / 512 * 512);
+  float* blk = scratch(nb * w.cols);
+  for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
+    const int64_t r1 = std::min(w.rows, r0 + nb);
+    rows_to_f32(blk, w, r0, r1);
+    amx_gemm_b(dx, lddx, dy + r0, lddy, m, w.cols, r1 - r0, blk, w.cols, /*b_transposed=*/false, nullptr,
+               accumulate || r0 > 0, r1 == w.rows && low_rank.r > 0 ? &low_rank : nullptr);
+  }
+}
+
 void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha,
                 float beta) {
   const int mm = static_cast<int>(m), k = static_cast<int>(w.cols);
-  if (w.amx) {
+  if (on_amx(w)) {
     TL_CHECK(plain_update(alpha, beta));
-    amx_gemm_xwt(y, ldy, x, ldx, m, *w.amx, nullptr, beta == 1.0f);
-    return;
-  }
-  if ((w.nf4 || w.bf16) && w.blocks_on_amx) {
-    // Blocks of W's rows are blocks of y's columns: every output keeps its one sum over k.
-    TL_CHECK(plain_update(alpha, beta));
-    const int64_t nb = matmul_block_rows(w.cols);
-    float* blk = scratch(nb * w.cols);
-    for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
-      const int64_t r1 = std::min(w.rows, r0 + nb);
-      rows_to_f32(blk, w, r0, r1);
-      amx_gemm_b(y + r0, ldy, x, ldx, m, r1 - r0, w.cols, blk, w.cols, /*b_transposed=*/true, nullptr, beta == 1.0f);
-    }
+    matmul_xwt_low_rank(y, x, w, m, ldx, ldy, AmxLowRank{}, beta == 1.0f);
     return;
   }
   if (w.packed && plain_update(alpha, beta)) {
@@ -157,22 +185,11 @@ void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t
 void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx, float alpha,
                 float beta) {
   const int mm = static_cast<int>(m), k = static_cast<int>(w.rows);
-  if (w.amx) {
+  if (on_amx(w)) {
     TL_CHECK(plain_update(alpha, beta));
-    amx_gemm_dyw(dx, lddx, dy, lddy, m, *w.amx, beta == 1.0f);
-    return;
-  }
-  if ((w.nf4 || w.bf16) && w.blocks_on_amx) {
-    // Blocks of W's rows split the sum, at multiples of AMX's 512-value chunks: the same bits as one pass.
-    TL_CHECK(plain_update(alpha, beta));
-    const int64_t nb = std::max<int64_t>(512, matmul_block_rows(w.cols) / 512 * 512);
-    float* blk = scratch(nb * w.cols);
-    for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
-      const int64_t r1 = std::min(w.rows, r0 + nb);
-      rows_to_f32(blk, w, r0, r1);
-      amx_gemm_b(dx, lddx, dy + r0, lddy, m, w.cols, r1 - r0, blk, w.cols, /*b_transposed=*/false, nullptr,
-                 beta == 1.0f || r0 > 0);
-    }
+    AmxLowRank none;
+    none.per_output = false;
+    matmul_dyw_low_rank(dx, dy, w, m, lddy, lddx, none, beta == 1.0f);
     return;
   }
   if (w.packed && plain_update(alpha, beta)) {

@@ -60,6 +60,19 @@ struct WeightRef {
 void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha = 1.0f,
                 float beta = 0.0f);
 
+// True when w's GEMMs run on AMX (its tiles, or its NF4 / bf16 blocks converted for the tile unit): the
+// only ones that take a low-rank term (below).
+inline bool on_amx(const WeightRef& w) { return w.amx || ((w.nf4 || w.bf16) && w.blocks_on_amx); }
+
+// y (m, w.rows) (+)= x W^T + the low-rank term (tensor/amx.h: V per output, n = w.rows), for a w on_amx;
+// the same sums as amx_gemm_xwt with that term on the whole matrix, however the blocks split it.
+void matmul_xwt_low_rank(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy,
+                         const AmxLowRank& low_rank, bool accumulate = false);
+
+// dx (m, w.cols) (+)= dy W + the low-rank term (V (r, w.cols)), for a w on_amx.
+void matmul_dyw_low_rank(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx,
+                         const AmxLowRank& low_rank, bool accumulate = false);
+
 // dx (m, w.cols) = alpha * dy (m, w.rows) W + beta * dx; dy rows lddy apart, dx rows lddx apart. With a
 // packed copy, or NF4 / bf16 weights (and alpha 1, beta 0 or 1), this is tensor/packed.h's chunked
 // input-gradient GEMM (packed_gemm_dyw, gemm_filled), the same bits for every storage format. With AMX

@@ -121,6 +121,62 @@ TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
       }
 }
 
+// The low-rank term (LoRA's second product folded into the base GEMM): y = x W^T + bf16(s u) bf16(V)^T
+// with V one row per output, and dx = dy W + bf16(u) bf16(V) with V (r, k); ranks below, at and past one
+// 32-wide tile (16, 32, 48 stacked, 20 ragged), ragged m and n, u and V rows apart by more than r. The
+// whole is held to the bound of one f32 sum of k + r products.
+TEST(Amx, LowRankTermIsAddedAsTheRoundedProduct) {
+  SKIP_WITHOUT_AMX();
+  struct Shape {
+    int64_t m, n, k, r;
+  };
+  uint32_t seed = 300;
+  for (Shape s : {Shape{1, 1, 1, 1}, Shape{17, 40, 33, 20}, Shape{100, 130, 71, 16}, Shape{64, 96, 600, 48},
+                  Shape{200, 70, 128, 32}})
+    for (bool accumulate : {false, true}) {
+      const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) + " r" +
+                               std::to_string(s.r) + (accumulate ? " accumulate" : "");
+      const float scale = 0.75f;
+      const std::vector<float> w = randn(static_cast<size_t>(s.n * s.k), seed++);
+      const AmxMatrix p = AmxMatrix::pack(w.data(), s.n, s.k);
+      const int64_t ldu = s.r + 3, ldv = s.r + 1;
+      const std::vector<float> u = randn(static_cast<size_t>(s.m * ldu), seed++);
+      const std::vector<float> v = randn(static_cast<size_t>(s.n * ldv), seed++);  // (n, r), rows ldv apart
+      const std::vector<float> x = randn(static_cast<size_t>(s.m * s.k), seed++);
+      const std::vector<float> y0 = randn(static_cast<size_t>(s.m * s.n), seed++);
+      // [x | s u] against [W | V]: one product of k + r.
+      const int64_t kr = s.k + s.r;
+      std::vector<float> xs(static_cast<size_t>(s.m * kr)), ws(static_cast<size_t>(s.n * kr));
+      for (int64_t i = 0; i < s.m; ++i)
+        for (int64_t c = 0; c < kr; ++c)
+          xs[i * kr + c] = c < s.k ? x[i * s.k + c] : scale * u[i * ldu + c - s.k];
+      for (int64_t j = 0; j < s.n; ++j)
+        for (int64_t c = 0; c < kr; ++c) ws[j * kr + c] = c < s.k ? w[j * s.k + c] : v[j * ldv + c - s.k];
+      std::vector<double> want, abs;
+      reference(xs, kr, ws, s.m, s.n, kr, /*b_is_w=*/true, want, abs);
+      std::vector<float> y = y0;
+      const AmxLowRank fwd{u.data(), ldu, v.data(), ldv, s.r, /*per_output=*/true, scale};
+      amx_gemm_xwt(y.data(), s.n, x.data(), s.k, s.m, p, nullptr, accumulate, &fwd);
+      expect_within_bound(y, s.n, want, abs, y0, s.m, s.n, kr, accumulate, nullptr, "xW^T + low rank " + what);
+
+      // dx (m, k) = dy (m, n) W + u (m, r) V2, V2 (r, k) rows k + 2 apart: [dy | u] against [W ; V2].
+      const int64_t ldv2 = s.k + 2, nr = s.n + s.r;
+      const std::vector<float> v2 = randn(static_cast<size_t>(s.r * ldv2), seed++);
+      const std::vector<float> dy = randn(static_cast<size_t>(s.m * s.n), seed++);
+      const std::vector<float> dx0 = randn(static_cast<size_t>(s.m * s.k), seed++);
+      std::vector<float> dys(static_cast<size_t>(s.m * nr)), wb(static_cast<size_t>(nr * s.k));
+      for (int64_t i = 0; i < s.m; ++i)
+        for (int64_t c = 0; c < nr; ++c) dys[i * nr + c] = c < s.n ? dy[i * s.n + c] : u[i * ldu + c - s.n];
+      for (int64_t c = 0; c < nr; ++c)
+        for (int64_t j = 0; j < s.k; ++j) wb[c * s.k + j] = c < s.n ? w[c * s.k + j] : v2[(c - s.n) * ldv2 + j];
+      reference(dys, nr, wb, s.m, s.k, nr, /*b_is_w=*/false, want, abs);
+      std::vector<float> dx = dx0;
+      const AmxLowRank bwd{u.data(), ldu, v2.data(), ldv2, s.r, /*per_output=*/false, 1.0f};
+      amx_gemm_dyw(dx.data(), s.k, dy.data(), s.n, s.m, p, accumulate, &bwd);
+      expect_within_bound(dx, s.k, want, abs, dx0, s.m, s.k, nr, accumulate, nullptr, "dyW + low rank " + what);
+    }
+}
+
 // amx_matmul on two f32 operands, B given either way, as attention's block products call it: ragged
 // shapes, alpha, accumulate, c wider than the product.
 TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
@@ -176,6 +232,25 @@ TEST(Amx, PerCallPackingGivesTheTilesBits) {
   amx_gemm_dyw(dx_whole.data(), k, dy.data(), n, m, p, false);
   amx_gemm_b(dx_parts.data(), k, dy.data(), n, m, k, 1024, w.data(), k, /*b_transposed=*/false, nullptr, false);
   amx_gemm_b(dx_parts.data(), k, dy.data() + 1024, n, m, k, n - 1024, w.data() + 1024 * k, k, false, nullptr, true);
+  EXPECT_EQ(dx_whole, dx_parts);
+
+  // With a low-rank term: V's rows for each part's outputs forward; the term on the last part of the sum.
+  const int64_t r = 24;
+  const std::vector<float> u = randn(static_cast<size_t>(m * r), 45), v = randn(static_cast<size_t>(n * r), 46),
+                           a = randn(static_cast<size_t>(r * k), 47);
+  const AmxLowRank fwd{u.data(), r, v.data(), r, r, /*per_output=*/true, 0.5f};
+  amx_gemm_xwt(whole.data(), n, x.data(), k, m, p, bias.data(), false, &fwd);
+  AmxLowRank second = fwd;
+  second.v = v.data() + cut * r;
+  amx_gemm_b(parts.data(), n, x.data(), k, m, cut, k, w.data(), k, true, bias.data(), false, &fwd);
+  amx_gemm_b(parts.data() + cut, n, x.data(), k, m, n - cut, k, w.data() + cut * k, k, true, bias.data() + cut, false,
+             &second);
+  EXPECT_EQ(whole, parts);
+  const AmxLowRank bwd{u.data(), r, a.data(), k, r, /*per_output=*/false, 1.0f};
+  amx_gemm_dyw(dx_whole.data(), k, dy.data(), n, m, p, false, &bwd);
+  amx_gemm_b(dx_parts.data(), k, dy.data(), n, m, k, 1024, w.data(), k, false, nullptr, false);
+  amx_gemm_b(dx_parts.data(), k, dy.data() + 1024, n, m, k, n - 1024, w.data() + 1024 * k, k, false, nullptr, true,
+             &bwd);
   EXPECT_EQ(dx_whole, dx_parts);
 }
 
