@@ -827,6 +827,13 @@ class Pass {
     else mm_nn(c, a, b, m, n, k, lda, ldb, ldc);
   }
 
+  // c (m, n) = a^T b for a (k, m) and b (k, n), both row-major: dV = P^T dO and dK = dS^T Q.
+  void attn_tn(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
+               int64_t ldc) const {
+    if (bf16_) amx_matmul(c, ldc, m, n, k, a, lda, b, ldb, AmxB::kRowMajor, 1.0f, false, /*a_transposed=*/true);
+    else mm_tn(c, a, b, m, n, k, lda, ldb, ldc);
+  }
+
   // P (it.n, nk) for the stacked queries qs: scale Q K_g^T, each row t softmaxed over its keys
   // [key_begin(t), t] and zero elsewhere. Backward calls this again rather than keeping P.
   void attention_probs(const LayerCache& lc, const AttnItem& it, const float* qs, Scratch& p) const {
@@ -882,7 +889,7 @@ class Pass {
       if (dp.size() < p.size()) dp.resize(p.size());
       float* dk = &dkv[static_cast<size_t>(it.g * per_group + offset[static_cast<size_t>(it.r0 / kQueryBlock)])];
       float* dv = dk + it.nk * D;
-      mm_tn(dv, p.data(), dos.data(), it.nk, D, it.n, it.nk, D, D);
+      attn_tn(dv, p.data(), dos.data(), it.nk, D, it.n, it.nk, D, D);
       attn_nt(dp.data(), dos.data(), values(lc, it), it.n, it.nk, D, D, d.NQKV, it.nk);
       for (int64_t row = 0; row < it.n; ++row) {
         const int64_t t = it.r0 + row % it.rows;
@@ -896,7 +903,7 @@ class Pass {
       }
       attn_nn(dqs.data(), dp.data(), keys(lc, it), it.n, D, it.nk, it.nk, d.NQKV, D);
       scatter_heads(dqkv.data(), d.NQKV, dqs.data(), it);
-      mm_tn(dk, dp.data(), qs.data(), it.nk, D, it.n, it.nk, D, D);
+      attn_tn(dk, dp.data(), qs.data(), it.nk, D, it.n, it.nk, D, D);
     });
     parallel_rows(T, d.KV * 2 * D * blocks, [&](int64_t b, int64_t e) {
       for (int64_t t = b; t < e; ++t) {

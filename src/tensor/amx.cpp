@@ -128,6 +128,59 @@ TL_AMX_TARGET void to_bf16_tiles(uint16_t* a, int64_t kp, const float* x, int64_
     }
 }
 
+// The 16 x 16 transpose of 32-bit elements: out[c] = (r[0][c], ..., r[15][c]).
+TL_AMX_TARGET void transpose16x16_epi32(const __m512i r[16], __m512i out[16]) {
+  __m512i t[16], u[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_maskz_unpacklo_epi32(0xffff, r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_maskz_unpackhi_epi32(0xffff, r[2 * i], r[2 * i + 1]);
+  }
+  // u[4i + j], 128-bit lane L: rows 4i .. 4i + 3 of column 4L + j.
+  for (int i = 0; i < 4; ++i) {
+    u[4 * i] = _mm512_maskz_unpacklo_epi64(0xff, t[4 * i], t[4 * i + 2]);
+    u[4 * i + 1] = _mm512_maskz_unpackhi_epi64(0xff, t[4 * i], t[4 * i + 2]);
+    u[4 * i + 2] = _mm512_maskz_unpacklo_epi64(0xff, t[4 * i + 1], t[4 * i + 3]);
+    u[4 * i + 3] = _mm512_maskz_unpackhi_epi64(0xff, t[4 * i + 1], t[4 * i + 3]);
+  }
+  for (int j = 0; j < 4; ++j) {
+    const __m512i x = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0x44);
+    const __m512i y = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0xEE);
+    const __m512i z = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0x44);
+    const __m512i w = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0xEE);
+    out[j] = _mm512_maskz_shuffle_i32x4(0xffff, x, z, 0x88);
+    out[4 + j] = _mm512_maskz_shuffle_i32x4(0xffff, x, z, 0xDD);
+    out[8 + j] = _mm512_maskz_shuffle_i32x4(0xffff, y, w, 0x88);
+    out[12 + j] = _mm512_maskz_shuffle_i32x4(0xffff, y, w, 0xDD);
+  }
+}
+
+// The same tiles for a = src^T (m, k), from src (k, m) row-major with rows ld apart: each tile is the
+// transpose of a 32 x 16 block of src, two 16 x 16 transposes of its f32 bits, rounded pairwise.
+TL_AMX_TARGET void to_bf16_tiles_transposed(uint16_t* a, int64_t kp, const float* src, int64_t ld, int64_t m,
+                                            int64_t k) {
+  const int64_t tiles = kp / 32, strips = round_up(m, 32) / 16;
+  __m512i lo[16], hi[16], tlo[16], thi[16];
+  for (int64_t s = 0; s < strips; ++s) {
+    const int64_t c0 = s * 16;
+    const __mmask16 cols = lane_mask(m - c0);
+    for (int64_t kb = 0; kb < tiles; ++kb) {
+      const int64_t r0 = kb * 32;
+      for (int64_t i = 0; i < 16; ++i) {
+        lo[i] = r0 + i < k ? _mm512_castps_si512(_mm512_maskz_loadu_ps(cols, src + (r0 + i) * ld + c0))
+                           : _mm512_setzero_si512();
+        hi[i] = r0 + 16 + i < k ? _mm512_castps_si512(_mm512_maskz_loadu_ps(cols, src + (r0 + 16 + i) * ld + c0))
+                                : _mm512_setzero_si512();
+      }
+      transpose16x16_epi32(lo, tlo);
+      transpose16x16_epi32(hi, thi);
+      uint16_t* tile = a + (s * tiles + kb) * kTile;
+      for (int64_t i = 0; i < 16; ++i)
+        _mm512_store_si512(tile + i * 32, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(_mm512_castsi512_ps(thi[i]),
+                                                                                       _mm512_castsi512_ps(tlo[i]))));
+    }
+  }
+}
+
 // y rows [r0, r0 + 32) x columns [c0, c0 + 32) (+)= the tiled a (its strips r0 / 16 and r0 / 16 + 1)
 // times the B whose 16-column blocks start at b0 and b1 (kp / 32 tiles each), over the sum's tiles
 // [kb0, kb1). Full blocks go through the tiles straight to y; edge blocks through a scratch.
@@ -318,32 +371,6 @@ TL_AMX_TARGET void pack_b_rowmajor(uint16_t* out, const float* b, int64_t ldb, i
   }
 }
 
-// The 16 x 16 transpose of 32-bit elements: out[c] = (r[0][c], ..., r[15][c]).
-TL_AMX_TARGET void transpose16x16_epi32(const __m512i r[16], __m512i out[16]) {
-  __m512i t[16], u[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_maskz_unpacklo_epi32(0xffff, r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_maskz_unpackhi_epi32(0xffff, r[2 * i], r[2 * i + 1]);
-  }
-  // u[4i + j], 128-bit lane L: rows 4i .. 4i + 3 of column 4L + j.
-  for (int i = 0; i < 4; ++i) {
-    u[4 * i] = _mm512_maskz_unpacklo_epi64(0xff, t[4 * i], t[4 * i + 2]);
-    u[4 * i + 1] = _mm512_maskz_unpackhi_epi64(0xff, t[4 * i], t[4 * i + 2]);
-    u[4 * i + 2] = _mm512_maskz_unpacklo_epi64(0xff, t[4 * i + 1], t[4 * i + 3]);
-    u[4 * i + 3] = _mm512_maskz_unpackhi_epi64(0xff, t[4 * i + 1], t[4 * i + 3]);
-  }
-  for (int j = 0; j < 4; ++j) {
-    const __m512i x = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0x44);
-    const __m512i y = _mm512_maskz_shuffle_i32x4(0xffff, u[j], u[4 + j], 0xEE);
-    const __m512i z = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0x44);
-    const __m512i w = _mm512_maskz_shuffle_i32x4(0xffff, u[8 + j], u[12 + j], 0xEE);
-    out[j] = _mm512_maskz_shuffle_i32x4(0xffff, x, z, 0x88);
-    out[4 + j] = _mm512_maskz_shuffle_i32x4(0xffff, x, z, 0xDD);
-    out[8 + j] = _mm512_maskz_shuffle_i32x4(0xffff, y, w, 0x88);
-    out[12 + j] = _mm512_maskz_shuffle_i32x4(0xffff, y, w, 0xDD);
-  }
-}
-
 // B given as X = B^T (n, k) row-major -> the same tiles: tile row i holds, for each column j, X's row j
 // values 2i and 2i + 1 of the tile's 32, i.e. the 16 x 16 transpose of X's rows as pairs.
 TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx, int64_t n, int64_t k, int64_t np,
@@ -388,7 +415,7 @@ void pack_b(uint16_t* out, const float* b, int64_t ldb, int64_t n, int64_t k, bo
 }  // namespace
 
 void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                int64_t ldb, AmxB layout, float alpha, bool accumulate) {
+                int64_t ldb, AmxB layout, float alpha, bool accumulate, bool a_transposed) {
   TL_CHECK(amx_available());
   TL_CHECK(alpha == 1.0f || !accumulate);
   if (m <= 0 || n <= 0) return;
@@ -396,7 +423,8 @@ void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const fl
   thread_local AScratch a_buf, b_buf;
   uint16_t* ap = a_buf.get(mp * kp);
   uint16_t* bp = b_buf.get(np * kp);
-  to_bf16_tiles(ap, kp, a, lda, 0, mp / 16, m, k);
+  if (a_transposed) to_bf16_tiles_transposed(ap, kp, a, lda, m, k);
+  else to_bf16_tiles(ap, kp, a, lda, 0, mp / 16, m, k);
   if (layout == AmxB::kRowMajor) pack_b_rowmajor(bp, b, ldb, n, k, np, kp);
   else pack_b_transposed(bp, b, ldb, n, k, np, kp);
   ensure_tiles();

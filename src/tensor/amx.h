@@ -7,8 +7,8 @@
 // Why: on a CPU with AMX-BF16 (Sapphire Rapids and later) one core's tile unit does about 2.6 TFLOP/s
 // on bf16 (measured with B in L1), some fifteen times its AVX-512 f32 FMAs. The frozen base's GEMMs are
 // about 60% of a LoRA step in f32 (tensor/packed.h); here they become a smaller part of it. amx_matmul
-// serves attention's products the same way; LoRA's own matrices, the softmax, the norms and the
-// optimizer stay f32.
+// serves attention's products the same way, and AmxLowRank carries LoRA's second product inside the
+// frozen GEMM's sum; LoRA's own matrices, the softmax, the norms and the optimizer stay f32.
 //
 // Layout: W (n, k) is held twice, once for each product, as 16 x 32 bf16 tiles in AMX's VNNI order (row
 // i of a tile holds, for each of 16 output columns, two consecutive values of the sum): `fwd` for
@@ -103,8 +103,9 @@ enum class AmxB { kRowMajor, kTransposed };
 // c (m, n) = alpha bf16(a) bf16(B) (+ c when accumulate; alpha must then be 1) for two f32 operands,
 // both converted on the calling thread (no thread pool): products inside a parallel loop, such as
 // attention's per-block ones under training.precision: bf16, as autocast runs them. a (m, k) rows lda
-// apart. Needs amx_available().
+// apart, or given as its transpose (k, m) rows lda apart when a_transposed (attention's P^T dO and
+// dS^T Q, read from P and dS as they are). Needs amx_available().
 void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
-                int64_t ldb, AmxB layout, float alpha, bool accumulate);
+                int64_t ldb, AmxB layout, float alpha, bool accumulate, bool a_transposed = false);
 
 }  // namespace tl

@@ -177,20 +177,24 @@ TEST(Amx, LowRankTermIsAddedAsTheRoundedProduct) {
     }
 }
 
-// amx_matmul on two f32 operands, B given either way, as attention's block products call it: ragged
-// shapes, alpha, accumulate, c wider than the product.
+// amx_matmul on two f32 operands, B given either way and A as it is or as its transpose, as attention's
+// block products call it: ragged shapes (a transposed A's rows, keys, past one 16-row strip and its sum,
+// queries, past one 32-value tile), alpha, accumulate, c wider than the product.
 TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
   SKIP_WITHOUT_AMX();
   struct Shape {
     int64_t m, n, k;
   };
   uint32_t seed = 100;
-  for (Shape s : {Shape{1, 1, 1}, Shape{48, 17, 64}, Shape{256, 320, 64}, Shape{40, 64, 300}, Shape{33, 70, 0}})
+  for (Shape s : {Shape{1, 1, 1}, Shape{48, 17, 64}, Shape{256, 320, 64}, Shape{40, 64, 300}, Shape{33, 70, 0},
+                  Shape{200, 64, 256}, Shape{37, 64, 45}})
     for (AmxB layout : {AmxB::kRowMajor, AmxB::kTransposed})
-      for (bool accumulate : {false, true}) {
+      for (int variant = 0; variant < 4; ++variant) {
+        const bool accumulate = variant & 1, a_transposed = variant & 2;
         const float alpha = accumulate ? 1.0f : 0.125f;
         const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
-                                 (layout == AmxB::kRowMajor ? " B" : " B^T") + (accumulate ? " accumulate" : "");
+                                 (layout == AmxB::kRowMajor ? " B" : " B^T") + (accumulate ? " accumulate" : "") +
+                                 (a_transposed ? " A^T" : "");
         const int64_t lda = s.k + 5, ldc = s.n + 3;
         // B (k, n) with rows n + 2 apart, or its transpose X (n, k) with rows k + 4 apart.
         const int64_t ldb = layout == AmxB::kRowMajor ? s.n + 2 : s.k + 4;
@@ -198,7 +202,16 @@ TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
         const std::vector<float> b = randn(static_cast<size_t>((layout == AmxB::kRowMajor ? s.k : s.n) * ldb + 1), seed++);
         const std::vector<float> c0 = randn(static_cast<size_t>(s.m * ldc), seed++);
         std::vector<float> c = c0;
-        amx_matmul(c.data(), ldc, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, layout, alpha, accumulate);
+        if (a_transposed) {
+          // The same A given as its transpose (k, m), rows m + 6 apart.
+          const int64_t ldt = s.m + 6;
+          std::vector<float> at(static_cast<size_t>(std::max<int64_t>(1, s.k * ldt)));
+          for (int64_t i = 0; i < s.m; ++i)
+            for (int64_t kk = 0; kk < s.k; ++kk) at[kk * ldt + i] = a[i * lda + kk];
+          amx_matmul(c.data(), ldc, s.m, s.n, s.k, at.data(), ldt, b.data(), ldb, layout, alpha, accumulate, true);
+        } else {
+          amx_matmul(c.data(), ldc, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, layout, alpha, accumulate);
+        }
         // The reference wants B^T dense (n, k).
         std::vector<float> w(static_cast<size_t>(s.n * s.k));
         for (int64_t j = 0; j < s.n; ++j)
