@@ -181,12 +181,22 @@ TL_AMX_TARGET void to_bf16_tiles_transposed(uint16_t* a, int64_t kp, const float
   }
 }
 
+// A second sum for the same 32 x 32 block, run after the first in the same tiles: the low-rank term's
+// tiled u (rp / 32 tiles a strip) and its V's two 16-column blocks.
+struct ExtraTiles {
+  const uint16_t* a = nullptr;
+  int64_t kp = 0;
+  const uint16_t* b0 = nullptr;
+  const uint16_t* b1 = nullptr;
+};
+
 // y rows [r0, r0 + 32) x columns [c0, c0 + 32) (+)= the tiled a (its strips r0 / 16 and r0 / 16 + 1)
 // times the B whose 16-column blocks start at b0 and b1 (kp / 32 tiles each), over the sum's tiles
-// [kb0, kb1). Full blocks go through the tiles straight to y; edge blocks through a scratch.
+// [kb0, kb1), then `extra` (may be null) over all its tiles. Full blocks go through the tiles straight
+// to y; edge blocks through a scratch.
 TL_AMX_TARGET void block_32x32(float* y, int64_t ldy, int64_t m, int64_t n, int64_t r0, int64_t c0,
                                const uint16_t* a, int64_t kp, const uint16_t* b0, const uint16_t* b1, int64_t kb0,
-                               int64_t kb1, bool accumulate) {
+                               int64_t kb1, bool accumulate, const ExtraTiles* extra = nullptr) {
   const bool full = r0 + 32 <= m && c0 + 32 <= n;
   alignas(64) float edge[4][256];
   float* out[4];
@@ -228,6 +238,21 @@ TL_AMX_TARGET void block_32x32(float* y, int64_t ldy, int64_t m, int64_t n, int6
     _tile_dpbf16ps(1, 4, 7);
     _tile_dpbf16ps(2, 5, 6);
     _tile_dpbf16ps(3, 5, 7);
+  }
+  if (extra) {
+    const int64_t et = extra->kp / 32;
+    const uint16_t* e0 = extra->a + (r0 / 16) * et * kTile;
+    const uint16_t* e1 = e0 + et * kTile;
+    for (int64_t kb = 0; kb < et; ++kb) {
+      _tile_loadd(4, e0 + kb * kTile, 64);
+      _tile_loadd(5, e1 + kb * kTile, 64);
+      _tile_loadd(6, extra->b0 + kb * kTile, 64);
+      _tile_loadd(7, extra->b1 + kb * kTile, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
   }
   _tile_stored(0, out[0], stride);
   _tile_stored(1, out[1], stride);
@@ -321,19 +346,19 @@ void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int
       const int64_t g_begin = sg * gb, g_end = std::min(col_groups, g_begin + gb);
       for (int64_t kb0 = 0; kb0 < tiles; kb0 += kChunkTiles) {
         const int64_t kb1 = std::min(tiles, kb0 + kChunkTiles);
+        const bool last = kb1 == tiles;
         for (int64_t g = g_begin; g < g_end; ++g) {
           const uint16_t* b0 = b + (2 * g) * tiles * kTile;
           const uint16_t* b1 = b0 + tiles * kTile;
+          // The low-rank term's sum runs in the last chunk's tiles, after the main sum.
+          ExtraTiles extra;
+          if (low_rank && last) {
+            const int64_t rt = rp / 32;
+            extra = {up, rp, vp + (2 * g) * rt * kTile, vp + (2 * g + 1) * rt * kTile};
+          }
           for (int64_t r0 = r_begin; r0 < r_end; r0 += 32)
-            block_32x32(y, ldy, m, n, r0, g * 32, ap, kp, b0, b1, kb0, kb1, accumulate || kb0 > 0);
-        }
-      }
-      if (low_rank) {
-        const int64_t rt = rp / 32;
-        for (int64_t g = g_begin; g < g_end; ++g) {
-          const uint16_t* v0 = vp + (2 * g) * rt * kTile;
-          for (int64_t r0 = r_begin; r0 < r_end; r0 += 32)
-            block_32x32(y, ldy, m, n, r0, g * 32, up, rp, v0, v0 + rt * kTile, 0, rt, true);
+            block_32x32(y, ldy, m, n, r0, g * 32, ap, kp, b0, b1, kb0, kb1, accumulate || kb0 > 0,
+                        low_rank && last ? &extra : nullptr);
         }
       }
       if (!bias) continue;
