@@ -494,12 +494,16 @@ class Pass {
     const float* xin = lora_input(l, t, x, s.in, scratch);
     Scratch& xa = lc.xa[static_cast<size_t>(t)];
     xa = uninit(d_.T * r);
-    mm_nt(xa.data(), xin, m->a.f32(), d_.T, r, s.in, s.in, s.in, r);
     if (base_w) {
-      const AmxLowRank term{xa.data(), r, m->b.f32(), r, r, /*per_output=*/true, lora_scale_};
+      // xa = x A^T from the base GEMM's own bf16 tiles of x, then its term.
+      AmxLowRank term{nullptr, r, m->b.f32(), r, r, /*per_output=*/true, lora_scale_};
+      term.a = m->a.f32();
+      term.lda = s.in;
+      term.xa = xa.data();
       matmul_xwt_low_rank(y, x, *base_w, d_.T, s.in, s.out_stride, term);
       return;
     }
+    mm_nt(xa.data(), xin, m->a.f32(), d_.T, r, s.in, s.in, s.in, r);
     mm_nt(y + s.col_offset, xa.data(), m->b.f32(), d_.T, s.out, r, r, r, s.out_stride, lora_scale_, 1.0f);
   }
 
@@ -598,7 +602,6 @@ class Pass {
     const Scratch a = stacked_a(g);
     Scratch& xa = lc.xa_group[static_cast<size_t>(gi)];
     xa = uninit(T * R);
-    mm_nt(xa.data(), x, a.data(), T, R, g.in, g.in, g.in, R);
     if (base_w) {
       // One term for the group: V (n, R) holds each target's B in its outputs' rows and its own r
       // columns, zero elsewhere.
@@ -610,10 +613,15 @@ class Pass {
         for (int64_t o = 0; o < s.out; ++o)
           std::memcpy(&v[static_cast<size_t>((s.col_offset + o) * R + i * g.r)], b + o * g.r, static_cast<size_t>(g.r) * 4);
       }
-      const AmxLowRank term{xa.data(), R, v.data(), R, R, /*per_output=*/true, lora_scale_};
+      // xa = x A^T (stacked) from the base GEMM's own bf16 tiles of x, then the term.
+      AmxLowRank term{nullptr, R, v.data(), R, R, /*per_output=*/true, lora_scale_};
+      term.a = a.data();
+      term.lda = g.in;
+      term.xa = xa.data();
       matmul_xwt_low_rank(y, x, *base_w, T, g.in, n, term);
       return;
     }
+    mm_nt(xa.data(), x, a.data(), T, R, g.in, g.in, g.in, R);
     for (int i = 0; i < g.n; ++i) {
       const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
       mm_nt(y + s.col_offset, xa.data() + i * g.r, g.modules[static_cast<size_t>(i)]->b.f32(), T, s.out, g.r, R, g.r,

@@ -283,37 +283,13 @@ void pack_b(uint16_t* out, const float* b, int64_t ldb, int64_t n, int64_t k, bo
 
 // y (m, n) (+)= bf16(x) (m, k) B (+ low_rank) (+ bias), for B given as 16-column blocks of kp / 32 tiles
 // each.
-void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k,
-              const uint16_t* b, const float* bias, bool accumulate, const AmxLowRank* lr) {
-  TL_CHECK(amx_available());
-  if (m <= 0 || n <= 0) return;
-  const int64_t kp = round_up(k, 32), mp = round_up(m, 32);
-  thread_local AScratch scratch;
-  uint16_t* ap = scratch.get(mp * kp);
-  parallel_rows(mp / 16, 16 * kp, [&](int64_t s0, int64_t s1) { to_bf16_tiles(ap, kp, x, ldx, s0, s1, m, k); }, 1);
-  // The low-rank term's tiles: u scaled, then rounded; V packed as a B of n columns and an r-long sum.
-  const bool low_rank = lr && lr->r > 0;
-  const int64_t rp = low_rank ? round_up(lr->r, 32) : 0;
-  thread_local AScratch u_tiles, v_tiles;
-  thread_local std::vector<float> u_scaled;
-  uint16_t* up = nullptr;
-  uint16_t* vp = nullptr;
-  if (low_rank) {
-    const float* u = lr->u;
-    int64_t ldu = lr->ldu;
-    if (lr->scale != 1.0f) {
-      u_scaled.resize(static_cast<size_t>(m * lr->r));
-      for (int64_t i = 0; i < m; ++i)
-        for (int64_t j = 0; j < lr->r; ++j) u_scaled[static_cast<size_t>(i * lr->r + j)] = lr->scale * u[i * ldu + j];
-      u = u_scaled.data();
-      ldu = lr->r;
-    }
-    up = u_tiles.get(mp * rp);
-    to_bf16_tiles(up, rp, u, ldu, 0, mp / 16, m, lr->r);
-    vp = v_tiles.get(round_up(n, 32) * rp);
-    pack_b(vp, lr->v, lr->ldv, n, lr->r, /*transposed=*/lr->per_output);
-  }
-
+// y (m, n) (+)= the tiled a (kp / 32 tiles a strip) times B (+ the extra term's tiles: up, rp / 32 tiles a
+// strip, times vp) (+ bias), for B given as 16-column blocks of kp / 32 tiles each.
+void tiles_gemm(float* y, int64_t ldy, int64_t m, int64_t n, const uint16_t* ap, int64_t kp, const uint16_t* b,
+                const float* bias, bool accumulate, const uint16_t* up = nullptr, int64_t rp = 0,
+                const uint16_t* vp = nullptr) {
+  const int64_t mp = round_up(m, 32);
+  const bool low_rank = up != nullptr;
   // Items: a block of rows x a group of 32-column strips, run in chunks of the sum (16 tiles, 512
   // values): a chunk's B strips (32 KB per 32 columns) stay in L1/L2 while the block's 32-row strips pass
   // over them, and the block's A chunk (1 KB a row, at most 512 KB) stays in L2 while the strips go by;
@@ -368,8 +344,47 @@ void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int
     }
   };
   const int64_t items = row_blocks * super_groups;
-  if (m * n * k < 64 * kMinParallelWork) return run(0, items);
+  if (m * n * kp < 64 * kMinParallelWork) return run(0, items);
   ThreadPool::global().parallel_for(items, run, 1);
+}
+
+// y (m, n) (+)= bf16(x) (m, k) B (+ low_rank) (+ bias), for B given as 16-column blocks of kp / 32 tiles
+// each.
+void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k,
+              const uint16_t* b, const float* bias, bool accumulate, const AmxLowRank* lr) {
+  TL_CHECK(amx_available());
+  if (m <= 0 || n <= 0) return;
+  const int64_t kp = round_up(k, 32), mp = round_up(m, 32);
+  thread_local AScratch scratch;
+  uint16_t* ap = scratch.get(mp * kp);
+  parallel_rows(mp / 16, 16 * kp, [&](int64_t s0, int64_t s1) { to_bf16_tiles(ap, kp, x, ldx, s0, s1, m, k); }, 1);
+  if (!lr || lr->r <= 0) return tiles_gemm(y, ldy, m, n, ap, kp, b, bias, accumulate);
+  const int64_t r = lr->r, rp = round_up(r, 32);
+  const float* u = lr->u;
+  int64_t ldu = lr->ldu;
+  thread_local AScratch a_tiles, u_tiles, v_tiles;
+  if (lr->a) {
+    // u = x A^T from x's tiles (LoRA's xa), written out for the caller.
+    TL_CHECK(lr->xa && lr->per_output);
+    uint16_t* tp = a_tiles.get(rp * kp);
+    pack_b(tp, lr->a, lr->lda, r, k, /*transposed=*/true);
+    tiles_gemm(lr->xa, ldu, m, r, ap, kp, tp, nullptr, false);
+    u = lr->xa;
+  }
+  // The term's tiles: u scaled, then rounded; V packed as a B of n columns and an r-long sum.
+  thread_local std::vector<float> u_scaled;
+  if (lr->scale != 1.0f) {
+    u_scaled.resize(static_cast<size_t>(m * r));
+    for (int64_t i = 0; i < m; ++i)
+      for (int64_t j = 0; j < r; ++j) u_scaled[static_cast<size_t>(i * r + j)] = lr->scale * u[i * ldu + j];
+    u = u_scaled.data();
+    ldu = r;
+  }
+  uint16_t* up = u_tiles.get(mp * rp);
+  to_bf16_tiles(up, rp, u, ldu, 0, mp / 16, m, r);
+  uint16_t* vp = v_tiles.get(round_up(n, 32) * rp);
+  pack_b(vp, lr->v, lr->ldv, n, r, /*transposed=*/lr->per_output);
+  tiles_gemm(y, ldy, m, n, ap, kp, b, bias, accumulate, up, rp, vp);
 }
 
 // B (k, n) row-major -> 16-column blocks of kp / 32 VNNI tiles: tile row i holds, for each of its 16

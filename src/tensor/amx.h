@@ -68,6 +68,10 @@ class AmxMatrix {
 // base's GEMM, y = x W^T + s (x A^T) B^T and dx = dy W + (s dy B) A, where a product of its own would
 // read and write all of y or dx again for an r-wide sum; both operands are rounded to bf16, as autocast
 // rounds LoRA's own linears. The term's tiles are made per call (r is small).
+//
+// With `a` set (x W^T only), u is not given but computed from the GEMM's own bf16 tiles of x:
+// u = bf16(x) bf16(a)^T for a (r, k) rows lda apart (LoRA's x A^T), written to xa (m, r) rows ldu apart
+// for the caller (LoRA's backward reads it), with no second pass over x.
 struct AmxLowRank {
   const float* u = nullptr;
   int64_t ldu = 0;
@@ -76,6 +80,9 @@ struct AmxLowRank {
   int64_t r = 0;
   bool per_output = true;
   float scale = 1.0f;
+  const float* a = nullptr;
+  int64_t lda = 0;
+  float* xa = nullptr;
 };
 
 // y (m, w.rows()) (+)= bf16(x) bf16(W)^T (+ low_rank) + bias (f32, may be null); x (m, w.cols()) rows

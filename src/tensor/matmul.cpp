@@ -118,6 +118,14 @@ void matmul_xwt_low_rank(float* y, const float* x, const WeightRef& w, int64_t m
     amx_gemm_xwt(y, ldy, x, ldx, m, *w.amx, nullptr, accumulate, &low_rank);
     return;
   }
+  // u = x A^T first, the same tile products as from the whole matrix's tiles of x.
+  AmxLowRank term = low_rank;
+  if (low_rank.r > 0 && low_rank.a) {
+    amx_gemm_b(low_rank.xa, low_rank.ldu, x, ldx, m, low_rank.r, w.cols, low_rank.a, low_rank.lda,
+               /*b_transposed=*/true, nullptr, false);
+    term.u = low_rank.xa;
+    term.a = nullptr;
+  }
   // Blocks of W's rows are blocks of y's columns: every output keeps its one sum over k, then the term's
   // rows of V for those outputs.
   const int64_t nb = matmul_block_rows(w.cols);
@@ -125,10 +133,10 @@ void matmul_xwt_low_rank(float* y, const float* x, const WeightRef& w, int64_t m
   for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
     const int64_t r1 = std::min(w.rows, r0 + nb);
     rows_to_f32(blk, w, r0, r1);
-    AmxLowRank part = low_rank;
-    if (low_rank.r > 0) part.v = low_rank.v + r0 * low_rank.ldv;
+    AmxLowRank part = term;
+    if (term.r > 0) part.v = term.v + r0 * term.ldv;
     amx_gemm_b(y + r0, ldy, x, ldx, m, r1 - r0, w.cols, blk, w.cols, /*b_transposed=*/true, nullptr, accumulate,
-               low_rank.r > 0 ? &part : nullptr);
+               term.r > 0 ? &part : nullptr);
   }
 }
 

@@ -177,6 +177,31 @@ TEST(Amx, LowRankTermIsAddedAsTheRoundedProduct) {
     }
 }
 
+// The term with u computed from the GEMM's own tiles of x (u = bf16(x) bf16(A)^T, LoRA's xa): xa holds
+// the bits of x A^T multiplied apart (amx_gemm_b), and y those of the term given that xa.
+TEST(Amx, LowRankTermFromTheInputsTilesIsTheProductApart) {
+  SKIP_WITHOUT_AMX();
+  const int64_t m = 75, n = 300, k = 700, r = 40;
+  const std::vector<float> w = randn(static_cast<size_t>(n * k), 61), x = randn(static_cast<size_t>(m * k), 62),
+                           a = randn(static_cast<size_t>(r * k), 63), v = randn(static_cast<size_t>(n * r), 64);
+  const AmxMatrix p = AmxMatrix::pack(w.data(), n, k);
+  std::vector<float> xa(static_cast<size_t>(m * r)), xa_apart(xa.size()), y(static_cast<size_t>(m * n)),
+      y_given(y.size());
+  AmxLowRank computed{nullptr, r, v.data(), r, r, /*per_output=*/true, 0.25f};
+  computed.a = a.data();
+  computed.lda = k;
+  computed.xa = xa.data();
+  amx_gemm_xwt(y.data(), n, x.data(), k, m, p, nullptr, false, &computed);
+  amx_gemm_b(xa_apart.data(), r, x.data(), k, m, r, k, a.data(), k, /*b_transposed=*/true, nullptr, false);
+  EXPECT_EQ(xa, xa_apart);
+  const AmxLowRank given{xa_apart.data(), r, v.data(), r, r, /*per_output=*/true, 0.25f};
+  amx_gemm_xwt(y_given.data(), n, x.data(), k, m, p, nullptr, false, &given);
+  EXPECT_EQ(y, y_given);
+  double norm = 0;
+  for (float e : xa) norm += std::fabs(e);
+  EXPECT_GT(norm, 1.0);  // not left zero
+}
+
 // amx_matmul on two f32 operands, B given either way and A as it is or as its transpose, as attention's
 // block products call it: ragged shapes (a transposed A's rows, keys, past one 16-row strip and its sum,
 // queries, past one 32-value tile), alpha, accumulate, c wider than the product.
