@@ -61,7 +61,7 @@ struct Measured {
 
 double g_prompt_fraction = 0;  // --prompt (profile runs only)
 
-// Runs in a child: load, set up the method, time `steps` optimizer steps after one warm-up step.
+// Runs in a child: load, set up the method, time `steps` optimizer steps after three warm-up steps.
 // With cmd_fd >= 0 (interleaved runs) it writes one byte when warm, then times one step per 's' read from
 // cmd_fd, writing each step's seconds (a double) to out_fd, until anything else arrives.
 Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt,
@@ -167,7 +167,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
       });
     }
   };
-  one_step();
+  for (int w = 0; w < 3; ++w) one_step();  // three untimed steps, as the reference takes
   std::vector<double> times;
   if (cmd_fd >= 0) {
     char cmd_byte = 'r';
@@ -192,7 +192,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
 }
 
 // One of our methods in a forked child, stepped one timed step at a time over pipes (peak RSS stays per
-// process): ready() after the warm-up step, step() returns one step's seconds, finish() its Measured.
+// process): ready() after the warm-up steps, step() returns one step's seconds, finish() its Measured.
 class SteppedChild {
  public:
   SteppedChild(const std::string& dir, const std::string& method, int64_t T, int64_t r, bool ckpt) {
