@@ -519,6 +519,18 @@ class Pass {
     const int64_t r = m->a.dim(0), T = d_.T;
     const Scratch& xa = lc.xa[static_cast<size_t>(t)];
     const float* dys = dy + s.col_offset;
+    if (base_w) {
+      // On the tile unit: dxa = dy B from the base GEMM's tiles of dy, dx = dy W + s dxa A in that GEMM,
+      // then the weight gradients from bf16 operands.
+      Scratch dxa = uninit(T * r);
+      AmxLowRank term{nullptr, r, m->a.f32(), s.in, r, /*per_output=*/false, lora_scale_};
+      term.a = m->b.f32();
+      term.lda = r;
+      term.xa = dxa.data();
+      matmul_dyw_low_rank(dx, dy, *base_w, T, s.out_stride, s.in, term);
+      lora_weight_grads(dxa.data(), r, xa.data(), r, dys, s.out_stride, x, s.in, s.out, s.in, r, g.b.f32(), g.a.f32());
+      return;
+    }
     // dxa = s * dy B;  dB += s * dy^T xa
     Scratch dxa = uninit(T * r);
     lora_dy_products(dxa.data(), r, g.b.f32(), dys, s.out_stride, m->b.f32(), xa.data(), r, T, s.out, r, lora_scale_);
@@ -527,11 +539,6 @@ class Pass {
     // dA += dxa^T xin
     mm_tn(g.a.f32(), dxa.data(), xin, r, s.in, T, r, s.in, s.in, 1.0f, 1.0f);
     if (!dx) return;
-    if (base_w) {
-      AmxLowRank term{dxa.data(), r, m->a.f32(), s.in, r, /*per_output=*/false, 1.0f};
-      matmul_dyw_low_rank(dx, dy, *base_w, T, s.out_stride, s.in, term);
-      return;
-    }
     // dx += (dxa A) * dropout mask / (1 - p)
     const double p = lora_.config ? lora_.config->dropout : 0.0;
     if (!opt_.training || p <= 0.0) {
@@ -582,6 +589,39 @@ class Pass {
     return g;
   }
 
+  // (n, R): each target's B in its outputs' rows and its own r columns, zero elsewhere; the group's B
+  // for a fused output n wide.
+  Scratch block_diagonal_b(const Group& g, int64_t n, int64_t R) const {
+    Scratch v = zeros(n * R);
+    for (int i = 0; i < g.n; ++i) {
+      const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
+      const float* b = g.modules[static_cast<size_t>(i)]->b.f32();
+      for (int64_t o = 0; o < s.out; ++o)
+        std::memcpy(&v[static_cast<size_t>((s.col_offset + o) * R + i * g.r)], b + o * g.r, static_cast<size_t>(g.r) * 4);
+    }
+    return v;
+  }
+
+  // db (out, r) += s dy^T xa, computed as its transpose s xa^T dy (r, out) on the tile unit (dy, the big
+  // operand, packed in parallel; xa, r wide, converted transposed).
+  void add_transposed_grad(float* db, const float* xa, int64_t ldxa, const float* dy, int64_t lddy, int64_t out,
+                           int64_t r) const {
+    Scratch dbt = uninit(r * out);
+    amx_gemm_tn(dbt.data(), out, r, out, d_.T, xa, ldxa, dy, lddy, lora_scale_, false);
+    parallel_rows(out, r, [&](int64_t o0, int64_t o1) {
+      for (int64_t o = o0; o < o1; ++o)
+        for (int64_t c = 0; c < r; ++c) db[o * r + c] += dbt[static_cast<size_t>(c * out + o)];
+    }, 256);
+  }
+
+  // A single target's weight gradients on the tile unit: dB += s dy^T xa, dA += s dxa^T x, for dxa the
+  // unscaled dy B.
+  void lora_weight_grads(const float* dxa, int64_t lddxa, const float* xa, int64_t ldxa, const float* dy, int64_t lddy,
+                         const float* x, int64_t ldx, int64_t out, int64_t in, int64_t r, float* db, float* da) const {
+    add_transposed_grad(db, xa, ldxa, dy, lddy, out, r);
+    amx_gemm_tn(da, in, r, in, d_.T, dxa, lddxa, x, ldx, lora_scale_, true);
+  }
+
   Scratch stacked_a(const Group& g) const {
     Scratch a = uninit(g.n * g.r * g.in);
     for (int i = 0; i < g.n; ++i)
@@ -603,16 +643,9 @@ class Pass {
     Scratch& xa = lc.xa_group[static_cast<size_t>(gi)];
     xa = uninit(T * R);
     if (base_w) {
-      // One term for the group: V (n, R) holds each target's B in its outputs' rows and its own r
-      // columns, zero elsewhere.
+      // One term for the group, V the block-diagonal B.
       const int64_t n = base_w->rows;
-      Scratch v = zeros(n * R);
-      for (int i = 0; i < g.n; ++i) {
-        const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
-        const float* b = g.modules[static_cast<size_t>(i)]->b.f32();
-        for (int64_t o = 0; o < s.out; ++o)
-          std::memcpy(&v[static_cast<size_t>((s.col_offset + o) * R + i * g.r)], b + o * g.r, static_cast<size_t>(g.r) * 4);
-      }
+      const Scratch v = block_diagonal_b(g, n, R);
       // xa = x A^T (stacked) from the base GEMM's own bf16 tiles of x, then the term.
       AmxLowRank term{nullptr, R, v.data(), R, R, /*per_output=*/true, lora_scale_};
       term.a = a.data();
@@ -642,6 +675,28 @@ class Pass {
     const int64_t T = d_.T, R = g.n * g.r;
     const Scratch& xa = lc.xa_group[static_cast<size_t>(gi)];
     Scratch dxa = uninit(T * R);
+    if (base_w) {
+      // On the tile unit, as lora_backward: dxa = dy B (B the forward's block-diagonal V) from the base
+      // GEMM's tiles of dy, dx = dy W + s dxa A (stacked) in that GEMM, then each target's dB and the
+      // stacked dA from bf16 operands.
+      const int64_t n = base_w->rows;
+      const Scratch bd = block_diagonal_b(g, n, R);
+      const Scratch a = stacked_a(g);
+      AmxLowRank term{nullptr, R, a.data(), g.in, R, /*per_output=*/false, lora_scale_};
+      term.a = bd.data();
+      term.lda = R;
+      term.xa = dxa.data();
+      matmul_dyw_low_rank(dx, dy, *base_w, T, n, g.in, term);
+      Scratch da = uninit(R * g.in);
+      amx_gemm_tn(da.data(), g.in, R, g.in, T, dxa.data(), R, x, g.in, lora_scale_, false);
+      for (int i = 0; i < g.n; ++i) {
+        const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
+        LoraModule& gm = lgrads->layers[static_cast<size_t>(l)][static_cast<size_t>(g.targets[static_cast<size_t>(i)])];
+        add_transposed_grad(gm.b.f32(), xa.data() + i * g.r, R, dy + s.col_offset, n, s.out, g.r);
+        kernels().axpy(gm.a.f32(), 1.0f, &da[static_cast<size_t>(i * g.r * g.in)], g.r * g.in);
+      }
+      return;
+    }
     for (int i = 0; i < g.n; ++i) {
       const TargetSlot s = target_slot(d_, g.targets[static_cast<size_t>(i)]);
       LoraModule& gm = lgrads->layers[static_cast<size_t>(l)][static_cast<size_t>(g.targets[static_cast<size_t>(i)])];

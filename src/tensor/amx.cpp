@@ -371,10 +371,10 @@ void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int
   int64_t ldu = lr->ldu;
   thread_local AScratch a_tiles, u_tiles, v_tiles;
   if (lr->a) {
-    // u = x A^T from x's tiles (LoRA's xa), written out for the caller.
-    TL_CHECK(lr->xa && lr->per_output);
+    // u = x A^T (or dy B) from the input's tiles (LoRA's xa or dxa), written out for the caller.
+    TL_CHECK(lr->xa);
     uint16_t* tp = a_tiles.get(rp * kp);
-    pack_b(tp, lr->a, lr->lda, r, k, /*transposed=*/true);
+    pack_b(tp, lr->a, lr->lda, r, k, /*transposed=*/lr->per_output);
     tiles_gemm(lr->xa, ldu, m, r, ap, kp, tp, nullptr, false);
     u = lr->xa;
   }
@@ -484,6 +484,27 @@ void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const fl
   if (alpha == 1.0f) return;
   for (int64_t i = 0; i < m; ++i)
     for (int64_t j = 0; j < n; ++j) c[i * ldc + j] *= alpha;
+}
+
+void amx_gemm_tn(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                 int64_t ldb, float alpha, bool accumulate) {
+  TL_CHECK(amx_available());
+  if (m <= 0 || n <= 0) return;
+  const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), mp = round_up(m, 32);
+  thread_local AScratch a_buf, b_buf;
+  thread_local std::vector<float> a_scaled;
+  if (alpha != 1.0f) {
+    a_scaled.resize(static_cast<size_t>(k * m));
+    for (int64_t t = 0; t < k; ++t)
+      for (int64_t j = 0; j < m; ++j) a_scaled[static_cast<size_t>(t * m + j)] = alpha * a[t * lda + j];
+    a = a_scaled.data();
+    lda = m;
+  }
+  uint16_t* ap = a_buf.get(mp * kp);
+  to_bf16_tiles_transposed(ap, kp, a, lda, m, k);
+  uint16_t* bp = b_buf.get(round_up(n, 32) * kp);
+  pack_b(bp, b, ldb, n, k, /*transposed=*/false);
+  tiles_gemm(c, ldc, m, n, ap, kp, bp, nullptr, accumulate);
 }
 
 bool amx_available() { return amx_state().ok; }

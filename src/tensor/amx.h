@@ -7,8 +7,9 @@
 // Why: on a CPU with AMX-BF16 (Sapphire Rapids and later) one core's tile unit does about 2.6 TFLOP/s
 // on bf16 (measured with B in L1), some fifteen times its AVX-512 f32 FMAs. The frozen base's GEMMs are
 // about 60% of a LoRA step in f32 (tensor/packed.h); here they become a smaller part of it. amx_matmul
-// serves attention's products the same way, and AmxLowRank carries LoRA's second product inside the
-// frozen GEMM's sum; LoRA's own matrices, the softmax, the norms and the optimizer stay f32.
+// serves attention's products the same way, AmxLowRank carries LoRA's products inside the frozen GEMM
+// and amx_gemm_tn its weight gradients; LoRA's own matrices, the softmax, the norms and the optimizer
+// stay f32.
 //
 // Layout: W (n, k) is held twice, once for each product, as 16 x 32 bf16 tiles in AMX's VNNI order (row
 // i of a tile holds, for each of 16 output columns, two consecutive values of the sum): `fwd` for
@@ -69,9 +70,10 @@ class AmxMatrix {
 // read and write all of y or dx again for an r-wide sum; both operands are rounded to bf16, as autocast
 // rounds LoRA's own linears. The term's tiles are made per call (r is small).
 //
-// With `a` set (x W^T only), u is not given but computed from the GEMM's own bf16 tiles of x:
-// u = bf16(x) bf16(a)^T for a (r, k) rows lda apart (LoRA's x A^T), written to xa (m, r) rows ldu apart
-// for the caller (LoRA's backward reads it), with no second pass over x.
+// With `a` set, u is not given but computed from the GEMM's own bf16 tiles of its input x (or dy): u =
+// bf16(x) bf16(a)^T for a (r, k) when per_output (LoRA's x A^T), u = bf16(dy) bf16(a) for a (k, r)
+// otherwise (LoRA's dy B), rows lda apart; written unscaled to xa (m, r) rows ldu apart for the caller
+// (LoRA's gradients read it), with no second pass over the input.
 struct AmxLowRank {
   const float* u = nullptr;
   int64_t ldu = 0;
@@ -103,6 +105,13 @@ void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_
 void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const float* b,
                 int64_t ldb, bool b_transposed, const float* bias, bool accumulate,
                 const AmxLowRank* low_rank = nullptr);
+
+// c (m, n) (+)= bf16(alpha a)^T bf16(b) for a (k, m) and b (k, n), both f32 row-major (rows lda, ldb
+// apart), on the thread pool: LoRA's weight gradients under training.precision: bf16, sums over the
+// tokens (dA = s dxa^T x; dB^T = s xa^T dy), as autocast computes them from bf16 operands. m should be
+// small (a rank): a is converted on the calling thread. Needs amx_available().
+void amx_gemm_tn(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
+                 int64_t ldb, float alpha, bool accumulate);
 
 // How amx_matmul is given B: as B (k, n), rows ldb apart, or as its transpose (n, k), rows ldb apart.
 enum class AmxB { kRowMajor, kTransposed };

@@ -147,6 +147,14 @@ void matmul_dyw_low_rank(float* dx, const float* dy, const WeightRef& w, int64_t
     amx_gemm_dyw(dx, lddx, dy, lddy, m, *w.amx, accumulate, &low_rank);
     return;
   }
+  // u = dy B first, the same tile products as from the whole matrix's tiles of dy.
+  AmxLowRank term = low_rank;
+  if (low_rank.r > 0 && low_rank.a) {
+    amx_gemm_b(low_rank.xa, low_rank.ldu, dy, lddy, m, low_rank.r, w.rows, low_rank.a, low_rank.lda,
+               /*b_transposed=*/false, nullptr, false);
+    term.u = low_rank.xa;
+    term.a = nullptr;
+  }
   // Blocks of W's rows split the sum, at multiples of AMX's 512-value chunks: the same bits as one pass,
   // the term added after the last block as after the whole sum.
   const int64_t nb = std::max<int64_t>(512, matmul_block_rows(w.cols) / 512 * 512);
@@ -155,7 +163,7 @@ void matmul_dyw_low_rank(float* dx, const float* dy, const WeightRef& w, int64_t
     const int64_t r1 = std::min(w.rows, r0 + nb);
     rows_to_f32(blk, w, r0, r1);
     amx_gemm_b(dx, lddx, dy + r0, lddy, m, w.cols, r1 - r0, blk, w.cols, /*b_transposed=*/false, nullptr,
-               accumulate || r0 > 0, r1 == w.rows && low_rank.r > 0 ? &low_rank : nullptr);
+               accumulate || r0 > 0, r1 == w.rows && term.r > 0 ? &term : nullptr);
   }
 }
 

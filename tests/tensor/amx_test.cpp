@@ -200,6 +200,55 @@ TEST(Amx, LowRankTermFromTheInputsTilesIsTheProductApart) {
   double norm = 0;
   for (float e : xa) norm += std::fabs(e);
   EXPECT_GT(norm, 1.0);  // not left zero
+
+  // The input gradient's form: u = dy B for B (n, r), the term u A for A (r, k).
+  const std::vector<float> dy = randn(static_cast<size_t>(m * n), 65), b = randn(static_cast<size_t>(n * r), 66);
+  std::vector<float> dxa(static_cast<size_t>(m * r)), dxa_apart(dxa.size()), dx(static_cast<size_t>(m * k)),
+      dx_given(dx.size());
+  AmxLowRank bwd{nullptr, r, a.data(), k, r, /*per_output=*/false, 0.5f};
+  bwd.a = b.data();
+  bwd.lda = r;
+  bwd.xa = dxa.data();
+  amx_gemm_dyw(dx.data(), k, dy.data(), n, m, p, false, &bwd);
+  amx_gemm_b(dxa_apart.data(), r, dy.data(), n, m, r, n, b.data(), r, /*b_transposed=*/false, nullptr, false);
+  EXPECT_EQ(dxa, dxa_apart);
+  const AmxLowRank bwd_given{dxa_apart.data(), r, a.data(), k, r, /*per_output=*/false, 0.5f};
+  amx_gemm_dyw(dx_given.data(), k, dy.data(), n, m, p, false, &bwd_given);
+  EXPECT_EQ(dx, dx_given);
+}
+
+// amx_gemm_tn, LoRA's weight gradients: c = bf16(alpha a)^T bf16(b) for a (k, m), b (k, n), against the
+// double product of the rounded operands; ragged m, n and k (the sum over tokens past one 512 chunk),
+// rows apart by more than their width, with and without accumulate.
+TEST(Amx, TransposedProductMatchesRoundedProduct) {
+  SKIP_WITHOUT_AMX();
+  struct Shape {
+    int64_t m, n, k;
+  };
+  uint32_t seed = 400;
+  for (Shape s : {Shape{1, 1, 1}, Shape{16, 512, 512}, Shape{48, 768, 700}, Shape{20, 130, 33}})
+    for (bool accumulate : {false, true}) {
+      const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
+                               (accumulate ? " accumulate" : "");
+      const float alpha = 0.5f;
+      const int64_t lda = s.m + 3, ldb = s.n + 5, ldc = s.n + 1;
+      const std::vector<float> a = randn(static_cast<size_t>(s.k * lda), seed++);
+      const std::vector<float> b = randn(static_cast<size_t>(s.k * ldb), seed++);
+      const std::vector<float> c0 = randn(static_cast<size_t>(s.m * ldc), seed++);
+      std::vector<float> c = c0;
+      amx_gemm_tn(c.data(), ldc, s.m, s.n, s.k, a.data(), lda, b.data(), ldb, alpha, accumulate);
+      // The reference wants (alpha a)^T (m, k) dense and B^T (n, k) dense.
+      std::vector<float> at(static_cast<size_t>(s.m * s.k)), bt(static_cast<size_t>(s.n * s.k));
+      for (int64_t t = 0; t < s.k; ++t) {
+        for (int64_t i = 0; i < s.m; ++i) at[i * s.k + t] = alpha * a[t * lda + i];
+        for (int64_t j = 0; j < s.n; ++j) bt[j * s.k + t] = b[t * ldb + j];
+      }
+      std::vector<double> want, abs;
+      reference(at, s.k, bt, s.m, s.n, s.k, /*b_is_w=*/true, want, abs);
+      expect_within_bound(c, ldc, want, abs, c0, s.m, s.n, s.k, accumulate, nullptr, what);
+      for (int64_t i = 0; i < s.m; ++i)
+        for (int64_t j = s.n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "wrote past n, " << what;
+    }
 }
 
 // amx_matmul on two f32 operands, B given either way and A as it is or as its transpose, as attention's
