@@ -484,8 +484,10 @@ class Pass {
     return scratch.data();
   }
 
-  // With `base_w` (folds()), y is assigned x W^T with the branch's s xa B^T folded into that GEMM.
-  void lora_forward(int64_t l, LoraTarget t, LayerCache& lc, const float* x, float* y, const WeightRef* base_w = nullptr) {
+  // With `base_w` (folds()), y is assigned (or with `accumulate` added) x W^T with the branch's s xa B^T
+  // folded into that GEMM.
+  void lora_forward(int64_t l, LoraTarget t, LayerCache& lc, const float* x, float* y, const WeightRef* base_w = nullptr,
+                    bool accumulate = false) {
     const LoraModule* m = lora_module(l, t);
     if (!m) return;
     const TargetSlot s = target_slot(d_, t);
@@ -500,7 +502,7 @@ class Pass {
       term.a = m->a.f32();
       term.lda = s.in;
       term.xa = xa.data();
-      matmul_xwt_low_rank(y, x, *base_w, d_.T, s.in, s.out_stride, term);
+      matmul_xwt_low_rank(y, x, *base_w, d_.T, s.in, s.out_stride, term, accumulate);
       return;
     }
     mm_nt(xa.data(), xin, m->a.f32(), d_.T, r, s.in, s.in, s.in, r);
@@ -780,15 +782,16 @@ class Pass {
     lc.att = uninit(T * d.HD);
     attention_forward(lc);
     Scratch tmp = uninit(T * C);
+    // Folded, the residual is the GEMM's accumulator: x += att Wo^T + the LoRA term, then the bias.
     if (folds(M.wo()) && lora_module(l, LoraTarget::kO)) {
-      lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data(), &M.wo());
-      add_bias(tmp.data(), L.bo, T, C);
+      lora_forward(l, LoraTarget::kO, lc, lc.att.data(), x.data(), &M.wo(), /*accumulate=*/true);
+      add_bias(x.data(), L.bo, T, C);
     } else {
       matmul_xwt(tmp.data(), lc.att.data(), M.wo(), T, d.HD, C);
       add_bias(tmp.data(), L.bo, T, C);
       lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data());
+      add_rows(x.data(), tmp.data(), T, C);
     }
-    add_rows(x.data(), tmp.data(), T, C);
     lc.x_mid = x;
     lc.xn2 = uninit(T * C);
     lc.rstd2 = uninit(T);
@@ -810,14 +813,14 @@ class Pass {
       }
     });
     if (folds(M.w_down()) && lora_module(l, LoraTarget::kDown)) {
-      lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), tmp.data(), &M.w_down());
-      add_bias(tmp.data(), L.b_down, T, C);
+      lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), x.data(), &M.w_down(), /*accumulate=*/true);
+      add_bias(x.data(), L.b_down, T, C);
     } else {
       matmul_xwt(tmp.data(), lc.act.data(), M.w_down(), T, I, C);
       add_bias(tmp.data(), L.b_down, T, C);
       lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), tmp.data());
+      add_rows(x.data(), tmp.data(), T, C);
     }
-    add_rows(x.data(), tmp.data(), T, C);
   }
 
   // Attention runs over blocks of kQueryBlock query rows: block [r0, r1) only needs keys from
