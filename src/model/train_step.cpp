@@ -48,9 +48,10 @@ void rmsnorm_fwd(float* out, float* rstd, const float* in, const float* w, int64
 
 // y = w * x * r, r = (mean(x^2) + eps)^-1/2:
 //   dx = r * (w dy) - r^3 / dim * x * sum(w dy x);  dw += sum_rows dy * x * r
-// dx is assigned (may alias dy); dw may be null (frozen).
+// dx is assigned (may alias dy), plus `residual` (may be null) added in the same pass; dw may be null
+// (frozen).
 void rmsnorm_bwd(float* dx, float* dw, const float* dy, const float* x, const float* w, const float* rstd, int64_t rows,
-                 int64_t dim) {
+                 int64_t dim, const float* residual = nullptr) {
   // dw first: dx may alias dy. Columns split across threads, rows summed in order (deterministic).
   if (dw) {
     parallel_rows(dim, rows, [&](int64_t b, int64_t e) {
@@ -65,6 +66,7 @@ void rmsnorm_bwd(float* dx, float* dw, const float* dy, const float* x, const fl
   const KernelTable& k = kernels();
   parallel_rows(rows, dim, [&](int64_t b, int64_t e) {
     k.rmsnorm_backward(dx + b * dim, dy + b * dim, x + b * dim, w, rstd + b, e - b, dim);
+    if (residual) k.axpy(dx + b * dim, 1.0f, residual + b * dim, (e - b) * dim);
   });
 }
 
@@ -383,8 +385,7 @@ class Pass {
     lora_backward_group(l, 1, lc, lc.xn2.data(), dgu.data(), dxn2.data(), lgrads, fold_gu ? &M.w_gate_up() : nullptr);
     Scratch dmid = uninit(T * C);
     rmsnorm_bwd(dmid.data(), G ? G->mlp_norm.f32() : nullptr, dxn2.data(), lc.x_mid.data(), L.mlp_norm.f32(),
-                lc.rstd2.data(), T, C);
-    add_rows(dmid.data(), dx.data(), T, C);  // residual
+                lc.rstd2.data(), T, C, /*residual=*/dx.data());
 
     // Attention: x_mid = x_in + o(att)
     Scratch datt = uninit(T * d.HD);
@@ -425,8 +426,7 @@ class Pass {
     if (input_grad) {
       Scratch din = uninit(T * C);
       rmsnorm_bwd(din.data(), G ? G->attn_norm.f32() : nullptr, dxn1.data(), lc.x_in.data(), L.attn_norm.f32(),
-                  lc.rstd1.data(), T, C);
-      add_rows(din.data(), dmid.data(), T, C);
+                  lc.rstd1.data(), T, C, /*residual=*/dmid.data());
       dx = std::move(din);
     } else {
       dx = Scratch();
