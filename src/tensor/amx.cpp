@@ -280,7 +280,8 @@ struct AScratch {
   }
 };
 
-void pack_b(uint16_t* out, const float* b, int64_t ldb, int64_t n, int64_t k, bool transposed);
+template <typename T>
+void pack_b(uint16_t* out, const T* b, int64_t ldb, int64_t n, int64_t k, bool transposed);
 
 // y (m, n) (+)= the tiled a (kp / 32 tiles a strip) times B (+ the extra term's tiles: up, rp / 32 tiles a
 // strip, times vp) (+ bias), for B given as 16-column blocks of kp / 32 tiles each.
@@ -392,12 +393,19 @@ void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int
   tiles_gemm(y, ldy, m, n, ap, kp, b, bias, accumulate, up, rp, vp);
 }
 
+// 16 values of a row as f32, the lanes past `mask` zero: from f32, or from bf16 (exact, by a shift).
+TL_AMX_TARGET inline __m512 load16(const float* p, __mmask16 mask) { return _mm512_maskz_loadu_ps(mask, p); }
+TL_AMX_TARGET inline __m512 load16(const uint16_t* p, __mmask16 mask) {
+  return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(mask, p)), 16));
+}
+
 // B (k, n) row-major -> 16-column blocks of kp / 32 VNNI tiles: tile row i holds, for each of its 16
 // columns, rows 2i and 2i + 1 of the tile's 32 rows of B, interleaved.
 // Tiles [kb0, kb1) of the sum only (kb1 = -1: all). Each pair of B's rows is read along its length, every
 // 16-column block's tile row in turn: B's rows stream, where a block at a time read 64 bytes from each of
 // k rows (for LoRA's dy and x in its bf16 weight gradients: 8% of a step's samples so, 5.4% now).
-TL_AMX_TARGET void pack_b_rowmajor(uint16_t* out, const float* b, int64_t ldb, int64_t n, int64_t k, int64_t np,
+template <typename T>
+TL_AMX_TARGET void pack_b_rowmajor(uint16_t* out, const T* b, int64_t ldb, int64_t n, int64_t k, int64_t np,
                                    int64_t kp, int64_t kb0 = 0, int64_t kb1 = -1) {
   alignas(64) static const uint16_t kInterleave[32] = {0, 16, 1, 17, 2,  18, 3,  19, 4,  20, 5,  21, 6,  22, 7,  23,
                                                        8, 24, 9, 25, 10, 26, 11, 27, 12, 28, 13, 29, 14, 30, 15, 31};
@@ -410,8 +418,8 @@ TL_AMX_TARGET void pack_b_rowmajor(uint16_t* out, const float* b, int64_t ldb, i
       for (int64_t cb = 0; cb < np / 16; ++cb) {
         const int64_t c0 = cb * 16;
         const __mmask16 cols = lane_mask(n - c0);
-        const __m512 v0 = r < k ? _mm512_maskz_loadu_ps(cols, b + r * ldb + c0) : _mm512_setzero_ps();
-        const __m512 v1 = r + 1 < k ? _mm512_maskz_loadu_ps(cols, b + (r + 1) * ldb + c0) : _mm512_setzero_ps();
+        const __m512 v0 = r < k ? load16(b + r * ldb + c0, cols) : _mm512_setzero_ps();
+        const __m512 v1 = r + 1 < k ? load16(b + (r + 1) * ldb + c0, cols) : _mm512_setzero_ps();
         const __m512i both = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(v1, v0));
         _mm512_store_si512(out + (cb * tiles + kb) * kTile + i * 32, _mm512_permutexvar_epi16(idx, both));
       }
@@ -420,7 +428,8 @@ TL_AMX_TARGET void pack_b_rowmajor(uint16_t* out, const float* b, int64_t ldb, i
 
 // B given as X = B^T (n, k) row-major -> the same tiles: tile row i holds, for each column j, X's row j
 // values 2i and 2i + 1 of the tile's 32, i.e. the 16 x 16 transpose of X's rows as pairs.
-TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx, int64_t n, int64_t k, int64_t np,
+template <typename T>
+TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const T* x, int64_t ldx, int64_t n, int64_t k, int64_t np,
                                      int64_t kp) {
   const int64_t tiles = kp / 32;
   __m512i rows[16], cols[16];
@@ -434,8 +443,8 @@ TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx,
           rows[j] = _mm512_setzero_si512();
           continue;
         }
-        const float* src = x + row * ldx + c;
-        const __m512 v0 = _mm512_maskz_loadu_ps(lo, src), v1 = _mm512_maskz_loadu_ps(hi, src + 16);
+        const T* src = x + row * ldx + c;
+        const __m512 v0 = load16(src, lo), v1 = load16(src + 16, hi);
         rows[j] = reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(v1, v0));
       }
       transpose16x16_epi32(rows, cols);
@@ -447,7 +456,8 @@ TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const float* x, int64_t ldx,
 // All of B's tiles into out: n output columns (16-column blocks, padded to a multiple of 32 columns), a
 // sum of k (kp / 32 tiles a block); B (k, n) row-major, or given as B^T (n, k) when transposed. Blocks
 // in parallel.
-void pack_b(uint16_t* out, const float* b, int64_t ldb, int64_t n, int64_t k, bool transposed) {
+template <typename T>
+void pack_b(uint16_t* out, const T* b, int64_t ldb, int64_t n, int64_t k, bool transposed) {
   const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), tiles = kp / 32, np = round_up(n, 32);
   if (!transposed) {
     // Bands of 32 rows in parallel, each over all columns.
@@ -534,8 +544,11 @@ AmxMatrix AmxMatrix::pack(const float* w, int64_t n, int64_t k, int64_t ldw) {
   return m;
 }
 
-void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const float* b,
-                int64_t ldb, bool b_transposed, const float* bias, bool accumulate, const AmxLowRank* low_rank) {
+namespace {
+
+template <typename T>
+void gemm_packing_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const T* b,
+                    int64_t ldb, bool b_transposed, const float* bias, bool accumulate, const AmxLowRank* low_rank) {
   TL_CHECK(amx_available());
   if (m <= 0 || n <= 0) return;
   const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), np = round_up(n, 32);
@@ -544,6 +557,19 @@ void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, i
   uint16_t* bp = b_buf.get(np * kp);
   pack_b(bp, b, ldb, n, k, b_transposed);
   amx_gemm(y, ldy, x, ldx, m, n, k, bp, bias, accumulate, low_rank);
+}
+
+}  // namespace
+
+void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const float* b,
+                int64_t ldb, bool b_transposed, const float* bias, bool accumulate, const AmxLowRank* low_rank) {
+  gemm_packing_b(y, ldy, x, ldx, m, n, k, b, ldb, b_transposed, bias, accumulate, low_rank);
+}
+
+void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k,
+                const uint16_t* b, int64_t ldb, bool b_transposed, const float* bias, bool accumulate,
+                const AmxLowRank* low_rank) {
+  gemm_packing_b(y, ldy, x, ldx, m, n, k, b, ldb, b_transposed, bias, accumulate, low_rank);
 }
 
 uint16_t AmxMatrix::at(int64_t r, int64_t c) const {

@@ -105,6 +105,11 @@ void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_
 void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const float* b,
                 int64_t ldb, bool b_transposed, const float* bias, bool accumulate,
                 const AmxLowRank* low_rank = nullptr);
+// The same for a B held as bf16 (QLoRA's frozen head), packed from it as it is (bf16 -> f32 is exact, so
+// the bits of amx_gemm_b on the converted matrix).
+void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k,
+                const uint16_t* b, int64_t ldb, bool b_transposed, const float* bias, bool accumulate,
+                const AmxLowRank* low_rank = nullptr);
 
 // c (m, n) (+)= bf16(alpha a)^T bf16(b) for a (k, m) and b (k, n), both f32 row-major (rows lda, ldb
 // apart), on the thread pool: LoRA's weight gradients under training.precision: bf16, sums over the

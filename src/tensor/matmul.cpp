@@ -129,12 +129,18 @@ void matmul_xwt_low_rank(float* y, const float* x, const WeightRef& w, int64_t m
   // Blocks of W's rows are blocks of y's columns: every output keeps its one sum over k, then the term's
   // rows of V for those outputs.
   const int64_t nb = matmul_block_rows(w.cols);
-  float* blk = scratch(nb * w.cols);
+  // A bf16 matrix is packed from its own rows; an NF4 one is dequantised to f32 a block at a time first.
+  float* blk = w.bf16 ? nullptr : scratch(nb * w.cols);
   for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
     const int64_t r1 = std::min(w.rows, r0 + nb);
-    rows_to_f32(blk, w, r0, r1);
     AmxLowRank part = term;
     if (term.r > 0) part.v = term.v + r0 * term.ldv;
+    if (w.bf16) {
+      amx_gemm_b(y + r0, ldy, x, ldx, m, r1 - r0, w.cols, w.bf16 + r0 * w.cols, w.cols, /*b_transposed=*/true, nullptr,
+                 accumulate, term.r > 0 ? &part : nullptr);
+      continue;
+    }
+    rows_to_f32(blk, w, r0, r1);
     amx_gemm_b(y + r0, ldy, x, ldx, m, r1 - r0, w.cols, blk, w.cols, /*b_transposed=*/true, nullptr, accumulate,
                term.r > 0 ? &part : nullptr);
   }
@@ -158,12 +164,18 @@ void matmul_dyw_low_rank(float* dx, const float* dy, const WeightRef& w, int64_t
   // Blocks of W's rows split the sum, at multiples of AMX's 512-value chunks: the same bits as one pass,
   // the term added after the last block as after the whole sum.
   const int64_t nb = std::max<int64_t>(512, matmul_block_rows(w.cols) / 512 * 512);
-  float* blk = scratch(nb * w.cols);
+  float* blk = w.bf16 ? nullptr : scratch(nb * w.cols);
   for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
     const int64_t r1 = std::min(w.rows, r0 + nb);
+    const AmxLowRank* last = r1 == w.rows && term.r > 0 ? &term : nullptr;
+    if (w.bf16) {
+      amx_gemm_b(dx, lddx, dy + r0, lddy, m, w.cols, r1 - r0, w.bf16 + r0 * w.cols, w.cols, /*b_transposed=*/false,
+                 nullptr, accumulate || r0 > 0, last);
+      continue;
+    }
     rows_to_f32(blk, w, r0, r1);
     amx_gemm_b(dx, lddx, dy + r0, lddy, m, w.cols, r1 - r0, blk, w.cols, /*b_transposed=*/false, nullptr,
-               accumulate || r0 > 0, r1 == w.rows && term.r > 0 ? &term : nullptr);
+               accumulate || r0 > 0, last);
   }
 }
 

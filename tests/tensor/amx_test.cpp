@@ -321,6 +321,19 @@ TEST(Amx, PerCallPackingGivesTheTilesBits) {
   amx_gemm_b(dx_parts.data(), k, dy.data() + 1024, n, m, k, n - 1024, w.data() + 1024 * k, k, false, nullptr, true);
   EXPECT_EQ(dx_whole, dx_parts);
 
+  // A bf16 B packed as it is gives the bits of the f32 B it converts to exactly (QLoRA's bf16 head).
+  std::vector<uint16_t> wb(w.size());
+  std::vector<float> wf(w.size());
+  for (size_t i = 0; i < w.size(); ++i) wb[i] = f32_to_bf16(w[i]), wf[i] = bf16_to_f32(wb[i]);
+  std::vector<float> from_f32(whole.size()), from_bf16(whole.size());
+  amx_gemm_b(from_f32.data(), n, x.data(), k, m, n, k, wf.data(), k, /*b_transposed=*/true, bias.data(), false);
+  amx_gemm_b(from_bf16.data(), n, x.data(), k, m, n, k, wb.data(), k, /*b_transposed=*/true, bias.data(), false);
+  EXPECT_EQ(from_f32, from_bf16);
+  std::vector<float> dx_f32(dx_whole.size()), dx_bf16(dx_whole.size());
+  amx_gemm_b(dx_f32.data(), k, dy.data(), n, m, k, n, wf.data(), k, /*b_transposed=*/false, nullptr, false);
+  amx_gemm_b(dx_bf16.data(), k, dy.data(), n, m, k, n, wb.data(), k, /*b_transposed=*/false, nullptr, false);
+  EXPECT_EQ(dx_f32, dx_bf16);
+
   // With a low-rank term: V's rows for each part's outputs forward; the term on the last part of the sum.
   const int64_t r = 24;
   const std::vector<float> u = randn(static_cast<size_t>(m * r), 45), v = randn(static_cast<size_t>(n * r), 46),
