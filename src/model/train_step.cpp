@@ -455,9 +455,11 @@ class Pass {
     return m.a.empty() ? nullptr : &m;
   }
 
-  // training.precision: bf16 folds LoRA's second product (s xa B^T forward, dxa A backward) into the
-  // frozen base's tile GEMM as its low-rank term (tensor/amx.h AmxLowRank), instead of a pass of its own
-  // over the (T, out) output; not under dropout, where the branch's input is not the base's.
+  // training.precision: bf16 runs LoRA inside the frozen base's tile GEMMs (tensor/amx.h AmxLowRank):
+  // its first product (x A^T, dy B) from that GEMM's own tiles of the input, its second (s xa B^T,
+  // dxa A) as a low-rank term of the GEMM's sum, instead of passes of their own over the (T, in) input
+  // and the (T, out) output; its weight gradients as bf16 products (amx_gemm_tn). Not under dropout,
+  // where the branch's input is not the base's.
   bool folds(const WeightRef& w) const {
     return bf16_ && on_amx(w) && !(opt_.training && lora_.config && lora_.config->dropout > 0.0);
   }
@@ -717,11 +719,6 @@ class Pass {
     }
     if (!dx) return;
     const Scratch a = stacked_a(g);
-    if (base_w) {
-      const AmxLowRank term{dxa.data(), R, a.data(), g.in, R, /*per_output=*/false, 1.0f};
-      matmul_dyw_low_rank(dx, dy, *base_w, T, base_w->rows, g.in, term);
-      return;
-    }
     mm_nn(dx, dxa.data(), a.data(), T, g.in, R, R, g.in, g.in, 1.0f, 1.0f);
   }
 
@@ -781,12 +778,12 @@ class Pass {
     rope_apply(lc.qkv.data() + d.HD, T, d.NQKV, d.KV, d.D, rope_);
     lc.att = uninit(T * d.HD);
     attention_forward(lc);
-    Scratch tmp = uninit(T * C);
     // Folded, the residual is the GEMM's accumulator: x += att Wo^T + the LoRA term, then the bias.
     if (folds(M.wo()) && lora_module(l, LoraTarget::kO)) {
       lora_forward(l, LoraTarget::kO, lc, lc.att.data(), x.data(), &M.wo(), /*accumulate=*/true);
       add_bias(x.data(), L.bo, T, C);
     } else {
+      Scratch tmp = uninit(T * C);
       matmul_xwt(tmp.data(), lc.att.data(), M.wo(), T, d.HD, C);
       add_bias(tmp.data(), L.bo, T, C);
       lora_forward(l, LoraTarget::kO, lc, lc.att.data(), tmp.data());
@@ -816,6 +813,7 @@ class Pass {
       lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), x.data(), &M.w_down(), /*accumulate=*/true);
       add_bias(x.data(), L.b_down, T, C);
     } else {
+      Scratch tmp = uninit(T * C);
       matmul_xwt(tmp.data(), lc.act.data(), M.w_down(), T, I, C);
       add_bias(tmp.data(), L.b_down, T, C);
       lora_forward(l, LoraTarget::kDown, lc, lc.act.data(), tmp.data());
