@@ -111,6 +111,23 @@ int64_t matmul_block_rows(int64_t cols) {
   return std::max<int64_t>(16, rows / 16 * 16);
 }
 
+namespace {
+
+// The term with u given: for a term whose u is the input's own product (x A^T, dy B), that product
+// multiplied apart first (the same tile products as from the whole matrix's tiles of the input), for
+// the paths that multiply W a block at a time.
+AmxLowRank with_u_computed(const AmxLowRank& lr, const float* in, int64_t ld, int64_t m, int64_t k) {
+  AmxLowRank term = lr;
+  if (lr.r > 0 && lr.a) {
+    amx_gemm_b(lr.xa, lr.ldu, in, ld, m, lr.r, k, lr.a, lr.lda, /*b_transposed=*/lr.per_output, nullptr, false);
+    term.u = lr.xa;
+    term.a = nullptr;
+  }
+  return term;
+}
+
+}  // namespace
+
 void matmul_xwt_low_rank(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy,
                          const AmxLowRank& low_rank, bool accumulate) {
   TL_CHECK(on_amx(w) && low_rank.per_output);
@@ -118,14 +135,7 @@ void matmul_xwt_low_rank(float* y, const float* x, const WeightRef& w, int64_t m
     amx_gemm_xwt(y, ldy, x, ldx, m, *w.amx, nullptr, accumulate, &low_rank);
     return;
   }
-  // u = x A^T first, the same tile products as from the whole matrix's tiles of x.
-  AmxLowRank term = low_rank;
-  if (low_rank.r > 0 && low_rank.a) {
-    amx_gemm_b(low_rank.xa, low_rank.ldu, x, ldx, m, low_rank.r, w.cols, low_rank.a, low_rank.lda,
-               /*b_transposed=*/true, nullptr, false);
-    term.u = low_rank.xa;
-    term.a = nullptr;
-  }
+  const AmxLowRank term = with_u_computed(low_rank, x, ldx, m, w.cols);
   // Blocks of W's rows are blocks of y's columns: every output keeps its one sum over k, then the term's
   // rows of V for those outputs.
   const int64_t nb = matmul_block_rows(w.cols);
@@ -153,14 +163,7 @@ void matmul_dyw_low_rank(float* dx, const float* dy, const WeightRef& w, int64_t
     amx_gemm_dyw(dx, lddx, dy, lddy, m, *w.amx, accumulate, &low_rank);
     return;
   }
-  // u = dy B first, the same tile products as from the whole matrix's tiles of dy.
-  AmxLowRank term = low_rank;
-  if (low_rank.r > 0 && low_rank.a) {
-    amx_gemm_b(low_rank.xa, low_rank.ldu, dy, lddy, m, low_rank.r, w.rows, low_rank.a, low_rank.lda,
-               /*b_transposed=*/false, nullptr, false);
-    term.u = low_rank.xa;
-    term.a = nullptr;
-  }
+  const AmxLowRank term = with_u_computed(low_rank, dy, lddy, m, w.rows);
   // Blocks of W's rows split the sum, at multiples of AMX's 512-value chunks: the same bits as one pass,
   // the term added after the last block as after the whole sum.
   const int64_t nb = std::max<int64_t>(512, matmul_block_rows(w.cols) / 512 * 512);
