@@ -141,6 +141,8 @@ for _ in range(steps):
     step()
     times.append(time.perf_counter() - t0)
 a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+if bf16:
+    a, b = a.to(torch.bfloat16), b.to(torch.bfloat16)
 torch.mm(a, b)
 g = []
 for _ in range(3):
