@@ -299,7 +299,7 @@ void tiles_gemm(float* y, int64_t ldy, int64_t m, int64_t n, const uint16_t* ap,
   // a longer one, whose A no longer stays in L2 between groups, takes the least traffic among shapes
   // that split the blocks evenly over the threads: for the LM head's input gradient (B 32 MB, A 8 MB)
   // one item a thread, each streaming A once (+10% on that GEMM, +25% on gate/up's input gradient in
-  // the step, -8% with four items a thread on the one-chunk q/k/v forward).
+  // the step; the one-chunk q/k/v forward ran 25-30% slower with one item a thread, hence the split).
   const int64_t threads = ThreadPool::global().size();
   const int64_t col_groups = round_up(n, 32) / 32;
   const double a_bytes = 2.0 * static_cast<double>(mp * kp), b_bytes = 2.0 * static_cast<double>(col_groups * 32 * kp);
