@@ -17,7 +17,7 @@
 // machine's moods.
 //
 //   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big] [--lora-only]
-//                           [--profile lora|qlora|full|dpo [--rank 16] [--prompt 0.5]]
+//                           [--profile lora|lora-bf16|qlora|qlora-bf16|full|dpo [--rank 16] [--prompt 0.5]]
 //
 // --profile runs only our side of one method, in this process (for perf). --prompt P makes the first
 // P of every 64-token example a prompt without targets, as chat data trained on its assistant turns is
@@ -61,7 +61,8 @@ struct Measured {
 
 double g_prompt_fraction = 0;  // --prompt (profile runs only)
 
-// Runs in a child: load, set up the method, time `steps` optimizer steps after three warm-up steps.
+// Runs in a child (or, for --profile, in this process): load, set up the method, time `steps` optimizer
+// steps after three warm-up steps.
 // With cmd_fd >= 0 (interleaved runs) it writes one byte when warm, then times one step per 's' read from
 // cmd_fd, writing each step's seconds (a double) to out_fd, until anything else arrives.
 Measured run_ours(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, bool ckpt,
