@@ -4,12 +4,14 @@
 // zero, as the tile unit reads such inputs anyway); products and sums are f32 (AMX's TDPBF16PS), and
 // every output is f32.
 //
-// Why: on a CPU with AMX-BF16 (Sapphire Rapids and later) one core's tile unit does about 2.6 TFLOP/s
-// on bf16 (measured with B in L1), some fifteen times its AVX-512 f32 FMAs. The frozen base's GEMMs are
-// about 60% of a LoRA step in f32 (tensor/packed.h); here they become a smaller part of it. amx_matmul
-// serves attention's products the same way, AmxLowRank carries LoRA's products inside the frozen GEMM
-// and amx_gemm_tn its weight gradients; LoRA's own matrices, the softmax, the norms and the optimizer
-// stay f32.
+// Why: on a CPU with AMX-BF16 (Sapphire Rapids and later) one core's tile unit does about 3 TFLOP/s on
+// bf16 with its operands in L1 (3.7 with no loads; measured here), some fifteen times its AVX-512 f32
+// FMAs. The frozen base's GEMMs are about 60% of a LoRA step in f32 (tensor/packed.h); here they become
+// a smaller part of it. In a training step they are bound by memory (an output that has left the
+// caches halves a GEMM's speed), so most of what this file adds beyond the kernel saves passes over
+// memory. amx_matmul serves attention's products the same way, AmxLowRank carries LoRA's products
+// inside the frozen GEMM and amx_gemm_tn its weight gradients; LoRA's own matrices, the softmax, the
+// norms and the optimizer stay f32.
 //
 // Layout: W (n, k) is held twice, once for each product, as 16 x 32 bf16 tiles in AMX's VNNI order (row
 // i of a tile holds, for each of 16 output columns, two consecutive values of the sum): `fwd` for
