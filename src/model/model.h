@@ -129,8 +129,8 @@ class Model {
   // amx_available()): every projection matrix and the LM head are rounded to bf16 and held as AMX tiles
   // only; their f32 copies are freed (the tied embedding stays f32 for the lookup). Every GEMM against
   // them is then a bf16 product with f32 sums. An NF4 model (QLoRA) keeps its projections as NF4 and its
-  // LM head as bf16, each block converted to f32 just before it is multiplied on AMX (no second copy of
-  // anything). One way: the f32 values are gone, so mutable_weights() and quantize_nf4() may not follow.
+  // LM head as bf16, each block packed into tiles just before it is multiplied on AMX (NF4 dequantised to
+  // f32 first; no second copy of anything). One way: the f32 values are gone, so mutable_weights() and quantize_nf4() may not follow.
   // Returns the bytes of tiles made.
   int64_t hold_matrices_bf16();
   const std::string& source_dtype() const { return source_dtype_; }

@@ -7,7 +7,6 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
-#include <mutex>
 #include <new>
 #include <vector>
 
@@ -267,6 +266,14 @@ TL_AMX_TARGET void block_32x32(float* y, int64_t ldy, int64_t m, int64_t n, int6
   }
 }
 
+// rows x cols of src (rows ld apart) times s, dense in buf: a small operand scaled before it is rounded.
+const float* scaled_copy(std::vector<float>& buf, const float* src, int64_t ld, int64_t rows, int64_t cols, float s) {
+  buf.resize(static_cast<size_t>(rows * cols));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) buf[static_cast<size_t>(i * cols + j)] = s * src[i * ld + j];
+  return buf.data();
+}
+
 // A converted per call, kept for the caller thread's life (the workers only read it); 64-byte aligned.
 struct AScratch {
   std::unique_ptr<uint16_t[], decltype(&std::free)> p{nullptr, &std::free};
@@ -380,10 +387,7 @@ void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int
   // The term's tiles: u scaled, then rounded; V packed as a B of n columns and an r-long sum.
   thread_local std::vector<float> u_scaled;
   if (lr->scale != 1.0f) {
-    u_scaled.resize(static_cast<size_t>(m * r));
-    for (int64_t i = 0; i < m; ++i)
-      for (int64_t j = 0; j < r; ++j) u_scaled[static_cast<size_t>(i * r + j)] = lr->scale * u[i * ldu + j];
-    u = u_scaled.data();
+    u = scaled_copy(u_scaled, u, ldu, m, r, lr->scale);
     ldu = r;
   }
   uint16_t* up = u_tiles.get(mp * rp);
@@ -400,10 +404,10 @@ TL_AMX_TARGET inline __m512 load16(const uint16_t* p, __mmask16 mask) {
 }
 
 // B (k, n) row-major -> 16-column blocks of kp / 32 VNNI tiles: tile row i holds, for each of its 16
-// columns, rows 2i and 2i + 1 of the tile's 32 rows of B, interleaved.
-// Tiles [kb0, kb1) of the sum only (kb1 = -1: all). Each pair of B's rows is read along its length, every
-// 16-column block's tile row in turn: B's rows stream, where a block at a time read 64 bytes from each of
-// k rows (for LoRA's dy and x in its bf16 weight gradients: 8% of a step's samples so, 5.4% now).
+// columns, rows 2i and 2i + 1 of the tile's 32 rows of B, interleaved; tiles [kb0, kb1) of the sum only
+// (kb1 = -1: all). Each pair of B's rows is read along its length, every 16-column block's tile row in
+// turn: B's rows stream, where a block at a time read 64 bytes from each of k rows (for LoRA's dy and x
+// in its bf16 weight gradients: 8% of a step's samples so, 5.4% now).
 template <typename T>
 TL_AMX_TARGET void pack_b_rowmajor(uint16_t* out, const T* b, int64_t ldb, int64_t n, int64_t k, int64_t np,
                                    int64_t kp, int64_t kb0 = 0, int64_t kb1 = -1) {
@@ -454,13 +458,12 @@ TL_AMX_TARGET void pack_b_transposed(uint16_t* out, const T* x, int64_t ldx, int
 }
 
 // All of B's tiles into out: n output columns (16-column blocks, padded to a multiple of 32 columns), a
-// sum of k (kp / 32 tiles a block); B (k, n) row-major, or given as B^T (n, k) when transposed. Blocks
-// in parallel.
+// sum of k (kp / 32 tiles a block); B (k, n) row-major (bands of 32 rows in parallel), or given as B^T
+// (n, k) when transposed (16-column blocks in parallel).
 template <typename T>
 void pack_b(uint16_t* out, const T* b, int64_t ldb, int64_t n, int64_t k, bool transposed) {
   const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), tiles = kp / 32, np = round_up(n, 32);
   if (!transposed) {
-    // Bands of 32 rows in parallel, each over all columns.
     parallel_rows(tiles, 32 * np, [&](int64_t kb0, int64_t kb1) { pack_b_rowmajor(out, b, ldb, n, k, np, kp, kb0, kb1); }, 1);
     return;
   }
@@ -508,10 +511,7 @@ void amx_gemm_tn(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const f
   thread_local AScratch a_buf, b_buf;
   thread_local std::vector<float> a_scaled;
   if (alpha != 1.0f) {
-    a_scaled.resize(static_cast<size_t>(k * m));
-    for (int64_t t = 0; t < k; ++t)
-      for (int64_t j = 0; j < m; ++j) a_scaled[static_cast<size_t>(t * m + j)] = alpha * a[t * lda + j];
-    a = a_scaled.data();
+    a = scaled_copy(a_scaled, a, lda, k, m, alpha);
     lda = m;
   }
   uint16_t* ap = a_buf.get(mp * kp);

@@ -33,8 +33,8 @@ struct WeightRef {
   // sums (training.precision: bf16), whatever else is set.
   const AmxMatrix* amx = nullptr;
   // NF4 or bf16 storage under training.precision: bf16 (QLoRA with bf16 compute, as bitsandbytes'
-  // compute_dtype): each block converted to f32 is multiplied on AMX (amx_gemm_b) instead of by the f32
-  // packed kernel.
+  // compute_dtype): each block (NF4 dequantised to f32 first, bf16 as it is) is packed into tiles and
+  // multiplied on AMX (amx_gemm_b) instead of by the f32 packed kernel.
   bool blocks_on_amx = false;
 
   static WeightRef of_f32(const float* p, int64_t rows, int64_t cols) { return {p, nullptr, nullptr, rows, cols}; }
