@@ -25,6 +25,26 @@ float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 #define SKIP_WITHOUT_AMX() \
   if (!amx_available()) GTEST_SKIP() << amx_unavailable_reason()
 
+// A product's shape (and a low-rank term's rank), named in failure messages as "MxNxK" (" rR").
+struct Shape {
+  int64_t m, n, k, r = 0;
+};
+
+std::string name_of(const Shape& s) {
+  return std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
+         (s.r ? " r" + std::to_string(s.r) : "");
+}
+
+// The first element of columns [cols, ld) of `rows` rows that differs from `before` (-1 if none): a
+// product must not write past its width.
+int64_t first_write_past(const std::vector<float>& now, const std::vector<float>& before, int64_t rows, int64_t cols,
+                         int64_t ld) {
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = cols; j < ld; ++j)
+      if (now[i * ld + j] != before[i * ld + j]) return i * ld + j;
+  return -1;
+}
+
 // y (m, n) = a (m, k) b (k, n) on rounded operands in double; `abs` gets sum |a_i b_i|.
 void reference(const std::vector<float>& a, int64_t lda, const std::vector<float>& b, int64_t m, int64_t n,
                int64_t k, bool b_is_w, std::vector<double>& y, std::vector<double>& abs) {
@@ -79,16 +99,12 @@ TEST(Amx, PackedCopiesHoldTorchRounding) {
 // for the input gradient); y wider than the product (ldy), with and without accumulate and bias.
 TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
   SKIP_WITHOUT_AMX();
-  struct Shape {
-    int64_t m, n, k;
-  };
   uint32_t seed = 1;
   for (Shape s : {Shape{1, 1, 1}, Shape{17, 40, 33}, Shape{32, 32, 32}, Shape{100, 96, 200}, Shape{200, 130, 71},
                   Shape{512, 256, 128}, Shape{64, 600, 1100}})
     for (bool accumulate : {false, true})
       for (bool with_bias : {false, true}) {
-        const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
-                                 (accumulate ? " accumulate" : "") + (with_bias ? " bias" : "");
+        const std::string what = name_of(s) + (accumulate ? " accumulate" : "") + (with_bias ? " bias" : "");
         const std::vector<float> w = randn(static_cast<size_t>(s.n * s.k), seed++);
         const AmxMatrix p = AmxMatrix::pack(w.data(), s.n, s.k);
         const std::vector<float> bias = randn(static_cast<size_t>(s.n), seed++);
@@ -103,8 +119,7 @@ TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
         reference(x, ldx, w, s.m, s.n, s.k, /*b_is_w=*/true, want, abs);
         expect_within_bound(y, ldy, want, abs, y0, s.m, s.n, s.k, accumulate, with_bias ? &bias : nullptr,
                             "xW^T " + what);
-        for (int64_t i = 0; i < s.m; ++i)
-          for (int64_t j = s.n; j < ldy; ++j) ASSERT_EQ(y[i * ldy + j], y0[i * ldy + j]) << "wrote past n, " << what;
+        ASSERT_EQ(first_write_past(y, y0, s.m, s.n, ldy), -1) << "wrote past n, " << what;
 
         if (with_bias) continue;
         // Input gradient: dx (m, k) = dy (m, n) W.
@@ -115,9 +130,7 @@ TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
         amx_gemm_dyw(dx.data(), lddx, dy.data(), lddy, s.m, p, accumulate);
         reference(dy, lddy, w, s.m, s.k, s.n, /*b_is_w=*/false, want, abs);
         expect_within_bound(dx, lddx, want, abs, dx0, s.m, s.k, s.n, accumulate, nullptr, "dyW " + what);
-        for (int64_t i = 0; i < s.m; ++i)
-          for (int64_t j = s.k; j < lddx; ++j)
-            ASSERT_EQ(dx[i * lddx + j], dx0[i * lddx + j]) << "wrote past k, " << what;
+        ASSERT_EQ(first_write_past(dx, dx0, s.m, s.k, lddx), -1) << "wrote past k, " << what;
       }
 }
 
@@ -127,15 +140,11 @@ TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
 // whole is held to the bound of one f32 sum of k + r products.
 TEST(Amx, LowRankTermIsAddedAsTheRoundedProduct) {
   SKIP_WITHOUT_AMX();
-  struct Shape {
-    int64_t m, n, k, r;
-  };
   uint32_t seed = 300;
   for (Shape s : {Shape{1, 1, 1, 1}, Shape{17, 40, 33, 20}, Shape{100, 130, 71, 16}, Shape{64, 96, 600, 48},
                   Shape{200, 70, 128, 32}})
     for (bool accumulate : {false, true}) {
-      const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) + " r" +
-                               std::to_string(s.r) + (accumulate ? " accumulate" : "");
+      const std::string what = name_of(s) + (accumulate ? " accumulate" : "");
       const float scale = 0.75f;
       const std::vector<float> w = randn(static_cast<size_t>(s.n * s.k), seed++);
       const AmxMatrix p = AmxMatrix::pack(w.data(), s.n, s.k);
@@ -222,14 +231,10 @@ TEST(Amx, LowRankTermFromTheInputsTilesIsTheProductApart) {
 // rows apart by more than their width, with and without accumulate.
 TEST(Amx, TransposedProductMatchesRoundedProduct) {
   SKIP_WITHOUT_AMX();
-  struct Shape {
-    int64_t m, n, k;
-  };
   uint32_t seed = 400;
   for (Shape s : {Shape{1, 1, 1}, Shape{16, 512, 512}, Shape{48, 768, 700}, Shape{20, 130, 33}})
     for (bool accumulate : {false, true}) {
-      const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
-                               (accumulate ? " accumulate" : "");
+      const std::string what = name_of(s) + (accumulate ? " accumulate" : "");
       const float alpha = 0.5f;
       const int64_t lda = s.m + 3, ldb = s.n + 5, ldc = s.n + 1;
       const std::vector<float> a = randn(static_cast<size_t>(s.k * lda), seed++);
@@ -246,8 +251,7 @@ TEST(Amx, TransposedProductMatchesRoundedProduct) {
       std::vector<double> want, abs;
       reference(at, s.k, bt, s.m, s.n, s.k, /*b_is_w=*/true, want, abs);
       expect_within_bound(c, ldc, want, abs, c0, s.m, s.n, s.k, accumulate, nullptr, what);
-      for (int64_t i = 0; i < s.m; ++i)
-        for (int64_t j = s.n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "wrote past n, " << what;
+      ASSERT_EQ(first_write_past(c, c0, s.m, s.n, ldc), -1) << "wrote past n, " << what;
     }
 }
 
@@ -256,9 +260,6 @@ TEST(Amx, TransposedProductMatchesRoundedProduct) {
 // queries, past one 32-value tile), alpha, accumulate, c wider than the product.
 TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
   SKIP_WITHOUT_AMX();
-  struct Shape {
-    int64_t m, n, k;
-  };
   uint32_t seed = 100;
   for (Shape s : {Shape{1, 1, 1}, Shape{48, 17, 64}, Shape{256, 320, 64}, Shape{40, 64, 300}, Shape{33, 70, 0},
                   Shape{200, 64, 256}, Shape{37, 64, 45}})
@@ -266,9 +267,8 @@ TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
       for (int variant = 0; variant < 4; ++variant) {
         const bool accumulate = variant & 1, a_transposed = variant & 2;
         const float alpha = accumulate ? 1.0f : 0.125f;
-        const std::string what = std::to_string(s.m) + "x" + std::to_string(s.n) + "x" + std::to_string(s.k) +
-                                 (layout == AmxB::kRowMajor ? " B" : " B^T") + (accumulate ? " accumulate" : "") +
-                                 (a_transposed ? " A^T" : "");
+        const std::string what = name_of(s) + (layout == AmxB::kRowMajor ? " B" : " B^T") +
+                                 (accumulate ? " accumulate" : "") + (a_transposed ? " A^T" : "");
         const int64_t lda = s.k + 5, ldc = s.n + 3;
         // B (k, n) with rows n + 2 apart, or its transpose X (n, k) with rows k + 4 apart.
         const int64_t ldb = layout == AmxB::kRowMajor ? s.n + 2 : s.k + 4;
@@ -296,8 +296,7 @@ TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
         for (double& v : want) v *= alpha;
         for (double& v : abs) v *= alpha;
         expect_within_bound(c, ldc, want, abs, c0, s.m, s.n, s.k, accumulate, nullptr, what);
-        for (int64_t i = 0; i < s.m; ++i)
-          for (int64_t j = s.n; j < ldc; ++j) ASSERT_EQ(c[i * ldc + j], c0[i * ldc + j]) << "wrote past n, " << what;
+        ASSERT_EQ(first_write_past(c, c0, s.m, s.n, ldc), -1) << "wrote past n, " << what;
       }
 }
 
