@@ -2,7 +2,7 @@
 // bench model (hidden 512, intermediate 1536, 8 + 2 + 2 heads of 64, vocab 32000), as the prefill and
 // the training forward run them: y (M, N) = x (M, K) W^T with W (N, K) row-major, M = 512 tokens, and the
 // decode GEMV (M = 1) against our row-dot matvec. Same process, same threads, medians of 9 runs. On a
-// CPU with AMX, the bf16 GEMMs of tensor/amx.h (training.precision: bf16) get a column of their own
+// CPU with AMX or AVX512-BF16, the bf16 GEMMs of tensor/amx.h (training.precision: bf16) get a column of their own
 // (bf16 operands, f32 sums: not the same numbers as the f32 columns).
 //
 //   build/bench/gemm_bench [--m 512]
@@ -55,10 +55,10 @@ int main(int argc, char** argv) {
                           {"head", 32000, 512}};
   std::mt19937 rng(1);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  const bool amx = amx_available();
-  if (!amx) std::printf("no AMX column: %s\n", amx_unavailable_reason().c_str());
+  const bool amx = bf16_tiles_available();
+  if (!amx) std::printf("no bf16 column: %s\n", bf16_tiles_unavailable_reason().c_str());
   std::printf("%-8s %6s %6s %6s %12s %12s %7s %10s %10s %7s %10s\n", "shape", "M", "N", "K", "OpenBLAS GF/s",
-              "packed GF/s", "ratio", "matvec us", "packed us", "ratio", "AMX GF/s");
+              "packed GF/s", "ratio", "matvec us", "packed us", "ratio", "bf16 GF/s");
   for (const Shape& s : shapes) {
     std::vector<float> w(static_cast<size_t>(s.n * s.k)), x(static_cast<size_t>(m * s.k)),
         y(static_cast<size_t>(m * s.n));
@@ -87,7 +87,7 @@ int main(int argc, char** argv) {
   // The input-gradient pass dx (M, K) = dy (M, N) W (N, K): OpenBLAS on W as stored, ours read from the
   // forward's packing of W (32 x 32 blocks transposed into each chunk's panels, tensor/packed.h).
   std::printf("%-8s %6s %6s %6s %12s %12s %7s %10s\n", "dy W", "M", "N", "K", "OpenBLAS GF/s", "ours GF/s", "ratio",
-              "AMX GF/s");
+              "bf16 GF/s");
   for (const Shape& s : shapes) {
     std::vector<float> w(static_cast<size_t>(s.n * s.k)), dy(static_cast<size_t>(m * s.n)),
         dx(static_cast<size_t>(m * s.k));

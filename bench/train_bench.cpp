@@ -8,9 +8,9 @@
 // (no bitsandbytes): qlora compares to our lora. dpo: the same LoRA trained with the sigmoid DPO loss on
 // one pair of 256-token completions (ours packed into one sequence, PyTorch's a batch of two, TRL's
 // concatenated forward), both against reference log-probabilities computed once before the first step.
-// lora-bf16 (on a CPU with AMX): our training.precision: bf16 against PyTorch's autocast(bfloat16) at its
-// best (frozen weights cast to bf16 once), its MFU against the larger bf16 2048^3 GEMM (ours on AMX,
-// PyTorch's oneDNN) measured in the run, as the f32 rows' is against sgemm.
+// lora-bf16 (on a CPU with AMX or AVX512-BF16): our training.precision: bf16 against PyTorch's
+// autocast(bfloat16) at its best (frozen weights cast to bf16 once), its MFU against the larger bf16 2048^3
+// GEMM (ours on AMX or AVX512-BF16, PyTorch's oneDNN) measured in the run, as the f32 rows' is against sgemm.
 //
 // lora and full run step by step in turns with the reference (both processes up at once), and the
 // ratio is the median of the pairs' ratios: on this shared machine, runs a minute apart compare the
@@ -76,7 +76,7 @@ Measured run_ours(const std::string& dir, const std::string& method, int64_t T, 
     std::fprintf(stderr, "error: %s\n", model.status().message().c_str());
     _exit(1);
   }
-  if (model.is_ok() && method == "qlora-bf16") model->hold_matrices_bf16();  // NF4 blocks on AMX
+  if (model.is_ok() && method == "qlora-bf16") model->hold_matrices_bf16();  // NF4 blocks as bf16 tiles
   keep_freed_memory();  // after loading, as the trainer does
   const ModelConfig& c = model->config();
   std::vector<int32_t> ids(static_cast<size_t>(T)), targets(static_cast<size_t>(T));
@@ -315,7 +315,7 @@ double sgemm_gflops() {
   return median(r);
 }
 
-// Our AMX bf16 GEMM on 2048^3 (tensor/amx.h): lora-bf16's MFU peak, beside PyTorch's bf16 matmul.
+// Our bf16 tile GEMM on 2048^3 (tensor/amx.h): lora-bf16's MFU peak, beside PyTorch's bf16 matmul.
 double amx_gemm_gflops() {
   const int n = 2048;
   std::vector<float> a(static_cast<size_t>(n) * n, 0.5f), c = a;
@@ -354,6 +354,10 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!profile.empty()) {
+    if (profile.find("bf16") != std::string::npos && !bf16_tiles_available()) {
+      std::fprintf(stderr, "error: --profile %s: %s\n", profile.c_str(), bf16_tiles_unavailable_reason().c_str());
+      return 2;
+    }
     Measured m = run_ours(dir, profile, 512, rank, steps, false);
     std::printf("%s: %.1f tokens/s, peak RSS %.0f MB\n", profile.c_str(), 512 / m.step_s, m.peak_rss_mb);
     return 0;
@@ -384,7 +388,7 @@ int main(int argc, char** argv) {
                 static_cast<double>(cfg->parameter_count()) / 1e6, configured_thread_count());
     std::printf("steps run in turns; speed ratio = median of the %d pairs' ratios\n", steps);
     std::vector<std::pair<std::string, std::string>> pairs = {{"lora", "qlora"}};
-    if (amx_available()) pairs.emplace_back("lora-bf16", "qlora-bf16");
+    if (bf16_tiles_available()) pairs.emplace_back("lora-bf16", "qlora-bf16");
     for (const auto& [lm, qm] : pairs) {
       SteppedChild lc(dir, lm, 256, 16, true), qc(dir, qm, 256, 16, true);
       if (!lc.ready() || !qc.ready()) {
@@ -421,8 +425,8 @@ int main(int argc, char** argv) {
   // Everything that touches OpenBLAS (whose OpenMP threads do not survive fork) runs in the children or
   // after them: first our three methods, each in its own process, then the references, then our sgemm.
   std::map<std::string, Paired> runs;
-  // lora-bf16 (training.precision: bf16) needs AMX for ours; PyTorch's autocast runs anywhere.
-  const bool amx = amx_available();
+  // lora-bf16 (training.precision: bf16) needs AMX or AVX512-BF16 for ours; PyTorch's autocast runs anywhere.
+  const bool amx = bf16_tiles_available();
   std::vector<const char*> paired = {"lora", "full", "dpo"};
   if (lora_only) paired = {"lora"};
   if (amx) paired.insert(paired.begin() + 1, "lora-bf16");
@@ -451,11 +455,11 @@ int main(int argc, char** argv) {
   std::printf("sgemm 2048^3: tuneloop %.0f GFLOP/s, PyTorch %.0f GFLOP/s (MFU below is against the larger)\n",
               gflops, ref_gflops);
   if (amx)
-    std::printf("bf16 GEMM 2048^3: tuneloop AMX %.0f GFLOP/s, PyTorch %.0f GFLOP/s (lora-bf16's MFU is against the "
+    std::printf("bf16 GEMM 2048^3: tuneloop (%s) %.0f GFLOP/s, PyTorch %.0f GFLOP/s (lora-bf16's MFU is against the "
                 "larger)\n",
-                amx_gflops, runs["lora-bf16"].ref_sgemm);
+                bf16_tiles_unit(), amx_gflops, runs["lora-bf16"].ref_sgemm);
   else
-    std::printf("no lora-bf16 row: %s\n", amx_unavailable_reason().c_str());
+    std::printf("no lora-bf16 row: %s\n", bf16_tiles_unavailable_reason().c_str());
   std::printf("steps run in turns with the reference's; ratio = median of the %d pairs' ratios\n", steps);
   std::printf("%-9s %12s %12s %8s %9s %10s %6s %6s\n", "method", "tuneloop t/s", "PyTorch t/s", "ratio", "RSS MB",
               "torch RSS", "MFU", "t.MFU");

@@ -54,7 +54,7 @@ struct TrainingSpec {
   int64_t max_seq_len = 2048;
   bool packing = true;
   bool gradient_checkpointing = true;
-  std::string precision = "fp32";  // fp32 | bf16 (not for full fine-tuning; the trainer checks for AMX)
+  std::string precision = "fp32";  // fp32 | bf16 (not for full fine-tuning; the trainer checks for AVX512-BF16)
   int64_t seed = 42;
   int64_t max_steps = 0;  // 0 = epochs decide (the trainer's extension: stop after N optimizer steps)
 };

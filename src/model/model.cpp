@@ -150,7 +150,7 @@ Result<Model> Model::load_nf4(const std::string& dir, bool double_quant) {
 Result<Model> Model::load_packed(const std::string& dir) { return load_impl(dir, Storage::kPacked, false); }
 
 Result<Model> Model::load_bf16(const std::string& dir) {
-  TL_CHECK(amx_available());
+  TL_CHECK(bf16_tiles_available());
   return load_impl(dir, Storage::kBf16, false);
 }
 
@@ -264,7 +264,7 @@ void Model::drop_row_major() {
 }
 
 int64_t Model::hold_matrices_bf16() {
-  TL_CHECK(amx_available());
+  TL_CHECK(bf16_tiles_available());
   using AmxPtr = std::shared_ptr<const AmxMatrix>;
   const bool tied = config_.tie_word_embeddings;
   int64_t bytes = 0;

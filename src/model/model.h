@@ -98,7 +98,7 @@ class Model {
   // and their row-major copies freed at once (as drop_row_major() does after load()), so loading never
   // holds a matrix twice.
   static Result<Model> load_packed(const std::string& dir);
-  // LoRA training in bf16 (training.precision: bf16; needs amx_available()): each layer's matrices go
+  // LoRA training in bf16 (training.precision: bf16; needs bf16_tiles_available()): each layer's matrices go
   // to bf16 AMX tiles as the layer is read and their f32 copies are freed at once, as
   // hold_matrices_bf16() leaves them, without the whole f32 model in memory first.
   static Result<Model> load_bf16(const std::string& dir);
@@ -126,7 +126,7 @@ class Model {
   // copy first.
   void drop_row_major();
   // Mixed precision for LoRA training and inference on a CPU with AMX (tensor/amx.h; needs
-  // amx_available()): every projection matrix and the LM head are rounded to bf16 and held as AMX tiles
+  // bf16_tiles_available()): every projection matrix and the LM head are rounded to bf16 and held as AMX tiles
   // only; their f32 copies are freed (the tied embedding stays f32 for the lookup). Every GEMM against
   // them is then a bf16 product with f32 sums. An NF4 model (QLoRA) keeps its projections as NF4 and its
   // LM head as bf16, each block packed into tiles just before it is multiplied on AMX (NF4 dequantised to

@@ -15,9 +15,11 @@
 #include "tensor/kernels.h"
 #include "tensor/thread_pool.h"
 
-// Only the functions marked TL_AMX_TARGET use AMX / AVX-512 instructions, and they run only after
-// amx_available(): the rest of this file is built for the baseline ISA like the rest of the engine.
+// Only the functions marked TL_AMX_TARGET or TL_BF16_TARGET use AVX-512 instructions, and they run only
+// after bf16_tiles_available(); AMX's own (tiles_amx, ensure_tiles' configuration) only where the CPU
+// has the tile unit. The rest of this file is built for the baseline ISA like the rest of the engine.
 #define TL_AMX_TARGET __attribute__((target("amx-tile,amx-bf16,avx512f,avx512bw,avx512vl,avx512bf16")))
+#define TL_BF16_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512bf16")))
 
 namespace tl {
 
@@ -28,6 +30,7 @@ constexpr int64_t kChunkTiles = 16;  // the sum runs in chunks of 16 tiles, 512 
 
 struct AmxState {
   bool ok = false;
+  bool amx = false;  // the tile unit itself; otherwise its products run on AVX512-BF16 (block_32x32)
   std::string reason;
 };
 
@@ -45,21 +48,18 @@ const AmxState& amx_state() {
     const bool amx_bf16 = (edx >> 22) & 1, amx_tile = (edx >> 24) & 1;
     __asm__ volatile("cpuid" : "=a"(eax), "=b"(ebx), "=c"(ecx), "=d"(edx) : "a"(7), "c"(1));
     const bool avx512_bf16 = (eax >> 5) & 1;
-    if (!amx_tile || !amx_bf16) {
-      s.reason = "this CPU has no AMX-BF16 tile unit (Intel Sapphire Rapids or later has one)";
-      return s;
-    }
     if (!avx512_bf16 || !__builtin_cpu_supports("avx512bw")) {
-      s.reason = "this CPU has AMX but not AVX512-BF16";
-      return s;
-    }
-    // Linux hands out the 8 KB tile state only to processes that ask (since 5.16).
-    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
-    if (syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) != 0) {
-      s.reason = "the kernel refused this process AMX tile state (arch_prctl ARCH_REQ_XCOMP_PERM; Linux >= 5.16)";
+      s.reason = "this CPU has neither AMX-BF16 nor AVX512-BF16 (Intel Cooper Lake / Sapphire Rapids or AMD Zen 4 "
+                 "and later have them)";
       return s;
     }
     s.ok = true;
+    // Linux hands out the 8 KB tile state only to processes that ask (since 5.16); refused, the products
+    // run on AVX512-BF16 like a CPU without the tile unit.
+    constexpr long kReqXcompPerm = 0x1023, kXfeatureXtiledata = 18;
+    const char* unit = std::getenv("TUNELOOP_BF16_UNIT");
+    const bool held_off = unit && std::string(unit) == "avx512-bf16";
+    s.amx = !held_off && amx_tile && amx_bf16 && syscall(SYS_arch_prctl, kReqXcompPerm, kXfeatureXtiledata) == 0;
     return s;
   }();
   return state;
@@ -91,7 +91,7 @@ struct TileConfig {
 // strips of B. All 16 rows of 64 bytes. The configuration is per thread.
 TL_AMX_TARGET void ensure_tiles() {
   thread_local bool ready = false;
-  if (ready) return;
+  if (ready || !amx_state().amx) return;
   TileConfig cfg;
   for (int t = 0; t < 8; ++t) {
     cfg.colsb[t] = 64;
@@ -190,13 +190,103 @@ struct ExtraTiles {
   const uint16_t* b1 = nullptr;
 };
 
+// The 2 x 2 block of 16 x 16 sums at out[0..3] (rows `ld` floats apart) (+)= the A strips a0, a1 times the
+// B strips b0, b1 over the sum's tiles [kb0, kb1), then `extra` (may be null) over all its tiles; `load`
+// starts from out's values, otherwise from zero. On the tile unit:
+TL_AMX_TARGET void tiles_amx(float* const out[4], int64_t ld, bool load, const uint16_t* a0, const uint16_t* a1,
+                             const uint16_t* b0, const uint16_t* b1, int64_t kb0, int64_t kb1,
+                             const ExtraTiles* extra, int64_t e_tiles, const uint16_t* e0, const uint16_t* e1) {
+  const size_t stride = static_cast<size_t>(ld) * 4;
+  if (load) {
+    _tile_loadd(0, out[0], stride);
+    _tile_loadd(1, out[1], stride);
+    _tile_loadd(2, out[2], stride);
+    _tile_loadd(3, out[3], stride);
+  } else {
+    _tile_zero(0);
+    _tile_zero(1);
+    _tile_zero(2);
+    _tile_zero(3);
+  }
+  for (int64_t kb = kb0; kb < kb1; ++kb) {
+    _tile_loadd(4, a0 + kb * kTile, 64);
+    _tile_loadd(5, a1 + kb * kTile, 64);
+    _tile_loadd(6, b0 + kb * kTile, 64);
+    _tile_loadd(7, b1 + kb * kTile, 64);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(1, 4, 7);
+    _tile_dpbf16ps(2, 5, 6);
+    _tile_dpbf16ps(3, 5, 7);
+  }
+  if (extra) {
+    for (int64_t kb = 0; kb < e_tiles; ++kb) {
+      _tile_loadd(4, e0 + kb * kTile, 64);
+      _tile_loadd(5, e1 + kb * kTile, 64);
+      _tile_loadd(6, extra->b0 + kb * kTile, 64);
+      _tile_loadd(7, extra->b1 + kb * kTile, 64);
+      _tile_dpbf16ps(0, 4, 6);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(2, 5, 6);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  _tile_stored(0, out[0], stride);
+  _tile_stored(1, out[1], stride);
+  _tile_stored(2, out[2], stride);
+  _tile_stored(3, out[3], stride);
+}
+
+// 8 rows of one A strip (from row i0 of its tiles) times both B strips, over tiles [kb0, kb1) of a and
+// b0/b1: acc[i][j] is row i's 16 sums with strip j. A tile row holds, for each k pair p, the pair as one
+// 32-bit word; B's row p the pair for each of 16 columns (AMX's VNNI order), which is VDPBF16PS's
+// operand layout: acc += a's pair p broadcast * B row p is TDPBF16PS's step p for one row.
+TL_BF16_TARGET inline void rows8_bf16(__m512 (&acc)[8][2], const uint16_t* a, int64_t i0, const uint16_t* b0,
+                                      const uint16_t* b1, int64_t kb0, int64_t kb1) {
+  for (int64_t kb = kb0; kb < kb1; ++kb) {
+    const uint16_t* at = a + kb * kTile + i0 * 32;
+    const uint16_t* bt0 = b0 + kb * kTile;
+    const uint16_t* bt1 = b1 + kb * kTile;
+    for (int p = 0; p < 16; ++p) {
+      const __m512bh v0 = reinterpret_cast<__m512bh>(_mm512_load_si512(bt0 + p * 32));
+      const __m512bh v1 = reinterpret_cast<__m512bh>(_mm512_load_si512(bt1 + p * 32));
+      for (int i = 0; i < 8; ++i) {
+        int32_t pair;
+        std::memcpy(&pair, at + i * 32 + 2 * p, 4);
+        const __m512bh u = reinterpret_cast<__m512bh>(_mm512_set1_epi32(pair));
+        acc[i][0] = _mm512_dpbf16_ps(acc[i][0], u, v0);
+        acc[i][1] = _mm512_dpbf16_ps(acc[i][1], u, v1);
+      }
+    }
+  }
+}
+
+// The same block without the tile unit (AMD Zen 4, Intel Cooper Lake, or a kernel that refused the tile
+// state), in four 8-row passes whose 16 accumulators stay in registers over the whole sum. Each sum
+// takes its products in the tile unit's order (tiles in order, pairs in order), so the splits of a sum
+// that give the same bits on AMX give them here too; AMX's own bits are not promised.
+TL_BF16_TARGET void tiles_avx512(float* const out[4], int64_t ld, bool load, const uint16_t* a0, const uint16_t* a1,
+                                 const uint16_t* b0, const uint16_t* b1, int64_t kb0, int64_t kb1,
+                                 const ExtraTiles* extra, int64_t e_tiles, const uint16_t* e0, const uint16_t* e1) {
+  for (int pass = 0; pass < 4; ++pass) {
+    const int strip = pass >> 1, i0 = (pass & 1) * 8;
+    __m512 acc[8][2];
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 2; ++j)
+        acc[i][j] = load ? _mm512_loadu_ps(out[strip * 2 + j] + (i0 + i) * ld) : _mm512_setzero_ps();
+    rows8_bf16(acc, strip ? a1 : a0, i0, b0, b1, kb0, kb1);
+    if (extra) rows8_bf16(acc, strip ? e1 : e0, i0, extra->b0, extra->b1, 0, e_tiles);
+    for (int i = 0; i < 8; ++i)
+      for (int j = 0; j < 2; ++j) _mm512_storeu_ps(out[strip * 2 + j] + (i0 + i) * ld, acc[i][j]);
+  }
+}
+
 // y rows [r0, r0 + 32) x columns [c0, c0 + 32) (+)= the tiled a (its strips r0 / 16 and r0 / 16 + 1)
 // times the B whose 16-column blocks start at b0 and b1 (kp / 32 tiles each), over the sum's tiles
 // [kb0, kb1), then `extra` (may be null) over all its tiles. Full blocks go through the tiles straight
 // to y; edge blocks through a scratch.
-TL_AMX_TARGET void block_32x32(float* y, int64_t ldy, int64_t m, int64_t n, int64_t r0, int64_t c0,
-                               const uint16_t* a, int64_t kp, const uint16_t* b0, const uint16_t* b1, int64_t kb0,
-                               int64_t kb1, bool accumulate, const ExtraTiles* extra = nullptr) {
+void block_32x32(float* y, int64_t ldy, int64_t m, int64_t n, int64_t r0, int64_t c0, const uint16_t* a, int64_t kp,
+                 const uint16_t* b0, const uint16_t* b1, int64_t kb0, int64_t kb1, bool accumulate,
+                 const ExtraTiles* extra = nullptr) {
   const bool full = r0 + 32 <= m && c0 + 32 <= n;
   alignas(64) float edge[4][256];
   float* out[4];
@@ -214,50 +304,14 @@ TL_AMX_TARGET void block_32x32(float* y, int64_t ldy, int64_t m, int64_t n, int6
         for (int64_t j = 0; j < 16 && tc + j < n; ++j) edge[t][i * 16 + j] = y[(tr + i) * ldy + tc + j];
     }
   }
-  const size_t stride = static_cast<size_t>(ld) * 4;
-  if (accumulate || !full) {
-    _tile_loadd(0, out[0], stride);
-    _tile_loadd(1, out[1], stride);
-    _tile_loadd(2, out[2], stride);
-    _tile_loadd(3, out[3], stride);
-  } else {
-    _tile_zero(0);
-    _tile_zero(1);
-    _tile_zero(2);
-    _tile_zero(3);
-  }
   const int64_t tiles = kp / 32;
   const uint16_t* a0 = a + (r0 / 16) * tiles * kTile;
   const uint16_t* a1 = a0 + tiles * kTile;
-  for (int64_t kb = kb0; kb < kb1; ++kb) {
-    _tile_loadd(4, a0 + kb * kTile, 64);
-    _tile_loadd(5, a1 + kb * kTile, 64);
-    _tile_loadd(6, b0 + kb * kTile, 64);
-    _tile_loadd(7, b1 + kb * kTile, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
-  if (extra) {
-    const int64_t et = extra->kp / 32;
-    const uint16_t* e0 = extra->a + (r0 / 16) * et * kTile;
-    const uint16_t* e1 = e0 + et * kTile;
-    for (int64_t kb = 0; kb < et; ++kb) {
-      _tile_loadd(4, e0 + kb * kTile, 64);
-      _tile_loadd(5, e1 + kb * kTile, 64);
-      _tile_loadd(6, extra->b0 + kb * kTile, 64);
-      _tile_loadd(7, extra->b1 + kb * kTile, 64);
-      _tile_dpbf16ps(0, 4, 6);
-      _tile_dpbf16ps(1, 4, 7);
-      _tile_dpbf16ps(2, 5, 6);
-      _tile_dpbf16ps(3, 5, 7);
-    }
-  }
-  _tile_stored(0, out[0], stride);
-  _tile_stored(1, out[1], stride);
-  _tile_stored(2, out[2], stride);
-  _tile_stored(3, out[3], stride);
+  const int64_t et = extra ? extra->kp / 32 : 0;
+  const uint16_t* e0 = extra ? extra->a + (r0 / 16) * et * kTile : nullptr;
+  const uint16_t* e1 = extra ? e0 + et * kTile : nullptr;
+  (amx_state().amx ? tiles_amx : tiles_avx512)(out, ld, accumulate || !full, a0, a1, b0, b1, kb0, kb1, extra, et, e0,
+                                               e1);
   if (full) return;
   for (int t = 0; t < 4; ++t) {
     const int64_t tr = r0 + (t >> 1) * 16, tc = c0 + (t & 1) * 16;
@@ -365,7 +419,7 @@ void tiles_gemm(float* y, int64_t ldy, int64_t m, int64_t n, const uint16_t* ap,
 // each.
 void amx_gemm(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k,
               const uint16_t* b, const float* bias, bool accumulate, const AmxLowRank* lr) {
-  TL_CHECK(amx_available());
+  TL_CHECK(bf16_tiles_available());
   if (m <= 0 || n <= 0) return;
   const int64_t kp = round_up(k, 32), mp = round_up(m, 32);
   thread_local AScratch scratch;
@@ -480,7 +534,7 @@ void pack_b(uint16_t* out, const T* b, int64_t ldb, int64_t n, int64_t k, bool t
 
 void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                 int64_t ldb, AmxB layout, float alpha, bool accumulate, bool a_transposed) {
-  TL_CHECK(amx_available());
+  TL_CHECK(bf16_tiles_available());
   TL_CHECK(alpha == 1.0f || !accumulate);
   if (m <= 0 || n <= 0) return;
   const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), mp = round_up(m, 32), np = round_up(n, 32);
@@ -505,7 +559,7 @@ void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const fl
 
 void amx_gemm_tn(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                  int64_t ldb, float alpha, bool accumulate) {
-  TL_CHECK(amx_available());
+  TL_CHECK(bf16_tiles_available());
   if (m <= 0 || n <= 0) return;
   const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), mp = round_up(m, 32);
   thread_local AScratch a_buf, b_buf;
@@ -521,8 +575,9 @@ void amx_gemm_tn(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const f
   tiles_gemm(c, ldc, m, n, ap, kp, bp, nullptr, accumulate);
 }
 
-bool amx_available() { return amx_state().ok; }
-std::string amx_unavailable_reason() { return amx_state().reason; }
+bool bf16_tiles_available() { return amx_state().ok; }
+std::string bf16_tiles_unavailable_reason() { return amx_state().reason; }
+const char* bf16_tiles_unit() { return !amx_state().ok ? "none" : amx_state().amx ? "AMX" : "AVX512-BF16"; }
 
 void AmxMatrix::Free::operator()(uint16_t* p) const { std::free(p); }
 
@@ -549,7 +604,7 @@ namespace {
 template <typename T>
 void gemm_packing_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const T* b,
                     int64_t ldb, bool b_transposed, const float* bias, bool accumulate, const AmxLowRank* low_rank) {
-  TL_CHECK(amx_available());
+  TL_CHECK(bf16_tiles_available());
   if (m <= 0 || n <= 0) return;
   const int64_t kp = round_up(std::max<int64_t>(k, 1), 32), np = round_up(n, 32);
   // B's tiles for this call, on the caller's scratch.

@@ -1,8 +1,11 @@
-// bf16 GEMMs on Intel AMX for a frozen weight matrix: mixed precision (`training.precision: bf16`), the
+// bf16 GEMMs on Intel AMX's tiles for a frozen weight matrix: mixed precision (`training.precision: bf16`), the
 // way PyTorch's autocast and Hugging Face's `bf16: true` train LoRA. The weights and each GEMM's input
 // are rounded to bf16 (round to nearest even, as PyTorch rounds; values below bf16's normal range become
 // zero, as the tile unit reads such inputs anyway); products and sums are f32 (AMX's TDPBF16PS), and
-// every output is f32.
+// every output is f32. Without the tile unit the same tiles are multiplied with AVX512-BF16's VDPBF16PS,
+// whose operands are laid out as a tile's rows are (one kernel function differs; the rest is shared):
+// on AMD Zen 4 that runs at ~400 GFLOP/s on 2 cores, 2.2x OpenBLAS's sgemm and on par with PyTorch's
+// oneDNN bf16 matmul (bench/gemm_bench, bench/train_bench).
 //
 // Why: on a CPU with AMX-BF16 (Sapphire Rapids and later) one core's tile unit does about 3 TFLOP/s on
 // bf16 with its operands in L1 (3.7 with no loads; measured here), some fifteen times its AVX-512 f32
@@ -18,7 +21,7 @@
 // x W^T (sum over k) and `bwd` for dy W (sum over n). Two bf16 copies take the bytes of one f32 copy.
 //
 // Usage:
-//   if (tl::amx_available()) {
+//   if (tl::bf16_tiles_available()) {
 //     tl::AmxMatrix w = tl::AmxMatrix::pack(wdata, out_features, in_features);
 //     tl::amx_gemm_xwt(y, ldy, x, ldx, tokens, w, bias, /*accumulate=*/false);   // y = x W^T + bias
 //     tl::amx_gemm_dyw(dx, lddx, dy, lddy, tokens, w, /*accumulate=*/true);      // dx += dy W
@@ -31,11 +34,15 @@
 
 namespace tl {
 
-// True when this CPU has AMX-BF16 and AVX512-BF16, the kernel granted this process the tile state
-// (Linux's arch_prctl(ARCH_REQ_XCOMP_PERM)) and TUNELOOP_ISA does not hold the engine below avx512; asked
-// once. amx_unavailable_reason() says which is missing.
-bool amx_available();
-std::string amx_unavailable_reason();
+// True when this CPU has AVX512-BF16 and TUNELOOP_ISA does not hold the engine below avx512; asked once.
+// The tile products then run on the AMX tile unit where the CPU has AMX-BF16 and Linux grants this
+// process the tile state (arch_prctl(ARCH_REQ_XCOMP_PERM)), otherwise on AVX512-BF16's VDPBF16PS over the
+// same tiles (AMD Zen 4 and later, Intel Cooper Lake): bf16_tiles_unit() says which ("AMX" or
+// "AVX512-BF16"); TUNELOOP_BF16_UNIT=avx512-bf16 keeps an AMX CPU on the second, for tests and comparisons.
+// bf16_tiles_unavailable_reason() says what is missing.
+bool bf16_tiles_available();
+std::string bf16_tiles_unavailable_reason();
+const char* bf16_tiles_unit();
 
 class AmxMatrix {
  public:
@@ -90,12 +97,12 @@ struct AmxLowRank {
 };
 
 // y (m, w.rows()) (+)= bf16(x) bf16(W)^T (+ low_rank) + bias (f32, may be null); x (m, w.cols()) rows
-// ldx apart. Needs amx_available().
+// ldx apart. Needs bf16_tiles_available().
 void amx_gemm_xwt(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, const AmxMatrix& w,
                   const float* bias, bool accumulate, const AmxLowRank* low_rank = nullptr);
 
 // dx (m, w.cols()) (+)= bf16(dy) bf16(W) (+ low_rank); dy (m, w.rows()) rows lddy apart. Needs
-// amx_available().
+// bf16_tiles_available().
 void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_t m, const AmxMatrix& w,
                   bool accumulate, const AmxLowRank* low_rank = nullptr);
 
@@ -103,7 +110,7 @@ void amx_gemm_dyw(float* dx, int64_t lddx, const float* dy, int64_t lddy, int64_
 // below), packed into tiles per call on the thread pool: QLoRA's NF4 blocks, dequantised to f32 just
 // before. Each output's sum runs over k in 512-value chunks from 0, as amx_gemm_xwt's does, so a matrix
 // split along n (x W^T) gives the bits of the whole; split along the sum at multiples of 512 (dy W,
-// each later part with accumulate), too. Needs amx_available().
+// each later part with accumulate), too. Needs bf16_tiles_available().
 void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, int64_t n, int64_t k, const float* b,
                 int64_t ldb, bool b_transposed, const float* bias, bool accumulate,
                 const AmxLowRank* low_rank = nullptr);
@@ -116,7 +123,7 @@ void amx_gemm_b(float* y, int64_t ldy, const float* x, int64_t ldx, int64_t m, i
 // c (m, n) (+)= bf16(alpha a)^T bf16(b) for a (k, m) and b (k, n), both f32 row-major (rows lda, ldb
 // apart), on the thread pool: LoRA's weight gradients under training.precision: bf16, sums over the
 // tokens (dA = s dxa^T x; dB^T = s xa^T dy), as autocast computes them from bf16 operands. m should be
-// small (a rank): a is converted on the calling thread. Needs amx_available().
+// small (a rank): a is converted on the calling thread. Needs bf16_tiles_available().
 void amx_gemm_tn(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                  int64_t ldb, float alpha, bool accumulate);
 
@@ -127,7 +134,7 @@ enum class AmxB { kRowMajor, kTransposed };
 // both converted on the calling thread (no thread pool): products inside a parallel loop, such as
 // attention's per-block ones under training.precision: bf16, as autocast runs them. a (m, k) rows lda
 // apart, or given as its transpose (k, m) rows lda apart when a_transposed (attention's P^T dO and
-// dS^T Q, read from P and dS as they are). Needs amx_available().
+// dS^T Q, read from P and dS as they are). Needs bf16_tiles_available().
 void amx_matmul(float* c, int64_t ldc, int64_t m, int64_t n, int64_t k, const float* a, int64_t lda, const float* b,
                 int64_t ldb, AmxB layout, float alpha, bool accumulate, bool a_transposed = false);
 

@@ -58,10 +58,10 @@ struct TrainSpec {
   bool packing = true;
   bool gradient_checkpointing = true;
   // fp32, or bf16: mixed precision as torch.autocast(bfloat16) / Hugging Face's bf16: true -- the frozen
-  // matrices held and multiplied as bf16 with f32 sums on AMX (tensor/amx.h); LoRA's weights, their
+  // matrices held and multiplied as bf16 with f32 sums as bf16 tiles (tensor/amx.h); LoRA's weights, their
   // gradients, the optimizer and every other op stay f32. QLoRA keeps its base as NF4 and multiplies each
-  // dequantised block on AMX (bitsandbytes' bf16 compute dtype). For a LoRA on a frozen base (lora,
-  // qlora, dpo with adapter lora or qlora); needs a CPU with AMX-BF16.
+  // dequantised block as bf16 tiles (bitsandbytes' bf16 compute dtype). For a LoRA on a frozen base (lora,
+  // qlora, dpo with adapter lora or qlora); needs a CPU with AVX512-BF16 (AMX when present).
   std::string precision = "fp32";
   uint64_t seed = 42;
   int64_t max_steps = 0;  // 0: epochs decide (extension: stop after this many optimizer steps)

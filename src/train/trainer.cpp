@@ -271,9 +271,9 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
   // are scored on them as loaded, before any step (and, on resume, before a checkpoint's weights replace
   // them), so no second copy of the model is held.
   const bool nf4_base = spec.nf4_base();
-  if (spec.precision == "bf16" && !amx_available())
-    return failed_precondition("training.precision: bf16 needs AMX-BF16, and {}; use precision: fp32",
-                               amx_unavailable_reason());
+  if (spec.precision == "bf16" && !bf16_tiles_available())
+    return failed_precondition("training.precision: bf16 needs AVX512-BF16 or AMX-BF16, and {}; use precision: fp32",
+                               bf16_tiles_unavailable_reason());
   TL_ASSIGN_OR_RETURN(Model model, nf4_base  ? Model::load_nf4(model_dir, spec.double_quant)
                                    : is_lora ? (spec.precision == "bf16" ? Model::load_bf16(model_dir)
                                                                          : Model::load_packed(model_dir))
@@ -287,9 +287,11 @@ Result<TrainResult> run_training(const TrainSpec& spec, bool resume) {
     // scored on them too, so policy and reference share one precision. For tiles, this counts their bytes.
     const int64_t bytes = model.hold_matrices_bf16();
     if (nf4_base)
-      std::fprintf(stderr, "bf16: NF4 blocks dequantised into AMX tiles per GEMM (the bf16 head too), f32 sums\n");
+      std::fprintf(stderr, "bf16: NF4 blocks dequantised into bf16 tiles per GEMM (the bf16 head too), %s, f32 sums\n",
+                   bf16_tiles_unit());
     else
-      std::fprintf(stderr, "bf16: frozen matrices held as bf16 AMX tiles (%.1f MB), f32 sums\n", bytes / 1e6);
+      std::fprintf(stderr, "bf16: frozen matrices held as bf16 tiles (%.1f MB), %s, f32 sums\n", bytes / 1e6,
+                   bf16_tiles_unit());
   }
   if (nf4_base) {
     std::fprintf(stderr, "qlora: layer projections held as NF4%s\n", spec.double_quant ? " with double quantisation" : "");

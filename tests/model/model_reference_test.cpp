@@ -175,7 +175,7 @@ TEST_P(ModelReference, DroppingRowMajorCopiesKeepsLogitsAndWeights) {
 // layer, or held as tiles after a full f32 load, the same bits in the logits, no f32 matrix left; the
 // logits within bf16's reach of PyTorch's f32 ones (a wrong tile would be off by the logits' scale).
 TEST_P(ModelReference, Bf16TilesLoadedOrConvertedGiveTheSameLogits) {
-  if (!amx_available()) GTEST_SKIP() << amx_unavailable_reason();
+  if (!bf16_tiles_available()) GTEST_SKIP() << bf16_tiles_unavailable_reason();
   Fixture f = load_fixture(GetParam());
   const std::string dir = std::string(TL_FIXTURES_DIR) + "/models/" + GetParam();
   auto tiles = Model::load_bf16(dir);

@@ -97,7 +97,7 @@ TEST(Qlora, EqualsLoraOnDequantisedWeights) {
 // on AMX gives exactly the loss and LoRA gradients of the bf16 LoRA path on an f32 model holding the
 // dequantised weights (and the bf16-rounded embedding), whose tiles are made whole at load.
 TEST(Qlora, Bf16EqualsBf16LoraOnDequantisedWeights) {
-  if (!amx_available()) GTEST_SKIP() << amx_unavailable_reason();
+  if (!bf16_tiles_available()) GTEST_SKIP() << bf16_tiles_unavailable_reason();
   for (const char* name : {"llama_f32", "qwen2_tied_f32"}) {
     auto nf4_model = Model::load(dir_of(name));
     auto ref_model = Model::load(dir_of(name));

@@ -60,7 +60,7 @@ TEST_P(TrainStep, LoraGradientsMatchAutograd) {
 // step or a wrong tile lands orders of magnitude out. The distance must also be far above f32 rounding:
 // the bf16 path really ran.
 TEST_P(TrainStep, Bf16GradientsAreOfAutocastsOrder) {
-  if (!amx_available()) GTEST_SKIP() << amx_unavailable_reason();
+  if (!bf16_tiles_available()) GTEST_SKIP() << bf16_tiles_unavailable_reason();
   Case c = load_case(GetParam());
   c.model.hold_matrices_bf16();
   auto adapter = reference_lora(c, GetParam());

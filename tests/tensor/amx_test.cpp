@@ -1,14 +1,16 @@
-// The AMX bf16 GEMMs of tensor/amx.h against a double-precision product of the same bf16-rounded
-// operands. AMX sums in f32 in an order of its own, so each element is held to the worst-case bound of
-// an f32 sum of k products, gamma_k * sum |a_i b_i| with gamma_k = k u / (1 - k u), u = 2^-24; a wrong
-// index or a missed rounding is off by orders of magnitude more. Both packed copies are checked element
-// by element against torch's float -> bfloat16 rounding (dtype.h's f32_to_bf16) on normal values (bf16
-// subnormals become zero, as the tile unit reads them).
+// The bf16 tile GEMMs of tensor/amx.h, on AMX or AVX512-BF16 (whichever runs here), against a
+// double-precision product of the same bf16-rounded operands. Both units sum in f32 in an order of their
+// own, so each element is held to the worst-case bound of an f32 sum of k products, gamma_k * sum
+// |a_i b_i| with gamma_k = k u / (1 - k u), u = 2^-24; a wrong index or a missed rounding is off by
+// orders of magnitude more. Both packed copies are checked element by element against torch's float ->
+// bfloat16 rounding (dtype.h's f32_to_bf16) on normal values (bf16 subnormals become zero, as the tile
+// unit reads them).
 #include "tensor/amx.h"
 
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -23,7 +25,7 @@ using test_data::randn;
 float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 
 #define SKIP_WITHOUT_AMX() \
-  if (!amx_available()) GTEST_SKIP() << amx_unavailable_reason()
+  if (!bf16_tiles_available()) GTEST_SKIP() << bf16_tiles_unavailable_reason()
 
 // A product's shape (and a low-rank term's rank), named in failure messages as "MxNxK" (" rR").
 struct Shape {
@@ -79,6 +81,16 @@ void expect_within_bound(const std::vector<float>& got, int64_t ldy, const std::
         ADD_FAILURE() << what << " (" << i << ", " << j << "): " << g << " vs " << w << " (bound " << tol << ")";
     }
   EXPECT_EQ(bad, 0) << what;
+}
+
+// TUNELOOP_BF16_UNIT=avx512-bf16 (the *_avx512_bf16 test runs) reaches the products: every test of this
+// file then checks the AVX512-BF16 path, on an AMX CPU too.
+TEST(Amx, UnitIsTheOneAskedFor) {
+  SKIP_WITHOUT_AMX();
+  const char* unit = std::getenv("TUNELOOP_BF16_UNIT");
+  const std::string got = bf16_tiles_unit();
+  if (unit && std::string(unit) == "avx512-bf16") EXPECT_EQ(got, "AVX512-BF16");
+  else EXPECT_TRUE(got == "AMX" || got == "AVX512-BF16") << got;
 }
 
 TEST(Amx, PackedCopiesHoldTorchRounding) {
