@@ -4,8 +4,9 @@
 // zero, as the tile unit reads such inputs anyway); products and sums are f32 (AMX's TDPBF16PS), and
 // every output is f32. Without the tile unit the same tiles are multiplied with AVX512-BF16's VDPBF16PS,
 // whose operands are laid out as a tile's rows are (one kernel function differs; the rest is shared):
-// on AMD Zen 4 that runs at ~400 GFLOP/s on 2 cores, 2.2x OpenBLAS's sgemm and on par with PyTorch's
-// oneDNN bf16 matmul (bench/gemm_bench, bench/train_bench).
+// on 2 AMD Zen 4 cores that runs at 385-430 GFLOP/s on the bench model's forward shapes, 2.1-2.2x
+// OpenBLAS's sgemm there, and at 0.9-1.0x PyTorch's oneDNN bf16 matmul on 2048^3 (bench/gemm_bench,
+// bench/train_bench); the instruction's own peak there is ~230 GFLOP/s a core.
 //
 // Why: on a CPU with AMX-BF16 (Sapphire Rapids and later) one core's tile unit does about 3 TFLOP/s on
 // bf16 with its operands in L1 (3.7 with no loads; measured here), some fifteen times its AVX-512 f32
