@@ -55,7 +55,7 @@ struct LayerWeights {
   // After Model::hold_matrices_bf16() (training.precision: bf16): the four matrices as bf16 AMX tiles
   // (tensor/amx.h), the only copy.
   std::shared_ptr<const AmxMatrix> amx_wqkv, amx_wo, amx_w_gate_up, amx_w_down;
-  // QLoRA under hold_matrices_bf16(): the NF4 matrices stay NF4, each dequantised block multiplied on AMX.
+  // QLoRA under hold_matrices_bf16(): the NF4 matrices stay NF4, each dequantised block multiplied as bf16 tiles.
   bool blocks_on_amx = false;
 };
 
@@ -125,11 +125,11 @@ class Model {
   // copy. Anything that needs them again (mutable_weights, quantize_nf4) rebuilds them from the packed
   // copy first.
   void drop_row_major();
-  // Mixed precision for LoRA training and inference on a CPU with AMX (tensor/amx.h; needs
+  // Mixed precision for LoRA training and inference on a CPU with AMX or AVX512-BF16 (tensor/amx.h; needs
   // bf16_tiles_available()): every projection matrix and the LM head are rounded to bf16 and held as AMX tiles
   // only; their f32 copies are freed (the tied embedding stays f32 for the lookup). Every GEMM against
   // them is then a bf16 product with f32 sums. An NF4 model (QLoRA) keeps its projections as NF4 and its
-  // LM head as bf16, each block packed into tiles just before it is multiplied on AMX (NF4 dequantised to
+  // LM head as bf16, each block packed into tiles just before it is multiplied (NF4 dequantised to
   // f32 first; no second copy of anything). One way: the f32 values are gone, so mutable_weights() and quantize_nf4() may not follow.
   // Returns the bytes of tiles made.
   int64_t hold_matrices_bf16();

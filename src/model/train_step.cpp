@@ -879,7 +879,7 @@ class Pass {
   }
 
   // Attention's products with K and V: c (m, n) = alpha a b^T, b given (n, k) rows ldb apart (attn_nt),
-  // or c = a b for b (k, n) (attn_nn); on AMX in bf16 under training.precision: bf16, as autocast runs them.
+  // or c = a b for b (k, n) (attn_nn); as bf16 tile products under training.precision: bf16, as autocast runs them.
   void attn_nt(float* c, const float* a, const float* b, int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb,
                int64_t ldc, float alpha = 1.0f) const {
     if (bf16_) amx_matmul(c, ldc, m, n, k, a, lda, b, ldb, AmxB::kTransposed, alpha, false);
@@ -999,8 +999,8 @@ class Pass {
   std::vector<float> inv_freq_;
   RopeTable rope_;
   float lora_scale_ = 1.0f;
-  // training.precision: bf16 (the model holds its matrices as AMX tiles, or multiplies its NF4 blocks on
-  // AMX): attention's products from Q, K and V run in bf16 too, as autocast runs them (attn_nt, attn_nn;
+  // training.precision: bf16 (the model holds its matrices as bf16 tiles, or multiplies its NF4 blocks
+  // as tiles): attention's products from Q, K and V run in bf16 too, as autocast runs them (attn_nt, attn_nn;
   // the softmax and its backward stay f32).
   bool bf16_ = !w_.layers.empty() && (w_.layers[0].amx_wqkv != nullptr || w_.layers[0].blocks_on_amx);
 };

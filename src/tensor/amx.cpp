@@ -190,12 +190,17 @@ struct ExtraTiles {
   const uint16_t* b1 = nullptr;
 };
 
-// The 2 x 2 block of 16 x 16 sums at out[0..3] (rows `ld` floats apart) (+)= the A strips a0, a1 times the
-// B strips b0, b1 over the sum's tiles [kb0, kb1), then `extra` (may be null) over all its tiles; `load`
-// starts from out's values, otherwise from zero. On the tile unit:
-TL_AMX_TARGET void tiles_amx(float* const out[4], int64_t ld, bool load, const uint16_t* a0, const uint16_t* a1,
-                             const uint16_t* b0, const uint16_t* b1, int64_t kb0, int64_t kb1,
-                             const ExtraTiles* extra, int64_t e_tiles, const uint16_t* e0, const uint16_t* e1) {
+// One sum of a 2 x 2 block of tiles: A's 16-row strips a0, a1 and B's 16-column strips b0, b1, over
+// tiles [kb0, kb1) of each.
+struct Strips {
+  const uint16_t *a0, *a1, *b0, *b1;
+  int64_t kb0, kb1;
+};
+
+// The 2 x 2 block of 16 x 16 sums at out[0..3] (rows `ld` floats apart) (+)= the products `sum`, then `extra`
+// (may be null: the low-rank term); `load` starts from out's values, otherwise from zero. On the tile
+// unit:
+TL_AMX_TARGET void tiles_amx(float* const out[4], int64_t ld, bool load, const Strips& sum, const Strips* extra) {
   const size_t stride = static_cast<size_t>(ld) * 4;
   if (load) {
     _tile_loadd(0, out[0], stride);
@@ -208,22 +213,13 @@ TL_AMX_TARGET void tiles_amx(float* const out[4], int64_t ld, bool load, const u
     _tile_zero(2);
     _tile_zero(3);
   }
-  for (int64_t kb = kb0; kb < kb1; ++kb) {
-    _tile_loadd(4, a0 + kb * kTile, 64);
-    _tile_loadd(5, a1 + kb * kTile, 64);
-    _tile_loadd(6, b0 + kb * kTile, 64);
-    _tile_loadd(7, b1 + kb * kTile, 64);
-    _tile_dpbf16ps(0, 4, 6);
-    _tile_dpbf16ps(1, 4, 7);
-    _tile_dpbf16ps(2, 5, 6);
-    _tile_dpbf16ps(3, 5, 7);
-  }
-  if (extra) {
-    for (int64_t kb = 0; kb < e_tiles; ++kb) {
-      _tile_loadd(4, e0 + kb * kTile, 64);
-      _tile_loadd(5, e1 + kb * kTile, 64);
-      _tile_loadd(6, extra->b0 + kb * kTile, 64);
-      _tile_loadd(7, extra->b1 + kb * kTile, 64);
+  for (const Strips* st : {&sum, extra}) {
+    if (!st) continue;
+    for (int64_t kb = st->kb0; kb < st->kb1; ++kb) {
+      _tile_loadd(4, st->a0 + kb * kTile, 64);
+      _tile_loadd(5, st->a1 + kb * kTile, 64);
+      _tile_loadd(6, st->b0 + kb * kTile, 64);
+      _tile_loadd(7, st->b1 + kb * kTile, 64);
       _tile_dpbf16ps(0, 4, 6);
       _tile_dpbf16ps(1, 4, 7);
       _tile_dpbf16ps(2, 5, 6);
@@ -236,16 +232,16 @@ TL_AMX_TARGET void tiles_amx(float* const out[4], int64_t ld, bool load, const u
   _tile_stored(3, out[3], stride);
 }
 
-// 8 rows of one A strip (from row i0 of its tiles) times both B strips, over tiles [kb0, kb1) of a and
-// b0/b1: acc[i][j] is row i's 16 sums with strip j. A tile row holds, for each k pair p, the pair as one
-// 32-bit word; B's row p the pair for each of 16 columns (AMX's VNNI order), which is VDPBF16PS's
-// operand layout: acc += a's pair p broadcast * B row p is TDPBF16PS's step p for one row.
-TL_BF16_TARGET inline void rows8_bf16(__m512 (&acc)[8][2], const uint16_t* a, int64_t i0, const uint16_t* b0,
-                                      const uint16_t* b1, int64_t kb0, int64_t kb1) {
-  for (int64_t kb = kb0; kb < kb1; ++kb) {
+// 8 rows of the sum's A strip `strip` (from row i0 of its tiles) times both B strips: acc[i][j] is row
+// i's 16 sums with strip j. A tile row holds, for each k pair p, the pair as one 32-bit word; B's row p
+// the pair for each of 16 columns (AMX's VNNI order), which is VDPBF16PS's operand layout: acc += a's
+// pair p broadcast * B row p is TDPBF16PS's step p for one row.
+TL_BF16_TARGET inline void rows8_bf16(__m512 (&acc)[8][2], const Strips& st, int strip, int64_t i0) {
+  const uint16_t* a = strip ? st.a1 : st.a0;
+  for (int64_t kb = st.kb0; kb < st.kb1; ++kb) {
     const uint16_t* at = a + kb * kTile + i0 * 32;
-    const uint16_t* bt0 = b0 + kb * kTile;
-    const uint16_t* bt1 = b1 + kb * kTile;
+    const uint16_t* bt0 = st.b0 + kb * kTile;
+    const uint16_t* bt1 = st.b1 + kb * kTile;
     for (int p = 0; p < 16; ++p) {
       const __m512bh v0 = reinterpret_cast<__m512bh>(_mm512_load_si512(bt0 + p * 32));
       const __m512bh v1 = reinterpret_cast<__m512bh>(_mm512_load_si512(bt1 + p * 32));
@@ -264,17 +260,15 @@ TL_BF16_TARGET inline void rows8_bf16(__m512 (&acc)[8][2], const uint16_t* a, in
 // state), in four 8-row passes whose 16 accumulators stay in registers over the whole sum. Each sum
 // takes its products in the tile unit's order (tiles in order, pairs in order), so the splits of a sum
 // that give the same bits on AMX give them here too; AMX's own bits are not promised.
-TL_BF16_TARGET void tiles_avx512(float* const out[4], int64_t ld, bool load, const uint16_t* a0, const uint16_t* a1,
-                                 const uint16_t* b0, const uint16_t* b1, int64_t kb0, int64_t kb1,
-                                 const ExtraTiles* extra, int64_t e_tiles, const uint16_t* e0, const uint16_t* e1) {
+TL_BF16_TARGET void tiles_avx512(float* const out[4], int64_t ld, bool load, const Strips& sum, const Strips* extra) {
   for (int pass = 0; pass < 4; ++pass) {
     const int strip = pass >> 1, i0 = (pass & 1) * 8;
     __m512 acc[8][2];
     for (int i = 0; i < 8; ++i)
       for (int j = 0; j < 2; ++j)
         acc[i][j] = load ? _mm512_loadu_ps(out[strip * 2 + j] + (i0 + i) * ld) : _mm512_setzero_ps();
-    rows8_bf16(acc, strip ? a1 : a0, i0, b0, b1, kb0, kb1);
-    if (extra) rows8_bf16(acc, strip ? e1 : e0, i0, extra->b0, extra->b1, 0, e_tiles);
+    rows8_bf16(acc, sum, strip, i0);
+    if (extra) rows8_bf16(acc, *extra, strip, i0);
     for (int i = 0; i < 8; ++i)
       for (int j = 0; j < 2; ++j) _mm512_storeu_ps(out[strip * 2 + j] + (i0 + i) * ld, acc[i][j]);
   }
@@ -306,12 +300,14 @@ void block_32x32(float* y, int64_t ldy, int64_t m, int64_t n, int64_t r0, int64_
   }
   const int64_t tiles = kp / 32;
   const uint16_t* a0 = a + (r0 / 16) * tiles * kTile;
-  const uint16_t* a1 = a0 + tiles * kTile;
-  const int64_t et = extra ? extra->kp / 32 : 0;
-  const uint16_t* e0 = extra ? extra->a + (r0 / 16) * et * kTile : nullptr;
-  const uint16_t* e1 = extra ? e0 + et * kTile : nullptr;
-  (amx_state().amx ? tiles_amx : tiles_avx512)(out, ld, accumulate || !full, a0, a1, b0, b1, kb0, kb1, extra, et, e0,
-                                               e1);
+  const Strips sum{a0, a0 + tiles * kTile, b0, b1, kb0, kb1};
+  Strips term{};
+  if (extra) {
+    const int64_t et = extra->kp / 32;
+    const uint16_t* e0 = extra->a + (r0 / 16) * et * kTile;
+    term = {e0, e0 + et * kTile, extra->b0, extra->b1, 0, et};
+  }
+  (amx_state().amx ? tiles_amx : tiles_avx512)(out, ld, accumulate || !full, sum, extra ? &term : nullptr);
   if (full) return;
   for (int t = 0; t < 4; ++t) {
     const int64_t tr = r0 + (t >> 1) * 16, tc = c0 + (t & 1) * 16;

@@ -29,12 +29,12 @@ struct WeightRef {
   const uint16_t* bf16 = nullptr;
   int64_t rows = 0, cols = 0;
   const PackedMatrix* packed = nullptr;  // W packed: used by x W^T, matvec and dy W
-  // W as bf16 tiles for AMX (tensor/amx.h): when set, x W^T, matvec and dy W are bf16 products with f32
+  // W as bf16 tiles in AMX's layout (tensor/amx.h; AMX or AVX512-BF16 multiplies them): when set, x W^T, matvec and dy W are bf16 products with f32
   // sums (training.precision: bf16), whatever else is set.
   const AmxMatrix* amx = nullptr;
   // NF4 or bf16 storage under training.precision: bf16 (QLoRA with bf16 compute, as bitsandbytes'
   // compute_dtype): each block (NF4 dequantised to f32 first, bf16 as it is) is packed into tiles and
-  // multiplied on AMX (amx_gemm_b) instead of by the f32 packed kernel.
+  // multiplied as bf16 tiles (amx_gemm_b) instead of by the f32 packed kernel.
   bool blocks_on_amx = false;
 
   static WeightRef of_f32(const float* p, int64_t rows, int64_t cols) { return {p, nullptr, nullptr, rows, cols}; }
@@ -60,7 +60,7 @@ struct WeightRef {
 void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha = 1.0f,
                 float beta = 0.0f);
 
-// True when w's GEMMs run on AMX (its tiles, or its NF4 / bf16 blocks converted for the tile unit): the
+// True when w's GEMMs are bf16 tile products (its tiles, or its NF4 / bf16 blocks converted to tiles): the
 // only ones that take a low-rank term (below).
 inline bool on_amx(const WeightRef& w) { return w.amx || ((w.nf4 || w.bf16) && w.blocks_on_amx); }
 

@@ -24,7 +24,7 @@ using test_data::randn;
 
 float round_bf16(float v) { return bf16_to_f32(f32_to_bf16(v)); }
 
-#define SKIP_WITHOUT_AMX() \
+#define SKIP_WITHOUT_BF16_TILES() \
   if (!bf16_tiles_available()) GTEST_SKIP() << bf16_tiles_unavailable_reason()
 
 // A product's shape (and a low-rank term's rank), named in failure messages as "MxNxK" (" rR").
@@ -86,7 +86,7 @@ void expect_within_bound(const std::vector<float>& got, int64_t ldy, const std::
 // TUNELOOP_BF16_UNIT=avx512-bf16 (the *_avx512_bf16 test runs) reaches the products: every test of this
 // file then checks the AVX512-BF16 path, on an AMX CPU too.
 TEST(Amx, UnitIsTheOneAskedFor) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16_TILES();
   const char* unit = std::getenv("TUNELOOP_BF16_UNIT");
   const std::string got = bf16_tiles_unit();
   if (unit && std::string(unit) == "avx512-bf16") EXPECT_EQ(got, "AVX512-BF16");
@@ -94,7 +94,7 @@ TEST(Amx, UnitIsTheOneAskedFor) {
 }
 
 TEST(Amx, PackedCopiesHoldTorchRounding) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16_TILES();
   for (auto [n, k] : {std::pair<int64_t, int64_t>{1, 1}, {16, 32}, {40, 33}, {97, 70}}) {
     const std::vector<float> w = randn(static_cast<size_t>(n * k), 11);
     const AmxMatrix p = AmxMatrix::pack(w.data(), n, k);
@@ -110,7 +110,7 @@ TEST(Amx, PackedCopiesHoldTorchRounding) {
 // past the 32-value tile width and past one 512-value chunk (64 x 600 x 1100: three chunks forward, two
 // for the input gradient); y wider than the product (ldy), with and without accumulate and bias.
 TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16_TILES();
   uint32_t seed = 1;
   for (Shape s : {Shape{1, 1, 1}, Shape{17, 40, 33}, Shape{32, 32, 32}, Shape{100, 96, 200}, Shape{200, 130, 71},
                   Shape{512, 256, 128}, Shape{64, 600, 1100}})
@@ -151,7 +151,7 @@ TEST(Amx, ForwardAndInputGradientMatchRoundedProduct) {
 // 32-wide tile (16, 32, 48 stacked, 20 ragged), ragged m and n, u and V rows apart by more than r. The
 // whole is held to the bound of one f32 sum of k + r products.
 TEST(Amx, LowRankTermIsAddedAsTheRoundedProduct) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16_TILES();
   uint32_t seed = 300;
   for (Shape s : {Shape{1, 1, 1, 1}, Shape{17, 40, 33, 20}, Shape{100, 130, 71, 16}, Shape{64, 96, 600, 48},
                   Shape{200, 70, 128, 32}})
@@ -201,7 +201,7 @@ TEST(Amx, LowRankTermIsAddedAsTheRoundedProduct) {
 // The term with u computed from the GEMM's own tiles of x (u = bf16(x) bf16(A)^T, LoRA's xa): xa holds
 // the bits of x A^T multiplied apart (amx_gemm_b), and y those of the term given that xa.
 TEST(Amx, LowRankTermFromTheInputsTilesIsTheProductApart) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16_TILES();
   const int64_t m = 75, n = 300, k = 700, r = 40;
   const std::vector<float> w = randn(static_cast<size_t>(n * k), 61), x = randn(static_cast<size_t>(m * k), 62),
                            a = randn(static_cast<size_t>(r * k), 63), v = randn(static_cast<size_t>(n * r), 64);
@@ -242,7 +242,7 @@ TEST(Amx, LowRankTermFromTheInputsTilesIsTheProductApart) {
 // double product of the rounded operands; ragged m, n and k (the sum over tokens past one 512 chunk),
 // rows apart by more than their width, with and without accumulate.
 TEST(Amx, TransposedProductMatchesRoundedProduct) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16_TILES();
   uint32_t seed = 400;
   for (Shape s : {Shape{1, 1, 1}, Shape{16, 512, 512}, Shape{48, 768, 700}, Shape{20, 130, 33}})
     for (bool accumulate : {false, true}) {
@@ -271,7 +271,7 @@ TEST(Amx, TransposedProductMatchesRoundedProduct) {
 // block products call it: ragged shapes (a transposed A's rows, keys, past one 16-row strip and its sum,
 // queries, past one 32-value tile), alpha, accumulate, c wider than the product.
 TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16_TILES();
   uint32_t seed = 100;
   for (Shape s : {Shape{1, 1, 1}, Shape{48, 17, 64}, Shape{256, 320, 64}, Shape{40, 64, 300}, Shape{33, 70, 0},
                   Shape{200, 64, 256}, Shape{37, 64, 45}})
@@ -315,7 +315,7 @@ TEST(Amx, MatmulOfTwoOperandsMatchesRoundedProduct) {
 // amx_gemm_b packs an f32 B per call (QLoRA's dequantised blocks): x W^T from W's rows split in two
 // along n, and dy W with the sum split at 1024, give the bits of the whole-matrix tiles' products.
 TEST(Amx, PerCallPackingGivesTheTilesBits) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16_TILES();
   const int64_t m = 70, n = 1500, k = 600;
   const std::vector<float> w = randn(static_cast<size_t>(n * k), 41), x = randn(static_cast<size_t>(m * k), 42),
                            dy = randn(static_cast<size_t>(m * n), 43), bias = randn(static_cast<size_t>(n), 44);
@@ -368,7 +368,7 @@ TEST(Amx, PerCallPackingGivesTheTilesBits) {
 // The operands really are rounded: an f32 product of the unrounded values differs by far more than
 // the bound on most elements (so a kernel that skipped the rounding would fail the test above).
 TEST(Amx, RoundsOperandsToBf16) {
-  SKIP_WITHOUT_AMX();
+  SKIP_WITHOUT_BF16_TILES();
   const int64_t m = 32, n = 32, k = 64;
   const std::vector<float> w = randn(static_cast<size_t>(n * k), 5), x = randn(static_cast<size_t>(m * k), 6);
   const AmxMatrix p = AmxMatrix::pack(w.data(), n, k);
