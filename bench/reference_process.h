@@ -15,6 +15,16 @@
 #include <cstdlib>
 #include <string>
 
+#include "tensor/blas.h"
+
+// "OPENBLAS_CORETYPE=X " for a reference's command line: the kernel family ours runs on this CPU
+// (SKYLAKEX with AVX-512, HASWELL with AVX2), so the reference gets its fast kernels and never one
+// this CPU cannot execute.
+inline std::string reference_coretype_env() {
+  const char* core = tl::openblas_coretype_for_cpu();
+  return core ? std::string("OPENBLAS_CORETYPE=") + core + " " : std::string();
+}
+
 class RefProcess {
  public:
   explicit RefProcess(const std::string& cmd) {

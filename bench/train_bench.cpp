@@ -1,7 +1,7 @@
 // Training benchmark: tokens/s, peak RSS and MFU for lora, qlora and full fine-tuning of the
 // 52.6M-parameter Qwen2-shaped bench model (the engine_bench model), one sequence of 512 tokens,
 // r=16 on all 7 projections, against a PyTorch eager training loop on the same weights in the same run
-// (bench/reference/train_reference_bench.py, OpenBLAS on SkylakeX kernels, same threads). Each method runs
+// (bench/reference/train_reference_bench.py, OpenBLAS on its AVX-512 or AVX2 kernels, same threads). Each method runs
 // in its own process so peak RSS is its own. MFU counts 2 FLOPs per weight per token forward and 2 for
 // the input-gradient pass (+2 more for weight gradients in full fine-tuning), plus attention, against the
 // faster of the two sgemm figures (ours, PyTorch's) measured in the same run. PyTorch has no QLoRA here
@@ -270,7 +270,7 @@ Paired run_paired(const std::string& dir, const std::string& method, int64_t T, 
   // than without (1.05 s against 2.54 s a step, measured back to back), its bf16 ones (oneDNN) 1.6x
   // faster without it (0.54 s against 0.87 s).
   const std::string policy = method == "lora-bf16" ? "" : "OMP_WAIT_POLICY=PASSIVE ";
-  const std::string cmd = "env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY OPENBLAS_CORETYPE=SKYLAKEX " + policy + "OMP_NUM_THREADS=" +
+  const std::string cmd = "env -u GOMP_SPINCOUNT -u OMP_WAIT_POLICY " + reference_coretype_env() + policy + "OMP_NUM_THREADS=" +
                           std::to_string(threads) + " /usr/bin/python3 " + std::string(TL_SOURCE_DIR) +
                           "/bench/reference/train_reference_bench.py " + dir + " " + method + " " + std::to_string(T) +
                           " " + std::to_string(r) + " " + std::to_string(steps) + " " + std::to_string(threads) +

@@ -3,8 +3,8 @@
 transformers-style eager forward (f32), prefill of N tokens and KV-cache decode, plus the sgemm GFLOP/s
 this process gets from its BLAS. Prints one JSON line.
 
-Run by engine_bench with OPENBLAS_CORETYPE=SKYLAKEX (Debian's OpenBLAS otherwise picks Prescott kernels
-on this CPU) and the same thread count as tuneloop.
+Run by engine_bench with OPENBLAS_CORETYPE=SKYLAKEX, or HASWELL on an AVX2-only CPU (Debian's OpenBLAS
+otherwise picks Prescott kernels on CPUs that report no model name) and the same thread count as tuneloop.
 """
 import json
 import struct

@@ -9,7 +9,7 @@ lora-bf16: the LoRA step in mixed precision at PyTorch's best: the frozen weight
 from_pretrained(torch_dtype=bfloat16) holds them) and the step under torch.autocast("cpu", bfloat16), so
 every linear and matmul is a oneDNN bf16 GEMM (AMX where the CPU has it) while the LoRA weights, their
 gradients and AdamW stay f32. Its "sgemm_gflops" is then a bf16 2048^3 matmul.
-Run with OPENBLAS_CORETYPE=SKYLAKEX and the same threads as tuneloop."""
+Run with OPENBLAS_CORETYPE=SKYLAKEX (HASWELL on an AVX2-only CPU) and the same threads as tuneloop."""
 import json, resource, struct, sys, time
 import numpy as np
 import torch

@@ -39,7 +39,10 @@ const AmxState& amx_state() {
     AmxState s;
     // TUNELOOP_ISA below avx512 (tests, comparisons) keeps the engine off every wider unit, AMX too.
     if (active_isa() != Isa::kAvx512) {
-      s.reason = std::string("the kernels are limited to ") + isa_name(active_isa()) + " (TUNELOOP_ISA)";
+      s.reason = cpu_supports(Isa::kAvx512)
+                     ? std::string("the kernels are limited to ") + isa_name(active_isa()) + " (TUNELOOP_ISA)"
+                     : std::string("this CPU has no AVX-512, so neither AMX-BF16 nor AVX512-BF16 (Intel Cooper Lake / "
+                                   "Sapphire Rapids or AMD Zen 4 and later have them)");
       return s;
     }
     __builtin_cpu_init();

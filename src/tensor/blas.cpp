@@ -25,20 +25,10 @@ struct Blas {
   BlasInfo info;
 };
 
-const char* detect_coretype() {
-#if defined(__x86_64__)
-  __builtin_cpu_init();
-  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
-    return "SKYLAKEX";
-  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "HASWELL";
-#endif
-  return nullptr;
-}
-
 Blas load() {
   Blas b;
   if (!std::getenv("OPENBLAS_CORETYPE")) {
-    if (const char* core = detect_coretype()) setenv("OPENBLAS_CORETYPE", core, 0);
+    if (const char* core = openblas_coretype_for_cpu()) setenv("OPENBLAS_CORETYPE", core, 0);
   }
   // No OMP_WAIT_POLICY here: libgomp is linked into the binary (ThreadPool runs on its team), so it has
   // read the environment before main, and an active team is what back-to-back GEMMs and kernels want.
@@ -73,6 +63,16 @@ const Blas& blas() {
 }
 
 }  // namespace
+
+const char* openblas_coretype_for_cpu() {
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl"))
+    return "SKYLAKEX";
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "HASWELL";
+#endif
+  return nullptr;
+}
 
 const BlasInfo& blas_info() { return blas().info; }
 

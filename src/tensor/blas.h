@@ -18,6 +18,12 @@ struct BlasInfo {
   int threads = 1;
 };
 
+// The OpenBLAS kernel family this CPU can run at its best: "SKYLAKEX" with AVX-512 (F, BW, VL),
+// "HASWELL" with AVX2+FMA (also what OpenBLAS's own ZEN family runs), else nullptr (leave it to
+// OpenBLAS). The benchmarks force their PyTorch reference onto the same: forcing SKYLAKEX on a CPU
+// without AVX-512 kills the process with SIGILL.
+const char* openblas_coretype_for_cpu();
+
 // Loads the library on first use; thread-safe.
 const BlasInfo& blas_info();
 
