@@ -5,7 +5,6 @@
 #include <vector>
 
 #include "core/check.h"
-#include "tensor/blas.h"
 #include "tensor/dtype.h"
 #include "tensor/kernels.h"
 #include "tensor/thread_pool.h"
@@ -20,7 +19,8 @@ constexpr int64_t kBlockFloats = int64_t{1} << 20;
 
 // Converts W's element range [begin, begin + count) (row-major flat index) to f32.
 void convert_range(float* dst, const WeightRef& w, int64_t begin, int64_t count) {
-  if (w.nf4) nf4_dequantize(dst, *w.nf4, begin, count);
+  if (w.f32) std::memcpy(dst, w.f32 + begin, static_cast<size_t>(count) * sizeof(float));
+  else if (w.nf4) nf4_dequantize(dst, *w.nf4, begin, count);
   else convert_to_f32(dst, w.bf16 + begin, DType::kBF16, static_cast<size_t>(count));
 }
 
@@ -39,25 +39,30 @@ float* scratch(int64_t n) {
   return buf.data();
 }
 
-// y = x W (+ y): the updates the packed kernel does (the model's GEMMs); other alpha/beta go to sgemm.
-bool plain_update(float alpha, float beta) { return alpha == 1.0f && (beta == 0.0f || beta == 1.0f); }
-
 // Panel p of x W^T: rows [32p, 32p + 32) of W, columns k0 .. k0 + kn, transposed (kn rows of 32): the
 // rows are converted whole, then transposed 32 x 32 blocks at a time (a scalar gather was 5% of a
 // QLoRA step).
 void xwt_panel(float* panel, const WeightRef& w, int64_t p, int64_t k0, int64_t kn) {
   constexpr int64_t P = PackedMatrix::kPanel;
-  thread_local std::vector<float> rows;
-  rows.resize(static_cast<size_t>(P * kn));
   const int64_t r0 = p * P, nr = std::min(P, w.rows - r0);
-  for (int64_t r = 0; r < nr; ++r) convert_range(rows.data() + r * kn, w, (r0 + r) * w.cols + k0, kn);
-  if (nr < P) std::fill(rows.begin() + nr * kn, rows.end(), 0.0f);
-  const float* src = rows.data();
+  // A full panel of an f32 matrix is transposed straight out of W; others are converted rows first.
+  const float* src = nullptr;
+  int64_t lds = kn;
+  if (w.f32 && nr == P) {
+    src = w.f32 + r0 * w.cols + k0;
+    lds = w.cols;
+  } else {
+    thread_local std::vector<float> rows;
+    rows.resize(static_cast<size_t>(P * kn));
+    for (int64_t r = 0; r < nr; ++r) convert_range(rows.data() + r * kn, w, (r0 + r) * w.cols + k0, kn);
+    if (nr < P) std::fill(rows.begin() + nr * kn, rows.end(), 0.0f);
+    src = rows.data();
+  }
   const KernelTable& kt = kernels();
   int64_t c = 0;
-  for (; c + P <= kn; c += P) kt.transpose32(panel + c * P, P, src + c, kn);
+  for (; c + P <= kn; c += P) kt.transpose32(panel + c * P, P, src + c, lds);
   for (; c < kn; ++c)
-    for (int64_t r = 0; r < P; ++r) panel[c * P + r] = src[r * kn + c];
+    for (int64_t r = 0; r < P; ++r) panel[c * P + r] = src[r * lds + c];
 }
 
 // Rows k0 .. k0 + kn of the 32-column strip p of W: dy W's fill (tensor/packed.h, gemm_filled).
@@ -182,72 +187,31 @@ void matmul_dyw_low_rank(float* dx, const float* dy, const WeightRef& w, int64_t
   }
 }
 
-void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha,
-                float beta) {
-  const int mm = static_cast<int>(m), k = static_cast<int>(w.cols);
+void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, bool accumulate) {
   if (on_amx(w)) {
-    TL_CHECK(plain_update(alpha, beta));
-    matmul_xwt_low_rank(y, x, w, m, ldx, ldy, AmxLowRank{}, beta == 1.0f);
+    matmul_xwt_low_rank(y, x, w, m, ldx, ldy, AmxLowRank{}, accumulate);
     return;
   }
-  if (w.packed && plain_update(alpha, beta)) {
-    packed_gemm(y, ldy, x, ldx, m, *w.packed, nullptr, beta == 1.0f);
+  if (w.packed) {
+    packed_gemm(y, ldy, x, ldx, m, *w.packed, nullptr, accumulate);
     return;
   }
-  if (w.f32) {
-    sgemm(false, true, mm, static_cast<int>(w.rows), k, alpha, x, static_cast<int>(ldx), w.f32, k, beta, y,
-          static_cast<int>(ldy));
-    return;
-  }
-  if (plain_update(alpha, beta)) {
-    converted_xwt(y, ldy, x, ldx, m, w, beta == 1.0f, nullptr);
-    return;
-  }
-  const int64_t nb = matmul_block_rows(w.cols);
-  float* blk = scratch(nb * w.cols);
-  for (int64_t r0 = 0; r0 < w.rows; r0 += nb) {
-    const int64_t r1 = std::min(w.rows, r0 + nb);
-    rows_to_f32(blk, w, r0, r1);
-    sgemm(false, true, mm, static_cast<int>(r1 - r0), k, alpha, x, static_cast<int>(ldx), blk, k, beta, y + r0,
-          static_cast<int>(ldy));
-  }
+  converted_xwt(y, ldy, x, ldx, m, w, accumulate, nullptr);
 }
 
-void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx, float alpha,
-                float beta) {
-  const int mm = static_cast<int>(m), k = static_cast<int>(w.rows);
+void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx, bool accumulate) {
   if (on_amx(w)) {
-    TL_CHECK(plain_update(alpha, beta));
     AmxLowRank none;
     none.per_output = false;
-    matmul_dyw_low_rank(dx, dy, w, m, lddy, lddx, none, beta == 1.0f);
+    matmul_dyw_low_rank(dx, dy, w, m, lddy, lddx, none, accumulate);
     return;
   }
-  if (w.packed && plain_update(alpha, beta)) {
-    packed_gemm_dyw(dx, lddx, dy, lddy, m, *w.packed, beta == 1.0f);
+  if (w.packed) {
+    packed_gemm_dyw(dx, lddx, dy, lddy, m, *w.packed, accumulate);
     return;
   }
-  if (w.f32) {
-    sgemm(false, false, mm, static_cast<int>(w.cols), k, alpha, dy, static_cast<int>(lddy), w.f32,
-          static_cast<int>(w.cols), beta, dx, static_cast<int>(lddx));
-    return;
-  }
-  if (plain_update(alpha, beta)) {
-    gemm_filled(dx, lddx, dy, lddy, m, w.cols, w.rows,
-                [&](float* panel, int64_t p, int64_t k0, int64_t kn) { dyw_panel(panel, w, p, k0, kn); }, beta == 1.0f);
-    return;
-  }
-  // Blocks of columns, so every output element is still one GEMM's sum over all of W's rows.
-  const int64_t cb = std::min(w.cols, std::max<int64_t>(64, kBlockFloats / std::max<int64_t>(1, w.rows) / 64 * 64));
-  float* blk = scratch(w.rows * cb);
-  for (int64_t c0 = 0; c0 < w.cols; c0 += cb) {
-    const int64_t c1 = std::min(w.cols, c0 + cb), width = c1 - c0;
-    parallel_rows(w.rows, width, [&](int64_t b, int64_t e) {
-      for (int64_t r = b; r < e; ++r) convert_range(blk + r * width, w, r * w.cols + c0, width);
-    }, 64);
-    sgemm(false, false, mm, static_cast<int>(width), k, alpha, dy, static_cast<int>(lddy), blk,
-          static_cast<int>(width), beta, dx + c0, static_cast<int>(lddx));
-  }
+  gemm_filled(dx, lddx, dy, lddy, m, w.cols, w.rows,
+              [&](float* panel, int64_t p, int64_t k0, int64_t kn) { dyw_panel(panel, w, p, k0, kn); }, accumulate);
 }
 
 void matvec(float* y, const WeightRef& w, const float* x, const float* bias) {

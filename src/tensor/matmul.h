@@ -2,10 +2,14 @@
 // embedding), for the forward (x W^T) and the input-gradient pass (dy W).
 //
 // Why: QLoRA's promise is that the frozen model never sits in memory at full precision. A quantised
-// matrix is dequantised here one block of rows (about 4 MB of f32) at a time, straight before the GEMM
-// that consumes it, so a whole f32 layer never exists either; an f32 matrix goes to sgemm as it is.
-// Blocks split the output columns only (rows of W for x W^T, columns of W for dy W), never the sum, so
-// each output element is the same single sgemm sum as on the whole dequantised matrix.
+// matrix is converted here one 32-wide panel at a time, straight before the packed kernel consumes it
+// (tensor/packed.h), so a whole f32 layer never exists either. An f32 matrix without a packed copy
+// (full fine-tuning's, whose values change every step) goes the same way, panels transposed out of W.
+// Every path is the packed kernel's sum, chunked as packed.h chunks it: each output element has the
+// same bits whatever the storage (given the same values), the rows, the ISA or the BLAS. OpenBLAS
+// does not promise that: its Haswell kernels round an element differently by where it falls in the
+// matrix, so a full-fine-tuned model scored through it (sgemm) and reloaded packed would disagree in
+// the last bits.
 //
 // Usage:
 //   tl::WeightRef w = tl::WeightRef::of_nf4(&q, rows, cols);        // or of_f32(p, rows, cols)
@@ -54,11 +58,10 @@ struct WeightRef {
   }
 };
 
-// y (m, w.rows) = alpha * x (m, w.cols) W^T + beta * y; x rows ldx apart, y rows ldy apart. With a packed
-// copy (and alpha 1, beta 0 or 1) this is packed_gemm; with AMX tiles (alpha 1, beta 0 or 1, the only
-// updates they support), amx_gemm_xwt.
-void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy, float alpha = 1.0f,
-                float beta = 0.0f);
+// y (m, w.rows) (+)= x (m, w.cols) W^T; x rows ldx apart, y rows ldy apart. With a packed copy this is
+// packed_gemm; with AMX tiles, amx_gemm_xwt; otherwise packed_gemm on panels converted on the fly.
+void matmul_xwt(float* y, const float* x, const WeightRef& w, int64_t m, int64_t ldx, int64_t ldy,
+                bool accumulate = false);
 
 // True when w's GEMMs are bf16 tile products (its tiles, or its NF4 / bf16 blocks converted to tiles): the
 // only ones that take a low-rank term (below).
@@ -73,12 +76,11 @@ void matmul_xwt_low_rank(float* y, const float* x, const WeightRef& w, int64_t m
 void matmul_dyw_low_rank(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx,
                          const AmxLowRank& low_rank, bool accumulate = false);
 
-// dx (m, w.cols) = alpha * dy (m, w.rows) W + beta * dx; dy rows lddy apart, dx rows lddx apart. With a
-// packed copy, or NF4 / bf16 weights (and alpha 1, beta 0 or 1), this is tensor/packed.h's chunked
-// input-gradient GEMM (packed_gemm_dyw, gemm_filled), the same bits for every storage format. With AMX
-// tiles (alpha 1, beta 0 or 1 only): amx_gemm_dyw.
+// dx (m, w.cols) (+)= dy (m, w.rows) W; dy rows lddy apart, dx rows lddx apart: tensor/packed.h's
+// chunked input-gradient GEMM (packed_gemm_dyw, gemm_filled), the same bits for every storage format.
+// With AMX tiles: amx_gemm_dyw.
 void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64_t lddy, int64_t lddx,
-                float alpha = 1.0f, float beta = 0.0f);
+                bool accumulate = false);
 
 // y[r] = W[r, :] . x + bias[r] for every row (one token: decode), bias may be null; rows in parallel.
 // With a packed copy: packed_gemm's single-row path, bit-identical to matmul_xwt's rows.

@@ -1,14 +1,14 @@
-// The converting GEMMs of tensor/matmul.h (QLoRA's NF4 projections, its bf16 embedding) against the same
-// GEMM on the whole converted matrix, with shapes that need several ragged blocks and panels: sgemm for
-// general alpha/beta (row blocks), the packed kernel for the model's alpha-1 GEMMs (panels converted on
-// the fly). Each output element is the same sum, so the results must be bit-identical.
+// The converting GEMMs of tensor/matmul.h (QLoRA's NF4 projections, its bf16 embedding, full
+// fine-tuning's f32 matrices without a packed copy) against the packed GEMM on the whole converted
+// matrix, with shapes that need ragged panels and chunked sums. Each output element is the same sum, so
+// the results must be bit-identical.
 #include "tensor/matmul.h"
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <vector>
 
-#include "tensor/blas.h"
 #include "tensor/dtype.h"
 #include "tensor/packed.h"
 #include "random_data.h"
@@ -36,31 +36,45 @@ Fixture make(int64_t rows, int64_t cols) {
   return f;
 }
 
-// 4500 rows of 256: two row blocks for x W^T, two column blocks for dy W (the last ones ragged).
-TEST(Matmul, BlocksEqualOneGemmOnTheConvertedMatrix) {
+// 4500 rows of 256: several panel groups for x W^T, a chunked sum (4500 > kLongSum) for dy W. The
+// converted paths (NF4, bf16, and f32 without a packed copy, as full fine-tuning's weights are) are bit
+// for bit the packed GEMMs on the converted matrix, accumulating or not.
+TEST(Matmul, ConvertedGemmsArePackedGemmBitsOnTheConvertedMatrix) {
   const Fixture f = make(4500, 256);
-  ASSERT_GT(f.rows, matmul_block_rows(f.cols));  // more than one block (else this tests nothing)
   const int64_t m = 37;
   const auto x = randn(static_cast<size_t>(m * f.cols), 8), dy = randn(static_cast<size_t>(m * f.rows), 9);
-  for (int kind = 0; kind < 2; ++kind) {
-    const WeightRef w = kind == 0 ? WeightRef::of_nf4(&f.q, f.rows, f.cols) : WeightRef::of_bf16(f.b16.data(), f.rows, f.cols);
-    const std::vector<float>& full = kind == 0 ? f.deq : f.from_bf16;
-    std::vector<float> y(static_cast<size_t>(m * f.rows), 1.0f), ref = y;
-    matmul_xwt(y.data(), x.data(), w, m, f.cols, f.rows, 0.5f, 0.25f);
-    sgemm(false, true, m, static_cast<int>(f.rows), static_cast<int>(f.cols), 0.5f, x.data(), static_cast<int>(f.cols),
-          full.data(), static_cast<int>(f.cols), 0.25f, ref.data(), static_cast<int>(f.rows));
-    EXPECT_EQ(y, ref) << (kind == 0 ? "nf4" : "bf16") << " x W^T";
-    // alpha 1 (the model's GEMMs): panels converted on the fly into the packed kernel, bit for bit the
-    // packed GEMMs on the converted matrix, for x W^T and (4500 rows: a chunked sum) dy W.
+  for (int kind = 0; kind < 3; ++kind) {
+    const char* name = kind == 0 ? "nf4" : kind == 1 ? "bf16" : "f32";
+    const WeightRef w = kind == 0   ? WeightRef::of_nf4(&f.q, f.rows, f.cols)
+                        : kind == 1 ? WeightRef::of_bf16(f.b16.data(), f.rows, f.cols)
+                                    : WeightRef::of_f32(f.w.data(), f.rows, f.cols);
+    const std::vector<float>& full = kind == 0 ? f.deq : kind == 1 ? f.from_bf16 : f.w;
     const PackedMatrix packed = PackedMatrix::pack(full.data(), f.rows, f.cols);
-    std::vector<float> y1(static_cast<size_t>(m * f.rows), 1.0f), ref1 = y1;
-    matmul_xwt(y1.data(), x.data(), w, m, f.cols, f.rows, 1.0f, 1.0f);
-    packed_gemm(ref1.data(), f.rows, x.data(), f.cols, m, packed, nullptr, true);
-    EXPECT_EQ(y1, ref1) << (kind == 0 ? "nf4" : "bf16") << " x W^T, alpha 1";
-    std::vector<float> dx(static_cast<size_t>(m * f.cols), 1.0f), dref = dx;
-    matmul_dyw(dx.data(), dy.data(), w, m, f.rows, f.cols, 1.0f, 1.0f);
-    packed_gemm_dyw(dref.data(), f.cols, dy.data(), f.rows, m, packed, true);
-    EXPECT_EQ(dx, dref) << (kind == 0 ? "nf4" : "bf16") << " dy W";
+    for (bool accumulate : {false, true}) {
+      std::vector<float> y(static_cast<size_t>(m * f.rows), 1.0f), ref = y;
+      matmul_xwt(y.data(), x.data(), w, m, f.cols, f.rows, accumulate);
+      packed_gemm(ref.data(), f.rows, x.data(), f.cols, m, packed, nullptr, accumulate);
+      EXPECT_EQ(y, ref) << name << " x W^T, accumulate " << accumulate;
+      std::vector<float> dx(static_cast<size_t>(m * f.cols), 1.0f), dref = dx;
+      matmul_dyw(dx.data(), dy.data(), w, m, f.rows, f.cols, accumulate);
+      packed_gemm_dyw(dref.data(), f.cols, dy.data(), f.rows, m, packed, accumulate);
+      EXPECT_EQ(dx, dref) << name << " dy W, accumulate " << accumulate;
+    }
+    // Against an independent sum too (f64), so the packed path itself is not all that is trusted.
+    std::vector<float> y(static_cast<size_t>(m * f.rows));
+    matmul_xwt(y.data(), x.data(), w, m, f.cols, f.rows);
+    for (int64_t i = 0; i < m; i += 9)
+      for (int64_t r = 0; r < f.rows; r += 97) {
+        double sum = 0, mag = 0;
+        for (int64_t c = 0; c < f.cols; ++c) {
+          const double t = static_cast<double>(x[static_cast<size_t>(i * f.cols + c)]) * full[static_cast<size_t>(r * f.cols + c)];
+          sum += t;
+          mag += std::abs(t);
+        }
+        // f32 sum of 256 products: |error| <= 256 * 2^-24 * sum|terms|
+        EXPECT_NEAR(y[static_cast<size_t>(i * f.rows + r)], sum, 256 * 0x1p-24 * mag) << name;
+      }
+    if (kind == 2) continue;  // an f32 matvec without a packed copy is a GEMV of its own (kernels().gemv_rows)
     // One token (decode), against the packed f32 decode path on the converted matrix, and an embedding lookup.
     std::vector<float> bias = randn(static_cast<size_t>(f.rows), 10), v(static_cast<size_t>(f.rows)), vref(v.size());
     matvec(v.data(), w, x.data(), bias.data());
@@ -73,12 +87,6 @@ TEST(Matmul, BlocksEqualOneGemmOnTheConvertedMatrix) {
       for (int64_t c = 0; c < f.cols; ++c)
         ASSERT_EQ(g[static_cast<size_t>(i * f.cols + c)], full[static_cast<size_t>(ids[i] * f.cols + c)]);
   }
-  // f32 operands go straight to sgemm.
-  std::vector<float> y(static_cast<size_t>(m * f.rows)), ref(y.size());
-  matmul_xwt(y.data(), x.data(), WeightRef::of_f32(f.w.data(), f.rows, f.cols), m, f.cols, f.rows);
-  sgemm(false, true, m, static_cast<int>(f.rows), static_cast<int>(f.cols), 1.0f, x.data(), static_cast<int>(f.cols),
-        f.w.data(), static_cast<int>(f.cols), 0.0f, ref.data(), static_cast<int>(f.rows));
-  EXPECT_EQ(y, ref);
 }
 
 // Ragged shapes for the converted x W^T: input widths that are not whole 32 x 32 blocks (the block
@@ -88,13 +96,15 @@ TEST(Matmul, ConvertedPanelsOfRaggedShapesArePackedGemmBits) {
     const Fixture f = make(70, cols);
     const int64_t m = 13;
     const auto x = randn(static_cast<size_t>(m * f.cols), 11);
-    for (int kind = 0; kind < 2; ++kind) {
-      const WeightRef w = kind == 0 ? WeightRef::of_nf4(&f.q, f.rows, f.cols) : WeightRef::of_bf16(f.b16.data(), f.rows, f.cols);
-      const std::vector<float>& full = kind == 0 ? f.deq : f.from_bf16;
+    for (int kind = 0; kind < 3; ++kind) {
+      const WeightRef w = kind == 0   ? WeightRef::of_nf4(&f.q, f.rows, f.cols)
+                          : kind == 1 ? WeightRef::of_bf16(f.b16.data(), f.rows, f.cols)
+                                      : WeightRef::of_f32(f.w.data(), f.rows, f.cols);
+      const std::vector<float>& full = kind == 0 ? f.deq : kind == 1 ? f.from_bf16 : f.w;
       std::vector<float> y(static_cast<size_t>(m * f.rows)), ref(y.size());
       matmul_xwt(y.data(), x.data(), w, m, f.cols, f.rows);
       packed_gemm(ref.data(), f.rows, x.data(), f.cols, m, PackedMatrix::pack(full.data(), f.rows, f.cols), nullptr, false);
-      EXPECT_EQ(y, ref) << (kind == 0 ? "nf4" : "bf16") << " cols " << cols;
+      EXPECT_EQ(y, ref) << "kind " << kind << " cols " << cols;
     }
   }
 }
