@@ -351,7 +351,7 @@ void k_gemv_rows(float* y, const float* w, const float* x, const float* bias, in
 #if defined(TL_ISA_AVX512)
 constexpr int kPanelRowsPerTile = 12;  // 24 zmm accumulators + 2 for the panel row
 #elif defined(TL_ISA_AVX2)
-constexpr int kPanelRowsPerTile = 2;  // 8 ymm accumulators + 4 for the panel row
+constexpr int kPanelRowsPerTile = 6;  // half panels (half_tile below): 12 ymm accumulators + 2 for the panel row
 #else
 constexpr int kPanelRowsPerTile = 1;
 #endif
@@ -407,6 +407,80 @@ void panel_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, i
   }
 }
 
+#if defined(TL_ISA_AVX2)
+// AVX2 has 16 ymm registers, too few for a tile of whole panels that is more than 2 rows high: that
+// tile (8 accumulators, per k 4 panel loads and 2 broadcasts) read its 64 KB panel from L2 again every 2
+// rows and ran at 0.71-0.86x OpenBLAS's Haswell sgemm on the bench model's shapes. Half panels instead:
+// 6 rows by 16 columns (12 accumulators; per k 2 loads and 6 broadcasts, OpenBLAS's own Haswell shape).
+// Each element is panel_tile's chain, so the bits agree.
+template <int MR>
+void half_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, int64_t col0, int64_t n,
+               const float* bias, bool accumulate) {
+  V::R acc[MR][2];
+#pragma GCC unroll 8
+  for (int i = 0; i < MR; ++i) acc[i][0] = acc[i][1] = V::zero();
+  for (int s = 0; s < nseg; ++s) {
+    // Rows i and i + 3 of a from two pointers and one stride (scaled addressing): six row pointers
+    // and the loop state do not fit the 16 general registers next to the others.
+    const float* p = segs[s].a;
+    const float* q = MR > 3 ? segs[s].a + 3 * segs[s].lda : p;  // (no pointer past a's rows)
+    const float* b = segs[s].b + col0;
+    const int64_t lda = segs[s].lda, ldb = segs[s].ldb;
+    const float* const end = p + segs[s].k;
+    for (; p < end; ++p, ++q, b += ldb) {
+      const V::R b0 = V::load(b), b1 = V::load(b + V::W);
+#pragma GCC unroll 8
+      for (int i = 0; i < MR; ++i) {
+        const V::R av = V::set1(i < 3 ? p[i * lda] : q[(i - 3) * lda]);
+        acc[i][0] = V::fmadd(av, b0, acc[i][0]);
+        acc[i][1] = V::fmadd(av, b1, acc[i][1]);
+      }
+    }
+  }
+  const float* bh = bias ? bias + col0 : nullptr;
+  for (int i = 0; i < MR; ++i) {
+    float* ci = c + i * ldc + col0;
+    if (n == 16) {
+      for (int v = 0; v < 2; ++v) {
+        V::R r = acc[i][v];
+        if (bh) r = V::add(r, V::load(bh + v * V::W));
+        if (accumulate) r = V::add(V::load(ci + v * V::W), r);
+        V::store(ci + v * V::W, r);
+      }
+    } else {
+      float t[16];
+      V::store(t, acc[i][0]);
+      V::store(t + V::W, acc[i][1]);
+      store_partial(ci, t, n, bh, accumulate);
+    }
+  }
+}
+
+// Rows [0, m) of one panel (n <= 32 of its columns kept), kPanelRowsPerTile at a time, both halves of
+// each row tile while its rows of a are in L1.
+void half_rows(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, int64_t m, int64_t n, const float* bias,
+               bool accumulate) {
+  constexpr int MR = kPanelRowsPerTile;
+  tl::PanelSegment moved[4];
+  for (int64_t r = 0; r < m; r += MR) {
+    for (int s = 0; s < nseg; ++s) moved[s] = segs[s], moved[s].a = segs[s].a + r * segs[s].lda;
+    float* cr = c + r * ldc;
+    for (int64_t h = 0; h < n; h += 16) {
+      const int64_t cols = std::min<int64_t>(16, n - h);
+      switch (std::min<int64_t>(MR, m - r)) {
+        case 1: half_tile<1>(cr, ldc, moved, nseg, h, cols, bias, accumulate); break;
+        case 2: half_tile<2>(cr, ldc, moved, nseg, h, cols, bias, accumulate); break;
+        case 3: half_tile<3>(cr, ldc, moved, nseg, h, cols, bias, accumulate); break;
+        case 4: half_tile<4>(cr, ldc, moved, nseg, h, cols, bias, accumulate); break;
+        case 5: half_tile<5>(cr, ldc, moved, nseg, h, cols, bias, accumulate); break;
+        default: half_tile<MR>(cr, ldc, moved, nseg, h, cols, bias, accumulate); break;
+      }
+    }
+  }
+}
+#endif
+
+#if !defined(TL_ISA_AVX2)  // AVX2 multiplies half panels (half_tile) instead
 #if defined(TL_ISA_AVX512)
 // Two adjacent full panels at once, kPairRows rows by 64 columns: per k, 4 panel loads and 6 broadcasts
 // feed 24 FMAs where the 12 x 32 tile needs 2 and 12 (and reloads a row pointer and the loop bound from
@@ -476,6 +550,7 @@ void pair_rows(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, in
     }
   }
 }
+#endif
 
 // One row (decode) against NP panels at once: a single panel gives only 32 / V::W FMA chains, too few to
 // hide the FMA latency, so NP panels are interleaved; each element's chain is the same as in panel_tile.
@@ -507,7 +582,6 @@ void panel_row(float* c, const tl::PanelSegment* segs, int nseg, int64_t n, cons
 
 void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, int64_t m, int64_t n,
                   const float* bias, bool accumulate) {
-  constexpr int MR = kPanelRowsPerTile;
   tl::PanelSegment moved[4];
   const int64_t panels = (n + 31) / 32;
   if (m == 1) {
@@ -525,6 +599,11 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
   for (int64_t p = 0; p < panels; ++p) {
     const int64_t cols = std::min<int64_t>(32, n - p * 32);
     const float* bp = bias ? bias + p * 32 : nullptr;
+#if defined(TL_ISA_AVX2)
+    for (int s = 0; s < nseg; ++s) moved[s] = segs[s], moved[s].b = segs[s].b + p * segs[s].panel_stride;
+    half_rows(c + p * 32, ldc, moved, nseg, m, cols, bp, accumulate);
+#else
+    constexpr int MR = kPanelRowsPerTile;
     if (kPairTiles && n - p * 32 >= 64) {
       for (int s = 0; s < nseg; ++s) moved[s] = segs[s], moved[s].b = segs[s].b + p * segs[s].panel_stride;
       pair_rows(c + p * 32, ldc, moved, nseg, m, bp, accumulate);
@@ -556,6 +635,7 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
         default: panel_tile<std::min(11, MR)>(cr, ldc, moved, nseg, cols, bp, accumulate); break;
       }
     }
+#endif
   }
 }
 
@@ -565,14 +645,27 @@ void k_panel_gemm(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg,
 // rows of gate and up into an L1 scratch, and the SwiGLU of k_swiglu is applied from there: each gate and
 // up value is panel_tile's FMA chain (from zero, then + bias) and the product is k_swiglu's, so the result
 // is bit-identical to the two-step path, and the (m, 2 I) gate/up matrix is never written.
+#if defined(TL_ISA_AVX2)
+constexpr int kSwigluRows = kPanelRowsPerTile;
+#else
+constexpr int kSwigluRows = kPairRows;
+#endif
+
 void k_panel_gemm_swiglu(float* c, int64_t ldc, const float* a, int64_t lda, int64_t k, const float* bg,
                          const float* bu, int64_t m, const float* bias_g, const float* bias_u) {
-  constexpr int MR = kPairRows, NV = 32 / V::W;
+  constexpr int MR = kSwigluRows, NV = 32 / V::W;
   alignas(64) float sums[MR * 64];
   for (int64_t r = 0; r < m; r += MR) {
     const tl::PanelSegment seg{a + r * lda, lda, bg, k, bu - bg, 32};
     const int64_t rows = std::min<int64_t>(MR, m - r);
+#if defined(TL_ISA_AVX2)
+    // The gate panel, then the up panel, as half tiles (a pair tile does not fit AVX2's registers).
+    const tl::PanelSegment up{a + r * lda, lda, bu, k, 0, 32};
+    half_rows(sums, 64, &seg, 1, rows, 32, nullptr, false);
+    half_rows(sums + 32, 64, &up, 1, rows, 32, nullptr, false);
+#else
     pair_rows(sums, 64, &seg, 1, rows, nullptr, false);
+#endif
     for (int64_t i = 0; i < rows; ++i)
       for (int v = 0; v < NV; ++v) {
         V::R g = V::load(sums + i * 64 + v * V::W), u = V::load(sums + i * 64 + 32 + v * V::W);
@@ -752,7 +845,7 @@ void k_lora_dy(float* dxa, int64_t ldxa, float* db, int64_t lddb, const float* d
 
 const tl::KernelTable kTable = {
     k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
-    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile, k_panel_gemm_swiglu, kPairRows,
+    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile, k_panel_gemm_swiglu, kSwigluRows,
     k_transpose32,  k_lora_dy,
 };
 
