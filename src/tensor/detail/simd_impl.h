@@ -365,6 +365,23 @@ inline void store_partial(float* c, const float* t, int64_t n, const float* bias
   }
 }
 
+// Stores one row of NV accumulators (NV * V::W columns, n of them kept): + bias, + c.
+template <int NV>
+inline void store_row(float* c, const V::R* acc, int64_t n, const float* bias, bool accumulate) {
+  if (n == NV * V::W) {
+    for (int v = 0; v < NV; ++v) {
+      V::R r = acc[v];
+      if (bias) r = V::add(r, V::load(bias + v * V::W));
+      if (accumulate) r = V::add(V::load(c + v * V::W), r);
+      V::store(c + v * V::W, r);
+    }
+    return;
+  }
+  float t[NV * V::W];
+  for (int v = 0; v < NV; ++v) V::store(t + v * V::W, acc[v]);
+  store_partial(c, t, n, bias, accumulate);
+}
+
 template <int MR>
 void panel_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, int64_t n, const float* bias,
                 bool accumulate) {
@@ -390,21 +407,7 @@ void panel_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, i
       }
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    if (n == 32) {
-      for (int v = 0; v < NV; ++v) {
-        V::R r = acc[i][v];
-        if (bias) r = V::add(r, V::load(bias + v * V::W));
-        if (accumulate) r = V::add(V::load(ci + v * V::W), r);
-        V::store(ci + v * V::W, r);
-      }
-    } else {
-      float t[32];
-      for (int v = 0; v < NV; ++v) V::store(t + v * V::W, acc[i][v]);
-      store_partial(ci, t, n, bias, accumulate);
-    }
-  }
+  for (int i = 0; i < MR; ++i) store_row<NV>(c + i * ldc, acc[i], n, bias, accumulate);
 }
 
 #if defined(TL_ISA_AVX2)
@@ -438,22 +441,7 @@ void half_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, in
     }
   }
   const float* bh = bias ? bias + col0 : nullptr;
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc + col0;
-    if (n == 16) {
-      for (int v = 0; v < 2; ++v) {
-        V::R r = acc[i][v];
-        if (bh) r = V::add(r, V::load(bh + v * V::W));
-        if (accumulate) r = V::add(V::load(ci + v * V::W), r);
-        V::store(ci + v * V::W, r);
-      }
-    } else {
-      float t[16];
-      V::store(t, acc[i][0]);
-      V::store(t + V::W, acc[i][1]);
-      store_partial(ci, t, n, bh, accumulate);
-    }
-  }
+  for (int i = 0; i < MR; ++i) store_row<2>(c + i * ldc + col0, acc[i], n, bh, accumulate);
 }
 
 // Rows [0, m) of one panel (n <= 32 of its columns kept), kPanelRowsPerTile at a time, both halves of
@@ -521,15 +509,7 @@ void pair_tile(float* c, int64_t ldc, const tl::PanelSegment* segs, int nseg, co
       }
     }
   }
-  for (int i = 0; i < MR; ++i) {
-    float* ci = c + i * ldc;
-    for (int v = 0; v < 2 * NV; ++v) {
-      V::R r = acc[i][v];
-      if (bias) r = V::add(r, V::load(bias + v * V::W));
-      if (accumulate) r = V::add(V::load(ci + v * V::W), r);
-      V::store(ci + v * V::W, r);
-    }
-  }
+  for (int i = 0; i < MR; ++i) store_row<2 * NV>(c + i * ldc, acc[i], 2 * NV * V::W, bias, accumulate);
 }
 
 // Rows [0, m) of a pair of full panels: whole tiles, then the last few rows in one tile.
