@@ -1,7 +1,7 @@
 // GEMM benchmark: our packed-panel GEMM (tensor/packed.h) against OpenBLAS sgemm on the shapes of the
 // bench model (hidden 512, intermediate 1536, 8 + 2 + 2 heads of 64, vocab 32000), as the prefill and
 // the training forward run them: y (M, N) = x (M, K) W^T with W (N, K) row-major, M = 512 tokens, and the
-// decode GEMV (M = 1) against our row-dot matvec. Same process, same threads, medians of 9 runs. On a
+// decode GEMV (M = 1) against OpenBLAS's sgemv. Same process, same threads, medians of 9 runs. On a
 // CPU with AMX or AVX512-BF16, the bf16 GEMMs of tensor/amx.h (training.precision: bf16) get a column of their own
 // (bf16 operands, f32 sums: not the same numbers as the f32 columns).
 //
@@ -58,7 +58,7 @@ int main(int argc, char** argv) {
   const bool amx = bf16_tiles_available();
   if (!amx) std::printf("no bf16 column: %s\n", bf16_tiles_unavailable_reason().c_str());
   std::printf("%-8s %6s %6s %6s %12s %12s %7s %10s %10s %7s %10s\n", "shape", "M", "N", "K", "OpenBLAS GF/s",
-              "packed GF/s", "ratio", "matvec us", "packed us", "ratio", "bf16 GF/s");
+              "packed GF/s", "ratio", "sgemv us", "packed us", "ratio", "bf16 GF/s");
   for (const Shape& s : shapes) {
     std::vector<float> w(static_cast<size_t>(s.n * s.k)), x(static_cast<size_t>(m * s.k)),
         y(static_cast<size_t>(m * s.n));
@@ -71,8 +71,9 @@ int main(int argc, char** argv) {
             static_cast<int>(s.k), w.data(), static_cast<int>(s.k), 0.0f, y.data(), static_cast<int>(s.n));
     });
     const double t_pack = median_seconds([&] { packed_gemm(y.data(), s.n, x.data(), s.k, m, pw, nullptr, false); });
-    const WeightRef wr = WeightRef::of_f32(w.data(), s.n, s.k);
-    const double t_mv = median_seconds([&] { matvec(y.data(), wr, x.data(), nullptr); }, 31);
+    const double t_mv = median_seconds(
+        [&] { sgemv(static_cast<int>(s.n), static_cast<int>(s.k), w.data(), static_cast<int>(s.k), x.data(), y.data()); },
+        31);
     const double t_pmv = median_seconds([&] { packed_gemm(y.data(), s.n, x.data(), s.k, 1, pw, nullptr, false); }, 31);
     double t_amx = 0;
     if (amx) {

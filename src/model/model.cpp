@@ -51,8 +51,9 @@ Tensor cat_rows(const std::vector<const Tensor*>& parts) {
   return out;
 }
 
-// out (T, N) = in (T, K) W^T (N, K) + bias (N), added to out when `accumulate` (a residual). One token:
-// a parallel GEMV; more: one GEMM. Packed matrices take the bias and the residual in the GEMM's store.
+// out (T, N) = in (T, K) W^T (N, K) + bias (N), added to out when `accumulate` (a residual): one GEMM
+// (tensor/matmul.h; one token is its one-row path). Packed matrices take the bias and the residual in the
+// GEMM's store.
 void linear(float* out, const float* in, const WeightRef& w, const Tensor& bias, int64_t t, bool accumulate = false) {
   const float* bp = bias.empty() ? nullptr : bias.f32();
   const int64_t n = w.rows;
@@ -69,10 +70,6 @@ void linear(float* out, const float* in, const WeightRef& w, const Tensor& bias,
     tmp.resize(static_cast<size_t>(t * n));
     linear(tmp.data(), in, w, bias, t);
     parallel_rows(t, n, [&](int64_t b, int64_t e) { kernels().axpy(out + b * n, 1.0f, tmp.data() + b * n, (e - b) * n); });
-    return;
-  }
-  if (t == 1) {
-    matvec(out, w, in, bp);
     return;
   }
   matmul_xwt(out, in, w, t, w.cols, n);

@@ -16,12 +16,14 @@ constexpr int kRowMajor = 101, kNoTrans = 111, kTrans = 112;
 
 using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float, float*,
                          int);
+using SgemvFn = void (*)(int, int, int, int, float, const float*, int, const float*, int, float, float*, int);
 using SetThreadsFn = void (*)(int);
 using CorenameFn = char* (*)();
 using GetThreadsFn = int (*)();
 
 struct Blas {
   SgemmFn sgemm = nullptr;
+  SgemvFn sgemv = nullptr;
   BlasInfo info;
 };
 
@@ -43,6 +45,7 @@ Blas load() {
     auto fn = reinterpret_cast<SgemmFn>(dlsym(h, "cblas_sgemm"));
     if (!fn) continue;
     b.sgemm = fn;
+    b.sgemv = reinterpret_cast<SgemvFn>(dlsym(h, "cblas_sgemv"));
     b.info.library = path;
     int threads = configured_thread_count();
     if (auto set = reinterpret_cast<SetThreadsFn>(dlsym(h, "openblas_set_num_threads"))) set(threads);
@@ -102,6 +105,15 @@ void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const f
     return;
   }
   sgemm_naive(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void sgemv(int m, int n, const float* a, int lda, const float* x, float* y) {
+  const Blas& bl = blas();
+  if (bl.sgemv) {
+    bl.sgemv(kRowMajor, kNoTrans, m, n, 1.0f, a, lda, x, 1, 0.0f, y, 1);
+    return;
+  }
+  sgemm_naive(false, true, 1, m, n, 1.0f, x, n, a, lda, 0.0f, y, m);
 }
 
 }  // namespace tl

@@ -31,6 +31,9 @@ const BlasInfo& blas_info();
 void sgemm(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda, const float* b,
            int ldb, float beta, float* c, int ldc);
 
+// y (m) = A (m, n; rows lda apart) x: OpenBLAS's GEMV (the benchmarks' reference for one-token GEMMs).
+void sgemv(int m, int n, const float* a, int lda, const float* x, float* y);
+
 // Reference triple loop (for tests of the fast paths).
 void sgemm_naive(bool trans_a, bool trans_b, int m, int n, int k, float alpha, const float* a, int lda,
                  const float* b, int ldb, float beta, float* c, int ldc);

@@ -48,9 +48,6 @@ struct KernelTable {
   void (*swiglu_backward)(float* dgate, float* dup, const float* dact, const float* gate, const float* up, int64_t n);
   // x (n) = softmax(x * scale), max-subtracted (scale > 0; attention folds its 1/sqrt(d) in here)
   void (*softmax)(float* x, int64_t n, float scale);
-  // y[r] = W[r, :] . x + bias[r] for r in [r0, r1); W (rows, cols); bias may be null
-  void (*gemv_rows)(float* y, const float* w, const float* x, const float* bias, int64_t r0, int64_t r1,
-                    int64_t cols);
   // c (m, n) = sum over nseg (<= 4) segments of a_s (m, k_s) times the panels of b_s (k_s, n padded to 32s),
   // + bias (n) when non-null, + c when accumulate. Each element is one FMA chain over the segments in order, so the
   // result does not depend on m, the tiling or the ISA.

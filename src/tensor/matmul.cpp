@@ -215,7 +215,6 @@ void matmul_dyw(float* dx, const float* dy, const WeightRef& w, int64_t m, int64
 }
 
 void matvec(float* y, const WeightRef& w, const float* x, const float* bias) {
-  const KernelTable& k = kernels();
   if (w.amx) {
     amx_gemm_xwt(y, w.rows, x, w.cols, 1, *w.amx, bias, false);
     return;
@@ -230,13 +229,9 @@ void matvec(float* y, const WeightRef& w, const float* x, const float* bias) {
     packed_gemm(y, w.rows, x, w.cols, 1, *w.packed, bias, false);
     return;
   }
-  if (w.f32) {
-    ThreadPool::global().parallel_for(w.rows, [&](int64_t b, int64_t e) { k.gemv_rows(y, w.f32, x, bias, b, e, w.cols); },
-                                      64);
-    return;
-  }
   // One token: the packed kernel's one-row path on panels converted on the fly, the same chain as the
-  // many-row path, so decode and prefill agree on QLoRA models too.
+  // many-row path, so decode and prefill agree for every storage (an f32 matrix without a packed copy
+  // too: full fine-tuning's, whose head recomputes a row this way when its target's probability underflows).
   converted_xwt(y, w.rows, x, w.cols, 1, w, false, bias);
 }
 

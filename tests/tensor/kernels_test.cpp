@@ -137,20 +137,6 @@ TEST_P(Kernels, SwiGluAndSoftmax) {
   EXPECT_EQ(extreme[0], 0.0f);
 }
 
-TEST_P(Kernels, GemvRows) {
-  const int64_t rows = 37, cols = 83;
-  auto w = randn(static_cast<size_t>(rows * cols), 8), x = randn(static_cast<size_t>(cols), 9),
-       b = randn(static_cast<size_t>(rows), 10);
-  std::vector<float> y(static_cast<size_t>(rows), -7.0f);
-  k().gemv_rows(y.data(), w.data(), x.data(), b.data(), 3, rows, cols);
-  EXPECT_EQ(y[0], -7.0f);  // rows outside [r0, r1) untouched
-  for (int64_t r = 3; r < rows; ++r) {
-    double ref = b[static_cast<size_t>(r)];
-    for (int64_t c = 0; c < cols; ++c) ref += static_cast<double>(w[static_cast<size_t>(r * cols + c)]) * x[static_cast<size_t>(c)];
-    EXPECT_NEAR(y[static_cast<size_t>(r)], ref, 1e-4);
-  }
-}
-
 // Ranks that use one, two, three and four vectors per chunk on each ISA, several chunks, and masked
 // tails; row counts around every ISA's row tile; strides wider than the rank; dy wider than the
 // kernel's column blocks (dxa's sums carried across them).
@@ -214,6 +200,15 @@ TEST(Blas, SgemmMatchesNaiveForAllTransposes) {
       for (size_t i = 0; i < c1.size(); ++i) EXPECT_NEAR(c1[i], c2[i], 1e-4) << ta << tb;
     }
   }
+}
+
+TEST(Blas, SgemvMatchesNaive) {
+  const int m = 37, n = 83, lda = 90;
+  auto a = randn(static_cast<size_t>(m * lda), 11), x = randn(static_cast<size_t>(n), 12);
+  std::vector<float> y(static_cast<size_t>(m), 5.0f), ref(y.size());
+  sgemv(m, n, a.data(), lda, x.data(), y.data());
+  sgemm_naive(false, true, 1, m, n, 1.0f, x.data(), n, a.data(), lda, 0.0f, ref.data(), m);
+  for (int i = 0; i < m; ++i) EXPECT_NEAR(y[static_cast<size_t>(i)], ref[static_cast<size_t>(i)], 1e-4) << i;
 }
 
 TEST(Blas, LoadsOpenBlasOnItsFastKernels) {

@@ -74,7 +74,6 @@ TEST(Matmul, ConvertedGemmsArePackedGemmBitsOnTheConvertedMatrix) {
         // f32 sum of 256 products: |error| <= 256 * 2^-24 * sum|terms|
         EXPECT_NEAR(y[static_cast<size_t>(i * f.rows + r)], sum, 256 * 0x1p-24 * mag) << name;
       }
-    if (kind == 2) continue;  // an f32 matvec without a packed copy is a GEMV of its own (kernels().gemv_rows)
     // One token (decode), against the packed f32 decode path on the converted matrix, and an embedding lookup.
     std::vector<float> bias = randn(static_cast<size_t>(f.rows), 10), v(static_cast<size_t>(f.rows)), vref(v.size());
     matvec(v.data(), w, x.data(), bias.data());

@@ -305,44 +305,6 @@ void k_softmax(float* x, int64_t n, float scale) {
   if (rest) V::store_n(x + full, V::mul(V::load_n(x + full, rest, 0.0f), iv), rest);
 }
 
-// y[r] = dot(W[r, :], x) (+ bias[r]) for r in [r0, r1). Four rows at a time share the loads of x.
-void k_gemv_rows(float* y, const float* w, const float* x, const float* bias, int64_t r0, int64_t r1, int64_t cols) {
-  int64_t r = r0;
-  for (; r + 4 <= r1; r += 4) {
-    const float* w0 = w + r * cols;
-    const float* w1 = w0 + cols;
-    const float* w2 = w1 + cols;
-    const float* w3 = w2 + cols;
-    V::R a0 = V::zero(), a1 = V::zero(), a2 = V::zero(), a3 = V::zero();
-    int64_t i = 0;
-    for (; i + V::W <= cols; i += V::W) {
-      V::R xv = V::load(x + i);
-      a0 = V::fmadd(V::load(w0 + i), xv, a0);
-      a1 = V::fmadd(V::load(w1 + i), xv, a1);
-      a2 = V::fmadd(V::load(w2 + i), xv, a2);
-      a3 = V::fmadd(V::load(w3 + i), xv, a3);
-    }
-    float s0 = V::hsum(a0), s1 = V::hsum(a1), s2 = V::hsum(a2), s3 = V::hsum(a3);
-    for (; i < cols; ++i) {
-      s0 = std::fma(w0[i], x[i], s0);
-      s1 = std::fma(w1[i], x[i], s1);
-      s2 = std::fma(w2[i], x[i], s2);
-      s3 = std::fma(w3[i], x[i], s3);
-    }
-    if (bias) {
-      s0 += bias[r];
-      s1 += bias[r + 1];
-      s2 += bias[r + 2];
-      s3 += bias[r + 3];
-    }
-    y[r] = s0;
-    y[r + 1] = s1;
-    y[r + 2] = s2;
-    y[r + 3] = s3;
-  }
-  for (; r < r1; ++r) y[r] = k_dot(w + r * cols, x, cols) + (bias ? bias[r] : 0.0f);
-}
-
 // Packed-panel GEMM (tensor/packed.h): c (m, n) (+)= sum over segments of a_s (m, k_s) b_s (k_s, 32), b_s
 // one 32-column panel (row kk at b_s + 32 kk), n <= 32 columns kept. Every output element is one FMA
 // chain over the segments' k in order, from zero, then + bias, then + c when accumulating: the tile
@@ -825,7 +787,7 @@ void k_lora_dy(float* dxa, int64_t ldxa, float* db, int64_t lddb, const float* d
 
 const tl::KernelTable kTable = {
     k_dot,          k_axpy,       k_rmsnorm,    k_rmsnorm_rstd, k_rmsnorm_backward, k_swiglu, k_swiglu_backward,
-    k_softmax,      k_gemv_rows,  k_panel_gemm, kPanelRowsPerTile, k_panel_gemm_swiglu, kSwigluRows,
+    k_softmax,      k_panel_gemm, kPanelRowsPerTile, k_panel_gemm_swiglu, kSwigluRows,
     k_transpose32,  k_lora_dy,
 };
 
