@@ -53,11 +53,15 @@ class Reader {
     return invalid_argument("{}:{}: {}: {}", origin_, n.Mark().line + 1, key, what);
   }
 
-  // Checks that a mapping holds only `known` keys.
+  // Checks that a mapping holds only `known` keys, each once (yaml-cpp keeps duplicates, and a lookup
+  // would silently read the first).
   Status only(const YAML::Node& map, const std::string& prefix, const std::set<std::string>& known) const {
     if (!map.IsMap()) return where(map, prefix.empty() ? "spec" : prefix, "expected a mapping");
+    std::set<std::string> seen;
     for (auto it = map.begin(); it != map.end(); ++it) {
       const std::string k = it->first.as<std::string>();
+      if (!seen.insert(k).second)
+        return where(it->first, prefix.empty() ? k : prefix + "." + k, "duplicate key (given once already)");
       if (!known.count(k)) {
         std::string list;
         for (const auto& s : known) list += (list.empty() ? "" : ", ") + s;

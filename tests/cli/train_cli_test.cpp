@@ -286,6 +286,11 @@ TEST_F(TrainCli, SpecErrorsNameTheLine) {
   s.replace(s.find("r: 4,"), 5, "r: 4, target_modules: [q_proj, qkv],");
   r = run("train " + write_spec("bad4.yaml", s));
   EXPECT_NE(r.out.find("unknown LoRA target module 'qkv'"), std::string::npos) << r.out;
+  s = spec(root_ + "/x");
+  s.replace(s.find("r: 4,"), 5, "r: 4, r: 8,");
+  r = run("train " + write_spec("bad_dup.yaml", s));
+  EXPECT_EQ(r.code, 2);
+  EXPECT_NE(r.out.find("bad_dup.yaml:4: lora.r: duplicate key (given once already)"), std::string::npos) << r.out;
   r = run("train " + write_spec("bad5.yaml", "base_model: [1\n"));
   EXPECT_NE(r.out.find("bad5.yaml:2: YAML syntax error"), std::string::npos) << r.out;
   // Not even the output directory: runs that fail before writing anything remove what they created.
