@@ -257,7 +257,7 @@ class Pass {
     rmsnorm_fwd(xf.data(), rstd.data(), xin, w_.final_norm.f32(), n, C, d_.eps);
     Scratch dxf = dx ? zeros(n * C) : Scratch();
     StepStats st;
-    // Rows per chunk: each chunk's two GEMMs stream (and OpenBLAS packs) the whole (V, C) head, so
+    // Rows per chunk: each chunk's two GEMMs stream (unpacked: transpose) the whole (V, C) head, so
     // fewer, larger chunks are faster; ~16 MB of logits per chunk, at least 64 rows.
     const int64_t chunk = std::max<int64_t>(64, (int64_t{1} << 22) / V / 16 * 16);
     const WeightRef head_w = head_ref(w_);
