@@ -5,8 +5,9 @@
 // matrix is converted here one 32-wide panel at a time, straight before the packed kernel consumes it
 // (tensor/packed.h), so a whole f32 layer never exists either. An f32 matrix without a packed copy
 // (full fine-tuning's, whose values change every step) goes the same way, panels transposed out of W.
-// Every f32 path (all but bf16 tiles) is the packed kernel's sum, chunked as packed.h chunks it: each output element has the
-// same bits whatever the storage (given the same values), the rows, the ISA or the BLAS. OpenBLAS
+// Every f32 path (all but bf16 tiles) is the packed kernel's sum, chunked as packed.h chunks it: each
+// output element has the same bits whatever the storage (given the same values), the rows, the ISA or
+// the BLAS. OpenBLAS
 // does not promise that: its Haswell kernels round an element differently by where it falls in the
 // matrix, so a full-fine-tuned model scored through it (sgemm) and reloaded packed would disagree in
 // the last bits.
