@@ -16,7 +16,7 @@
 // ratio is the median of the pairs' ratios: on this shared machine, runs a minute apart compare the
 // machine's moods.
 //
-//   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big] [--lora-only]
+//   build/bench/train_bench [--steps 5] [--dir /tmp/tuneloop-bench-qwen2-50m] [--big] [--lora-only] [--seq 512]
 //                           [--profile lora|lora-bf16|qlora|qlora-bf16|full|dpo [--rank 16] [--prompt 0.5]]
 //
 // --profile runs only our side of one method, in this process (for perf). --prompt P makes the first
@@ -33,6 +33,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "core/env.h"
@@ -263,6 +264,12 @@ struct Paired {
   bool ok = false;
 };
 
+// A pause before each step of a pair, so that neither side's step starts while the other's threads are
+// still busy: PyTorch's OpenBLAS (pthreads) workers keep polling for work for a while after its step ends,
+// and ours (OpenMP) spin briefly. Without it both sides measured slower in turns than alone; with 300 ms,
+// two runs each way back to back: ours 648-654 -> 686-731 tokens/s, PyTorch's 314-347 -> 329-360.
+constexpr auto kSettle = std::chrono::milliseconds(300);
+
 Paired run_paired(const std::string& dir, const std::string& method, int64_t T, int64_t r, int steps, int threads) {
   Paired out;
   SteppedChild child(dir, method, T, r, false);
@@ -282,8 +289,10 @@ Paired run_paired(const std::string& dir, const std::string& method, int64_t T, 
   if (ours_ready && !hello.is_discarded() && hello.contains("sgemm_gflops")) {
     out.ref_sgemm = hello["sgemm_gflops"].get<double>();
     for (int s = 0; s < steps; ++s) {
+      std::this_thread::sleep_for(kSettle);
       const double sec = child.step();
       if (sec < 0) break;
+      std::this_thread::sleep_for(kSettle);
       double rsec = 0;
       if (!ref.ask_number("step", &rsec)) break;
       ours_s.push_back(sec);
@@ -330,6 +339,10 @@ double amx_gemm_gflops() {
   return median(r);
 }
 
+constexpr const char* kUsage =
+    " [--steps 5] [--dir DIR] [--big] [--lora-only] [--seq 512]\n"
+    "       [--profile lora|lora-bf16|qlora|qlora-bf16|full|dpo [--rank 16] [--prompt 0.5]]\n";
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -339,6 +352,7 @@ int main(int argc, char** argv) {
   std::string profile;  // --profile METHOD: only our side of one method, in this process (for perf)
   int rank = 16;        // --rank R: the LoRA rank of --profile (the comparison runs use 16)
   bool lora_only = false;  // --lora-only: the comparison for lora and lora-bf16 alone (a quicker run)
+  int64_t T = 512;         // --seq N: the sequence length of the comparison runs and --profile
   // --prompt P: untrained prompt share of each example, --profile only
   for (int i = 1; i < argc; ++i) {
     if (!std::strcmp(argv[i], "--big")) big = true;
@@ -347,7 +361,16 @@ int main(int argc, char** argv) {
     else if (i + 1 < argc && !std::strcmp(argv[i], "--steps")) steps = std::atoi(argv[++i]);
     else if (i + 1 < argc && !std::strcmp(argv[i], "--rank")) rank = std::atoi(argv[++i]);
     else if (i + 1 < argc && !std::strcmp(argv[i], "--prompt")) g_prompt_fraction = std::atof(argv[++i]);
+    else if (i + 1 < argc && !std::strcmp(argv[i], "--seq")) T = std::atoll(argv[++i]);
     else if (!std::strcmp(argv[i], "--lora-only")) lora_only = true;
+    else {
+      std::fprintf(stderr, "error: unknown argument '%s'\nusage: %s%s", argv[i], argv[0], kUsage);
+      return 2;
+    }
+  }
+  if (steps < 1 || rank < 1 || T < 2 || T % 2) {
+    std::fprintf(stderr, "error: --steps and --rank take a positive number, --seq an even one of at least 2\n");
+    return 2;
   }
   if (g_prompt_fraction != 0 && (profile.empty() || !(g_prompt_fraction > 0 && g_prompt_fraction < 1))) {
     std::fprintf(stderr, "error: --prompt takes a fraction in (0, 1), with --profile\n");
@@ -358,8 +381,9 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "error: --profile %s: %s\n", profile.c_str(), bf16_tiles_unavailable_reason().c_str());
       return 2;
     }
-    Measured m = run_ours(dir, profile, 512, rank, steps, false);
-    std::printf("%s: %.1f tokens/s, peak RSS %.0f MB\n", profile.c_str(), 512 / m.step_s, m.peak_rss_mb);
+    Measured m = run_ours(dir, profile, T, rank, steps, false);
+    std::printf("%s: %.1f tokens/s, peak RSS %.0f MB\n", profile.c_str(), static_cast<double>(T) / m.step_s,
+                m.peak_rss_mb);
     return 0;
   }
   if (big) {
@@ -397,7 +421,10 @@ int main(int argc, char** argv) {
       }
       std::vector<double> ls, qs, ratios;
       for (int s = 0; s < steps; ++s) {
-        const double a = lc.step(), b = qc.step();
+        std::this_thread::sleep_for(kSettle);
+        const double a = lc.step();
+        std::this_thread::sleep_for(kSettle);
+        const double b = qc.step();
         if (a < 0 || b < 0) break;
         ls.push_back(a);
         qs.push_back(b);
@@ -420,7 +447,7 @@ int main(int argc, char** argv) {
   }
   auto cfg = ModelConfig::load(dir);
   const ModelConfig& c = *cfg;
-  const int64_t T = 512, r = 16;
+  const int64_t r = 16;
   const int threads = configured_thread_count();
   // Everything that touches OpenBLAS (whose OpenMP threads do not survive fork) runs in the children or
   // after them: first our three methods, each in its own process, then the references, then our sgemm.
