@@ -1,4 +1,4 @@
-// NF4 quantisation: the scalar rules of bitsandbytes' kernels, plus an AVX2 dequantiser.
+// NF4 quantisation: the scalar rules of bitsandbytes' kernels, plus AVX-512 and AVX2 dequantisers.
 //
 // Each function names the bitsandbytes kernel it mirrors. The scalar code is compiled for baseline x86-64
 // (no FMA available), and the one multiply-then-add (absmax = map[q] * nested + offset) goes through a
@@ -208,53 +208,73 @@ void nf4_dequantize_naive(float* out, const Nf4Tensor& t, int64_t begin, int64_t
 namespace {
 
 #if defined(__x86_64__)
-// 8 elements starting at an even index from 4 packed bytes: duplicate each byte, shift the even lanes by
-// 4, mask, look the codes up with two 8-entry permutes and a blend on bit 3, multiply by the block's
-// absmax. Multiplication only, so the result equals the scalar path exactly.
-__attribute__((target("avx2"))) void dequantize8_avx2(float* out, const uint8_t* bytes, float scale) {
-  const __m256 lo_table = _mm256_loadu_ps(kNf4Code.data());
-  const __m256 hi_table = _mm256_loadu_ps(kNf4Code.data() + 8);
-  int32_t four;
-  __builtin_memcpy(&four, bytes, 4);
-  const __m128i b = _mm_cvtsi32_si128(four);
-  const __m128i dup = _mm_unpacklo_epi8(b, b);  // b0 b0 b1 b1 b2 b2 b3 b3
-  __m256i idx = _mm256_cvtepu8_epi32(dup);
-  idx = _mm256_srlv_epi32(idx, _mm256_setr_epi32(4, 0, 4, 0, 4, 0, 4, 0));
-  idx = _mm256_and_si256(idx, _mm256_set1_epi32(15));
-  const __m256 lo = _mm256_permutevar8x32_ps(lo_table, idx);
-  const __m256 hi = _mm256_permutevar8x32_ps(hi_table, idx);
-  const __m256 code = _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
-  _mm256_storeu_ps(out, _mm256_mul_ps(code, _mm256_set1_ps(scale)));
+// Elements [i, end), both multiples of 16 (the caller does the ends): each 16 starts on a byte and lies
+// inside one block of 64. The 8 bytes are duplicated, the even lanes shifted by 4 and masked to codes,
+// which one 16-entry permute looks up; then the block's absmax multiplies. Multiplication only, so the
+// result equals the scalar path exactly. The loops live in the target functions, so the tables stay in
+// registers: a call per 8 elements from baseline code took 454 us for 1M elements, against 146 (AVX2)
+// and 93 (AVX-512) now, on Zen 4.
+__attribute__((target("avx512f"))) void dequantize_avx512(float* out, const Nf4Tensor& t, int64_t i,
+                                                                    int64_t end) {
+  const __m512 table = _mm512_loadu_ps(kNf4Code.data());
+  const __m512i shifts = _mm512_set_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
+  const __m512i nibble = _mm512_set1_epi32(15);
+  const uint8_t* bytes = t.packed.data();
+  while (i < end) {
+    const int64_t block_end = std::min(end, (i / kNf4BlockSize + 1) * kNf4BlockSize);
+    const __m512 scale = _mm512_set1_ps(t.block_absmax(i / kNf4BlockSize));
+    for (; i < block_end; i += 16, out += 16) {
+      const __m128i b = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(bytes + i / 2));
+      const __m512i dup = _mm512_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));  // b0 b0 b1 b1 ... b7 b7
+      const __m512i idx = _mm512_and_si512(_mm512_srlv_epi32(dup, shifts), nibble);
+      _mm512_storeu_ps(out, _mm512_mul_ps(_mm512_permutexvar_ps(idx, table), scale));
+    }
+  }
 }
 
-bool have_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
-  return yes;
+// The same in 8s with AVX2 (i and end multiples of 8): two 8-entry permutes and a blend on bit 3 of the
+// code.
+__attribute__((target("avx2"))) void dequantize_avx2(float* out, const Nf4Tensor& t, int64_t i, int64_t end) {
+  const __m256 lo_table = _mm256_loadu_ps(kNf4Code.data());
+  const __m256 hi_table = _mm256_loadu_ps(kNf4Code.data() + 8);
+  const __m256i shifts = _mm256_setr_epi32(4, 0, 4, 0, 4, 0, 4, 0);
+  const __m256i nibble = _mm256_set1_epi32(15);
+  const uint8_t* bytes = t.packed.data();
+  while (i < end) {
+    const int64_t block_end = std::min(end, (i / kNf4BlockSize + 1) * kNf4BlockSize);
+    const __m256 scale = _mm256_set1_ps(t.block_absmax(i / kNf4BlockSize));
+    for (; i < block_end; i += 8, out += 8) {
+      int32_t four;
+      __builtin_memcpy(&four, bytes + i / 2, 4);
+      const __m128i b = _mm_cvtsi32_si128(four);
+      __m256i idx = _mm256_cvtepu8_epi32(_mm_unpacklo_epi8(b, b));  // b0 b0 b1 b1 b2 b2 b3 b3
+      idx = _mm256_and_si256(_mm256_srlv_epi32(idx, shifts), nibble);
+      const __m256 lo = _mm256_permutevar8x32_ps(lo_table, idx);
+      const __m256 hi = _mm256_permutevar8x32_ps(hi_table, idx);
+      const __m256 code = _mm256_blendv_ps(lo, hi, _mm256_castsi256_ps(_mm256_slli_epi32(idx, 28)));
+      _mm256_storeu_ps(out, _mm256_mul_ps(code, scale));
+    }
+  }
 }
+
 #endif
 
 }  // namespace
 
-void nf4_dequantize(float* out, const Nf4Tensor& t, int64_t begin, int64_t count) {
+void nf4_dequantize(float* out, const Nf4Tensor& t, int64_t begin, int64_t count, Isa isa) {
   TL_CHECK(begin >= 0 && count >= 0 && begin + count <= t.numel);
 #if defined(__x86_64__)
-  if (have_avx2()) {
+  if (!cpu_supports(isa)) isa = Isa::kScalar;
+  const int step = isa == Isa::kAvx512 ? 16 : isa == Isa::kAvx2 ? 8 : 0;
+  if (step) {
     const int64_t end = begin + count;
-    // Scalar up to a multiple of 8, so every 8-chunk starts on a byte and lies inside one block of 64.
-    const int64_t head = std::min(end, (begin + 7) / 8 * 8);
+    // Scalar up to a multiple of the step, vectors while whole ones fit, scalar for the rest.
+    const int64_t head = std::min(end, (begin + step - 1) / step * step);
     nf4_dequantize_naive(out, t, begin, head - begin);
-    int64_t i = head;
-    int64_t cached_block = -1;
-    float scale = 0.0f;
-    for (; i + 8 <= end; i += 8) {
-      const int64_t b = i / kNf4BlockSize;
-      if (b != cached_block) {
-        scale = t.block_absmax(b);
-        cached_block = b;
-      }
-      dequantize8_avx2(out + (i - begin), t.packed.data() + i / 2, scale);
-    }
-    nf4_dequantize_naive(out + (i - begin), t, i, end - i);
+    const int64_t body_end = head + (end - head) / step * step;
+    if (step == 16) dequantize_avx512(out + (head - begin), t, head, body_end);
+    else dequantize_avx2(out + (head - begin), t, head, body_end);
+    nf4_dequantize_naive(out + (body_end - begin), t, body_end, end - body_end);
     return;
   }
 #endif

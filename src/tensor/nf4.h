@@ -22,6 +22,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "tensor/kernels.h"
+
 namespace tl {
 
 inline constexpr int64_t kNf4BlockSize = 64;         // weights per absmax
@@ -62,9 +64,10 @@ struct Nf4Tensor {
 // Quantises w[0, n). Never fails: any float input (zeros, denormals, huge values) has a defined result.
 Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant);
 
-// out[0, count) = the dequantised elements [begin, begin + count) of `t` (any range inside the tensor).
-// Uses AVX2 when the CPU has it; the result is identical to nf4_dequantize_naive's.
-void nf4_dequantize(float* out, const Nf4Tensor& t, int64_t begin, int64_t count);
+// out[0, count) = the dequantised elements [begin, begin + count) of `t` (any range inside the tensor),
+// with the vectors of `isa` (the kernels' active one, TUNELOOP_ISA included, unless given; one the CPU
+// lacks falls back to scalar): the result is identical to nf4_dequantize_naive's for every ISA.
+void nf4_dequantize(float* out, const Nf4Tensor& t, int64_t begin, int64_t count, Isa isa = active_isa());
 // The element-at-a-time reference the fast path is tested against.
 void nf4_dequantize_naive(float* out, const Nf4Tensor& t, int64_t begin, int64_t count);
 

@@ -120,12 +120,18 @@ TEST(Nf4, FastDequantizeEqualsNaiveOnEveryRange) {
     Nf4Tensor q = nf4_quantize(w.data(), static_cast<int64_t>(w.size()), dq);
     const int64_t n = q.numel;
     for (int64_t begin : {int64_t{0}, int64_t{1}, int64_t{7}, int64_t{8}, int64_t{63}, int64_t{64}, int64_t{100}}) {
-      for (int64_t count : {int64_t{0}, int64_t{1}, int64_t{9}, int64_t{64}, int64_t{130}, n - begin}) {
+      for (int64_t count : {int64_t{0}, int64_t{1}, int64_t{9}, int64_t{16}, int64_t{31}, int64_t{64}, int64_t{130},
+                                  n - begin}) {
         if (begin + count > n) continue;
-        std::vector<float> a(static_cast<size_t>(count)), b(static_cast<size_t>(count));
-        nf4_dequantize(a.data(), q, begin, count);
+        std::vector<float> b(static_cast<size_t>(count));
         nf4_dequantize_naive(b.data(), q, begin, count);
-        expect_same_bits(a, b, "range " + std::to_string(begin) + "+" + std::to_string(count));
+        for (Isa isa : {Isa::kScalar, Isa::kAvx2, Isa::kAvx512}) {
+          if (!cpu_supports(isa)) continue;
+          std::vector<float> a(static_cast<size_t>(count));
+          nf4_dequantize(a.data(), q, begin, count, isa);
+          expect_same_bits(a, b, std::string(isa_name(isa)) + " range " + std::to_string(begin) + "+" +
+                                     std::to_string(count));
+        }
       }
     }
   }
