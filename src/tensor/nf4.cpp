@@ -10,6 +10,7 @@
 #include <cmath>
 
 #include "core/check.h"
+#include "tensor/thread_pool.h"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -145,28 +146,86 @@ float block_max_abs(const float* x, int64_t n) {
   return m;
 }
 
+// One block of 64 as nf4_quantize's scalar loop does it: its absmax (returned) and 32 bytes.
+float quantize_block_scalar(const float* x, int64_t n, uint8_t* out) {
+  const float amax = block_max_abs(x, n);
+  // The kernel scales by the reciprocal (1/0 = inf for a zero block; 0 * inf = NaN -> code 0).
+  const float inv = 1.0f / amax;
+  for (int64_t i = 0; i < n; i += 2) {
+    // An odd tail's partner is the kernel's padding value 0, scaled like the rest.
+    const float second = i + 1 < n ? x[i + 1] : 0.0f;
+    out[i / 2] = static_cast<uint8_t>((nf4_code_of(x[i] * inv) << 4) | nf4_code_of(second * inv));
+  }
+  return amax;
+}
+
+#if defined(__x86_64__)
+// nf4_code_of's thresholds in order: its tree is a search over them, so a code is the number of
+// thresholds x is above (NaN is above none: code 0, as the tree gives).
+constexpr float kNf4Thresholds[15] = {
+    -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
+    -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+    0.1202552504837513f,  0.2035212516784668f,  0.2920137718319893f,  0.3893125355243683f,
+    0.5016634166240692f,  0.6427869200706482f,  0.8614784181118011f};
+
+// A full block of 64 with AVX-512, the same bytes and absmax as quantize_block_scalar: the max of |x|
+// skipping NaN as fmax does (an ordered compare, then one exact reduction), the same one multiply by
+// the reciprocal, 15 ordered compares counted per value, and nibble pairs joined by a multiply-add.
+// GCC 12's avx512fintrin.h reads a deliberately undefined register in its reductions and narrowing
+// conversions and warns at every inlined use (GCC bug 105593, fixed in 13): silenced for this function.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+__attribute__((target("avx512f,avx512bw"))) float quantize_block64_avx512(const float* x, uint8_t* out) {
+  const __m512i abs_bits = _mm512_set1_epi32(0x7fffffff);
+  __m512 v[4], m = _mm512_setzero_ps();
+  for (int j = 0; j < 4; ++j) {
+    v[j] = _mm512_loadu_ps(x + 16 * j);
+    const __m512 a = _mm512_castsi512_ps(_mm512_and_si512(_mm512_castps_si512(v[j]), abs_bits));
+    m = _mm512_mask_blend_ps(_mm512_cmp_ps_mask(a, m, _CMP_GT_OQ), m, a);
+  }
+  const float amax = _mm512_reduce_max_ps(m);  // no NaN is left in m: exact in any order
+  const __m512 inv = _mm512_set1_ps(1.0f / amax);
+  const __m512i one = _mm512_set1_epi32(1);
+  const __m128i weights = _mm_set1_epi16(0x0110);  // bytes 16, 1: (code 2i) * 16 + code 2i+1
+  for (int j = 0; j < 4; ++j) {
+    const __m512 xs = _mm512_mul_ps(v[j], inv);
+    __m512i code = _mm512_setzero_si512();
+    for (float t : kNf4Thresholds)
+      code = _mm512_mask_add_epi32(code, _mm512_cmp_ps_mask(xs, _mm512_set1_ps(t), _CMP_GT_OQ), code, one);
+    const __m128i pairs = _mm_maddubs_epi16(_mm512_cvtepi32_epi8(code), weights);
+    _mm_storel_epi64(reinterpret_cast<__m128i*>(out + 8 * j), _mm_packus_epi16(pairs, pairs));
+  }
+  return amax;
+}
+#pragma GCC diagnostic pop
+#endif
+
 }  // namespace
 
-Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant) {
+Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant, Isa isa) {
   TL_CHECK(n >= 0);
+  const bool avx512 = isa == Isa::kAvx512 && cpu_supports(Isa::kAvx512);
   Nf4Tensor t;
   t.numel = n;
   t.packed.assign(static_cast<size_t>((n + 1) / 2), 0);
   const int64_t blocks = t.blocks();
   std::vector<float> absmax(static_cast<size_t>(blocks));
-  for (int64_t b = 0; b < blocks; ++b) {
-    const int64_t lo = b * kNf4BlockSize, hi = std::min(n, lo + kNf4BlockSize);
-    const float amax = block_max_abs(w + lo, hi - lo);
-    absmax[static_cast<size_t>(b)] = amax;
-    // The kernel scales by the reciprocal (1/0 = inf for a zero block; 0 * inf = NaN -> code 0).
-    const float inv = 1.0f / amax;
-    for (int64_t i = lo; i < hi; i += 2) {
-      // An odd tail's partner is the kernel's padding value 0, scaled like the rest.
-      const float second = i + 1 < hi ? w[i + 1] : 0.0f;
-      t.packed[static_cast<size_t>(i / 2)] =
-          static_cast<uint8_t>((nf4_code_of(w[i] * inv) << 4) | nf4_code_of(second * inv));
+  // Blocks are independent (each its own absmax and bytes), so they run on the thread pool: the same
+  // bytes for any thread count or ISA. One Zen 4 core quantised 57 M elements/s with the scalar loop:
+  // a 7B model's QLoRA start-up took minutes.
+  parallel_rows(blocks, kNf4BlockSize, [&](int64_t b0, int64_t b1) {
+    for (int64_t b = b0; b < b1; ++b) {
+      const int64_t lo = b * kNf4BlockSize, len = std::min(n - lo, kNf4BlockSize);
+      uint8_t* out = t.packed.data() + lo / 2;
+#if defined(__x86_64__)
+      if (avx512 && len == kNf4BlockSize) {
+        absmax[static_cast<size_t>(b)] = quantize_block64_avx512(w + lo, out);
+        continue;
+      }
+#endif
+      absmax[static_cast<size_t>(b)] = quantize_block_scalar(w + lo, len, out);
     }
-  }
+  });
   if (!double_quant || blocks == 0) {
     t.absmax = std::move(absmax);
     return t;

@@ -62,7 +62,9 @@ struct Nf4Tensor {
 };
 
 // Quantises w[0, n). Never fails: any float input (zeros, denormals, huge values) has a defined result.
-Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant);
+// The blocks run on the thread pool, with AVX-512 when `isa` is it (and the CPU has it): the same bytes
+// for every ISA and thread count.
+Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant, Isa isa = active_isa());
 
 // out[0, count) = the dequantised elements [begin, begin + count) of `t` (any range inside the tensor),
 // with the vectors of `isa` (the kernels' active one, TUNELOOP_ISA included, unless given; one the CPU
