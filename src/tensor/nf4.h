@@ -62,8 +62,7 @@ struct Nf4Tensor {
 };
 
 // Quantises w[0, n). Never fails: any float input (zeros, denormals, huge values) has a defined result.
-// The blocks run on the thread pool, with AVX-512 when `isa` is it (and the CPU has it): the same bytes
-// for every ISA and thread count.
+// Full blocks with AVX-512 when `isa` is it (and the CPU has it): the same bytes for every ISA.
 Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant, Isa isa = active_isa());
 
 // out[0, count) = the dequantised elements [begin, begin + count) of `t` (any range inside the tensor),
