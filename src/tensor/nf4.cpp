@@ -1,4 +1,5 @@
-// NF4 quantisation: the scalar rules of bitsandbytes' kernels, plus AVX-512 and AVX2 dequantisers.
+// NF4 quantisation: the scalar rules of bitsandbytes' kernels, an AVX-512 quantiser giving the same bytes,
+// and AVX-512 and AVX2 dequantisers.
 //
 // Each function names the bitsandbytes kernel it mirrors. The scalar code is compiled for baseline x86-64
 // (no FMA available), and the one multiply-then-add (absmax = map[q] * nested + offset) goes through a
@@ -81,22 +82,31 @@ constexpr std::array<float, 256> kDynamicMap = {
 const std::array<float, 16>& nf4_code() { return kNf4Code; }
 const std::array<float, 256>& nf4_dynamic_map() { return kDynamicMap; }
 
+// dQuantizeNF4's thresholds (the midpoints of the codes), in order: its tree is a search over them, so
+// a code is also the number of thresholds x is above (NaN is above none: code 0, as the tree gives).
+constexpr float kNf4Thresholds[15] = {
+    -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
+    -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
+    0.1202552504837513f,  0.2035212516784668f,  0.2920137718319893f,  0.3893125355243683f,
+    0.5016634166240692f,  0.6427869200706482f,  0.8614784181118011f};
+
 // dQuantizeNF4 (csrc/kernels.cu): the tree of midpoints between adjacent codes, strict `>`.
 uint8_t nf4_code_of(float x) {
-  if (x > 0.03979014977812767f) {
-    if (x > 0.3893125355243683f) {
-      if (x > 0.6427869200706482f) return x > 0.8614784181118011f ? 0b1111 : 0b1110;
-      return x > 0.5016634166240692f ? 0b1101 : 0b1100;
+  const float* t = kNf4Thresholds;
+  if (x > t[7]) {
+    if (x > t[11]) {
+      if (x > t[13]) return x > t[14] ? 0b1111 : 0b1110;
+      return x > t[12] ? 0b1101 : 0b1100;
     }
-    if (x > 0.2035212516784668f) return x > 0.2920137718319893f ? 0b1011 : 0b1010;
-    return x > 0.1202552504837513f ? 0b1001 : 0b1000;
+    if (x > t[9]) return x > t[10] ? 0b1011 : 0b1010;
+    return x > t[8] ? 0b1001 : 0b1000;
   }
-  if (x > -0.33967943489551544f) {
-    if (x > -0.13791173323988914f) return x > -0.045525018125772476f ? 0b0111 : 0b0110;
-    return x > -0.23460740596055984f ? 0b0101 : 0b0100;
+  if (x > t[3]) {
+    if (x > t[5]) return x > t[6] ? 0b0111 : 0b0110;
+    return x > t[4] ? 0b0101 : 0b0100;
   }
-  if (x > -0.6106329262256622f) return x > -0.4599952697753906f ? 0b0011 : 0b0010;
-  return x > -0.8480964004993439f ? 0b0001 : 0b0000;
+  if (x > t[1]) return x > t[2] ? 0b0011 : 0b0010;
+  return x > t[0] ? 0b0001 : 0b0000;
 }
 
 // dQuantize<0> (csrc/kernels.cu): 7 halving steps from the middle of the map, then the neighbour on the
@@ -159,14 +169,6 @@ float quantize_block_scalar(const float* x, int64_t n, uint8_t* out) {
 }
 
 #if defined(__x86_64__)
-// nf4_code_of's thresholds in order: its tree is a search over them, so a code is the number of
-// thresholds x is above (NaN is above none: code 0, as the tree gives).
-constexpr float kNf4Thresholds[15] = {
-    -0.8480964004993439f, -0.6106329262256622f, -0.4599952697753906f, -0.33967943489551544f,
-    -0.23460740596055984f, -0.13791173323988914f, -0.045525018125772476f, 0.03979014977812767f,
-    0.1202552504837513f,  0.2035212516784668f,  0.2920137718319893f,  0.3893125355243683f,
-    0.5016634166240692f,  0.6427869200706482f,  0.8614784181118011f};
-
 // A full block of 64 with AVX-512, the same bytes and absmax as quantize_block_scalar: the max of |x|
 // skipping NaN as fmax does (an ordered compare, then one exact reduction), the same one multiply by
 // the reciprocal, 15 ordered compares counted per value, and nibble pairs joined by a multiply-add.
@@ -203,7 +205,7 @@ __attribute__((target("avx512f,avx512bw"))) float quantize_block64_avx512(const 
 
 Nf4Tensor nf4_quantize(const float* w, int64_t n, bool double_quant, Isa isa) {
   TL_CHECK(n >= 0);
-  const bool avx512 = isa == Isa::kAvx512 && cpu_supports(Isa::kAvx512);
+  const bool avx512 = isa == Isa::kAvx512 && (isa == active_isa() || cpu_supports(isa));
   Nf4Tensor t;
   t.numel = n;
   t.packed.assign(static_cast<size_t>((n + 1) / 2), 0);
@@ -272,8 +274,7 @@ namespace {
 // result equals the scalar path exactly. The loops live in the target functions, so the tables stay in
 // registers: a call per 8 elements from baseline code took 454 us for 1M elements, against 146 (AVX2)
 // and 93 (AVX-512) now, on Zen 4.
-__attribute__((target("avx512f"))) void dequantize_avx512(float* out, const Nf4Tensor& t, int64_t i,
-                                                                    int64_t end) {
+__attribute__((target("avx512f"))) void dequantize_avx512(float* out, const Nf4Tensor& t, int64_t i, int64_t end) {
   const __m512 table = _mm512_loadu_ps(kNf4Code.data());
   const __m512i shifts = _mm512_set_epi32(0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4, 0, 4);
   const __m512i nibble = _mm512_set1_epi32(15);
@@ -322,7 +323,8 @@ __attribute__((target("avx2"))) void dequantize_avx2(float* out, const Nf4Tensor
 void nf4_dequantize(float* out, const Nf4Tensor& t, int64_t begin, int64_t count, Isa isa) {
   TL_CHECK(begin >= 0 && count >= 0 && begin + count <= t.numel);
 #if defined(__x86_64__)
-  if (!cpu_supports(isa)) isa = Isa::kScalar;
+  // active_isa() is one the CPU has; only another is checked (this runs per row of a QLoRA panel).
+  if (isa != active_isa() && !cpu_supports(isa)) isa = Isa::kScalar;
   const int step = isa == Isa::kAvx512 ? 16 : isa == Isa::kAvx2 ? 8 : 0;
   if (step) {
     const int64_t end = begin + count;
