@@ -106,6 +106,7 @@ double read_bandwidth_gbs() {
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_fastest_openblas_family();
   keep_freed_memory();
   std::string dir = "/tmp/tuneloop-bench-qwen2-50m";
   int reps = 5, prefill_n = 512, decode_n = 64;

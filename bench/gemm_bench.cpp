@@ -20,6 +20,8 @@
 #include "tensor/packed.h"
 #include "tensor/thread_pool.h"
 
+#include "reference_process.h"
+
 using namespace tl;
 using clk = std::chrono::steady_clock;
 
@@ -41,6 +43,7 @@ double median_seconds(F&& f, int reps = 9) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_fastest_openblas_family();
   int64_t m = 512;
   for (int i = 1; i + 1 < argc; ++i)
     if (!std::strcmp(argv[i], "--m")) m = std::atoll(argv[++i]);

@@ -346,6 +346,7 @@ constexpr const char* kUsage =
 }  // namespace
 
 int main(int argc, char** argv) {
+  use_fastest_openblas_family();
   std::string dir = "/tmp/tuneloop-bench-qwen2-50m";
   int steps = 5;
   bool big = false;

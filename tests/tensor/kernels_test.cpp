@@ -3,7 +3,13 @@
 
 #include <gtest/gtest.h>
 
+#include <strings.h>
+#include <unistd.h>
+
 #include <cmath>
+#include <cstdio>
+#include <cstdlib>
+#include <string>
 #include <vector>
 
 #include "tensor/blas.h"
@@ -214,9 +220,40 @@ TEST(Blas, SgemvMatchesNaive) {
 TEST(Blas, LoadsOpenBlasOnItsFastKernels) {
   const BlasInfo& info = blas_info();
   ASSERT_NE(info.library, "builtin") << "OpenBLAS not found; install libopenblas-openmp-dev";
-  if (cpu_supports(Isa::kAvx512)) {
+  const char* user = std::getenv("OPENBLAS_CORETYPE");
+  if (user && *user) {
+    EXPECT_EQ(strcasecmp(info.core.c_str(), user), 0) << info.core << ": the user's OPENBLAS_CORETYPE is kept";
+  } else if (cpu_supports(Isa::kAvx512)) {
     EXPECT_EQ(info.core, "SkylakeX");
+  } else if (cpu_supports(Isa::kAvx2)) {
+    EXPECT_EQ(info.core, "Haswell");
   }
+}
+
+// The test above in a child process under a given environment; returns its exit status and output.
+int run_core_test(const std::string& env, std::string* output) {
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return -1;
+  self[n] = 0;
+  std::string cmd = "env " + env + " '" + self + "' --gtest_filter=Blas.LoadsOpenBlasOnItsFastKernels 2>&1";
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return -1;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p)) *output += buf;
+  return pclose(p);
+}
+
+// Whatever the environment this suite runs in (one machine here exported OPENBLAS_CORETYPE=Haswell on an
+// AVX-512 CPU): with it unset we pick the fast family; a slower one the user sets is kept, with a warning.
+TEST(Blas, PicksTheFamilyUnlessTheUserDidAndWarnsWhenTheirsIsSlower) {
+  std::string out;
+  EXPECT_EQ(run_core_test("-u OPENBLAS_CORETYPE", &out), 0) << out;
+  EXPECT_EQ(out.find("warning:"), std::string::npos) << out;
+  out.clear();
+  EXPECT_EQ(run_core_test("OPENBLAS_CORETYPE=Haswell", &out), 0) << out;
+  const bool warned = out.find("warning: OPENBLAS_CORETYPE=Haswell is set") != std::string::npos;
+  EXPECT_EQ(warned, cpu_supports(Isa::kAvx512)) << out;
 }
 
 TEST(Rope, RotateHalfConvention) {
