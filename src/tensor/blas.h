@@ -3,8 +3,9 @@
 // Why dlopen and not a link: this CPU reports no model name, so OpenBLAS's dynamic dispatch picks its
 // `Prescott` kernels (~60 GFLOP/s) unless OPENBLAS_CORETYPE is set before the library initialises;
 // setenv() in main() is too late for a linked library. We set OPENBLAS_CORETYPE (when the user has not,
-// from the CPU features we detect; a user's slower choice on an AVX-512 CPU is kept, with a warning) and only then dlopen Debian's OpenMP build of OpenBLAS, so a plain
-// `tuneloop` run ends on the AVX-512 kernels. If no OpenBLAS is installed, a portable blocked sgemm
+// from the CPU features we detect; a user's slower choice on an AVX-512 CPU is kept, with a warning) and
+// only then dlopen Debian's OpenMP build of OpenBLAS, so a plain `tuneloop` run ends on the AVX-512
+// kernels. If no OpenBLAS is installed, a portable blocked sgemm
 // runs instead (slow, correct) and blas_info() says so.
 #pragma once
 

@@ -13,6 +13,7 @@
 #include "core/file.h"
 #include "harvest/git_history.h"
 #include "harvest/harvest.h"
+#include "run_command.h"
 
 namespace tl::harvest {
 namespace {
@@ -47,12 +48,7 @@ const char* kMeanSum = R"(def mean(values):
     return sum(values) / len(values))";
 
 std::string run(const std::string& cmd) {
-  std::string out;
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return out;
-  char buf[256];
-  while (fgets(buf, sizeof buf, p)) out += buf;
-  pclose(p);
+  std::string out = test::run_command(cmd).second;
   while (!out.empty() && out.back() == '\n') out.pop_back();
   return out;
 }

@@ -12,19 +12,10 @@
 #include <string>
 #include <vector>
 
+#include "run_command.h"
 #include "test_util.h"
 
 namespace tl::test {
-
-// Runs a command, returns {exit code, stdout}.
-inline std::pair<int, std::string> run_command(const std::string& cmd) {
-  FILE* p = popen(cmd.c_str(), "r");
-  std::string out;
-  char buf[4096];
-  while (p && fgets(buf, sizeof buf, p)) out += buf;
-  int st = p ? pclose(p) : -1;
-  return {WIFEXITED(st) ? WEXITSTATUS(st) : -1, out};
-}
 
 class ServerProcess {
  public:

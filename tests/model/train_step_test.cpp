@@ -14,6 +14,7 @@
 #include "io/safetensors.h"
 #include "model/peft.h"
 #include "reference_case.h"
+#include "run_command.h"
 #include "tensor/amx.h"
 
 namespace tl {
@@ -208,12 +209,8 @@ TEST_P(TrainStep, PeftRoundTrip) {
   // The reference reads the files we wrote with PEFT semantics and gets the same loss.
   const std::string cmd = "/usr/bin/python3 " + std::string(TL_SOURCE_DIR) + "/tests/reference/peft_loss_reference.py " +
                           dir_of(GetParam()) + " " + out + " " + dir_of(GetParam()) + "/train_case.json";
-  FILE* p = popen(cmd.c_str(), "r");
-  ASSERT_NE(p, nullptr);
-  char buf[512] = {0};
-  std::string text;
-  while (fgets(buf, sizeof buf, p)) text += buf;
-  ASSERT_EQ(pclose(p), 0) << text;
+  const auto [code, text] = test::run_command(cmd);
+  ASSERT_EQ(code, 0) << text;
   auto j = nlohmann::json::parse(text, nullptr, false);
   ASSERT_FALSE(j.is_discarded()) << text;
   EXPECT_EQ(j["modules"].get<int>(), 7 * c.model.config().num_layers);

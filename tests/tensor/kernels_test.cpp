@@ -7,7 +7,6 @@
 #include <unistd.h>
 
 #include <cmath>
-#include <cstdio>
 #include <cstdlib>
 #include <string>
 #include <vector>
@@ -16,6 +15,7 @@
 #include "tensor/rope.h"
 #include "tensor/thread_pool.h"
 #include "random_data.h"
+#include "run_command.h"
 
 namespace tl {
 namespace {
@@ -236,12 +236,10 @@ int run_core_test(const std::string& env, std::string* output) {
   ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
   if (n <= 0) return -1;
   self[n] = 0;
-  std::string cmd = "env " + env + " '" + self + "' --gtest_filter=Blas.LoadsOpenBlasOnItsFastKernels 2>&1";
-  FILE* p = popen(cmd.c_str(), "r");
-  if (!p) return -1;
-  char buf[512];
-  while (fgets(buf, sizeof buf, p)) *output += buf;
-  return pclose(p);
+  auto [code, out] =
+      test::run_command("env " + env + " '" + self + "' --gtest_filter=Blas.LoadsOpenBlasOnItsFastKernels 2>&1");
+  *output = out;
+  return code;
 }
 
 // Whatever the environment this suite runs in (one machine here exported OPENBLAS_CORETYPE=Haswell on an
