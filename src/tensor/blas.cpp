@@ -41,16 +41,8 @@ Blas load() {
   Blas b;
   const char* best = openblas_coretype_for_cpu();
   const char* user = std::getenv("OPENBLAS_CORETYPE");
-  if (!user || !*user) {
-    if (best) setenv("OPENBLAS_CORETYPE", best, 1);
-  } else if (best && !std::strcmp(best, "SKYLAKEX") && !is_avx512_family(user)) {
-    // Honoured, as the user asked; but a shell or image that exports a slower family (seen: Haswell on an
-    // AVX-512 machine, half the sgemm rate) would otherwise cost every run silently.
-    std::fprintf(stderr,
-                 "warning: OPENBLAS_CORETYPE=%s is set, so OpenBLAS runs those kernels; this CPU can run its "
-                 "faster SKYLAKEX (AVX-512) kernels: unset OPENBLAS_CORETYPE to use them\n",
-                 user);
-  }
+  const bool user_set = user && *user;
+  if (!user_set && best) setenv("OPENBLAS_CORETYPE", best, 1);
   // No OMP_WAIT_POLICY here: libgomp is linked into the binary (ThreadPool runs on its team), so it has
   // read the environment before main, and an active team is what back-to-back GEMMs and kernels want.
   const char* candidates[] = {
@@ -72,6 +64,15 @@ Blas load() {
     b.info.threads = threads;
     auto core = reinterpret_cast<CorenameFn>(dlsym(h, "openblas_get_corename"));
     b.info.core = core ? core() : "unknown";
+    if (user_set && best && !std::strcmp(best, "SKYLAKEX") && !is_avx512_family(b.info.core.c_str())) {
+      // Honoured, as the user asked; but a shell or image that exports a slower family (seen: Haswell on
+      // an AVX-512 machine, half the sgemm rate) would otherwise cost every run silently. Judged by the
+      // family OpenBLAS took: a name it does not know falls back to its own detection.
+      std::fprintf(stderr,
+                   "warning: OPENBLAS_CORETYPE=%s is set, so OpenBLAS runs its %s kernels; this CPU can run its "
+                   "faster SKYLAKEX (AVX-512) kernels: unset OPENBLAS_CORETYPE to use them\n",
+                   user, b.info.core.c_str());
+    }
     return b;
   }
   b.info.library = "builtin";
